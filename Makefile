@@ -1,0 +1,44 @@
+# simlab: `make demo` and `make test` are the two commands the README opens with.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_SCENARIO ?= experiments/checkout-canary.yaml
+DEMO_OUT ?= reports/demo
+
+.PHONY: demo test setup system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,staging,scale]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian binaries the staging tests run for real (HAProxy, Prometheus).
+system-deps:
+	@missing=""; \
+	for bin in haproxy prometheus; do command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing from Debian's packages"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	  else \
+	    echo "simlab needs$$missing: run 'sudo apt-get install$$missing' (Debian/Ubuntu)"; exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/simlab run $(DEMO_SCENARIO) --out $(DEMO_OUT)
+	@echo "demo output: $(DEMO_OUT)/ (summary.json, timeline.csv, events.csv)"
+
+test: setup system-deps
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/request_engine.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,60 @@
+"""One analysis measurement: the new version's window against thresholds and the baseline."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simlab.control.observations import WindowStats
+from simlab.scenario.strategy import MetricCheck
+
+Status = Literal["passed", "failed", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    metric: str
+    value: float | None
+    limit: float | None
+    status: Status
+
+
+@dataclass(frozen=True)
+class Measurement:
+    status: Status
+    requests: int
+    checks: tuple[CheckResult, ...]
+
+    def as_detail(self) -> dict:
+        detail: dict = {"status": self.status, "requests": self.requests}
+        for c in self.checks:
+            key = c.metric if c.limit is None or "ratio" not in c.metric else c.metric
+            detail[key] = c.value
+        return detail
+
+
+def measure(
+    checks: tuple[MetricCheck, ...], new: WindowStats, baseline: WindowStats | None, min_requests: int
+) -> Measurement:
+    """Failed if any check fails; inconclusive if the window is too thin to judge; passed otherwise."""
+    if new.requests < max(min_requests, 1):
+        return Measurement("inconclusive", new.requests, ())
+    results = []
+    for check in checks:
+        value = new.value(check.metric)
+        if check.max is not None:
+            failed = value is not None and value > float(check.max)
+            results.append(CheckResult(check.metric, value, float(check.max), "failed" if failed else "passed"))
+        if check.max_ratio_to_baseline is not None:
+            base = baseline.value(check.metric) if baseline is not None and baseline.requests >= max(min_requests, 1) else None
+            name = f"{check.metric}_ratio_to_baseline"
+            if base is None or value is None:
+                results.append(CheckResult(name, None, check.max_ratio_to_baseline, "inconclusive"))
+                continue
+            # A zero baseline makes any ratio infinite; compare against a floor of one event in the window.
+            floor = 1.0 / baseline.requests if check.metric == "error_rate" else 1e-6
+            ratio = value / max(base, floor)
+            status: Status = "failed" if ratio > check.max_ratio_to_baseline else "passed"
+            results.append(CheckResult(name, ratio, check.max_ratio_to_baseline, status))
+    statuses = {r.status for r in results}
+    overall: Status = "failed" if "failed" in statuses else ("passed" if "passed" in statuses else "inconclusive")
+    return Measurement(overall, new.requests, tuple(results))

@@ -1,0 +1,255 @@
+"""The rollout controller: pure, synchronous, shared by every driver.
+
+A driver calls `tick(now, fleet, metrics)` at least once per `PERIOD` seconds
+of its clock and carries out the actions returned. The controller never reads
+a clock, starts a process or sends a request; given the same sequence of
+observations it makes the same decisions, in simulation and on staging.
+"""
+from __future__ import annotations
+
+from simlab.control.analysis import measure
+from simlab.control.observations import (
+    Action,
+    ControlEvent,
+    FleetState,
+    MetricsView,
+    SetWeight,
+    StartInstances,
+    StartMigration,
+    StopInstances,
+    WindowStats,
+)
+from simlab.control import plans
+from simlab.scenario import Scenario
+
+PERIOD = 1.0
+
+
+class RolloutController:
+    """Runs one release with the scenario's strategy, analysis and rollback policy."""
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.n = scenario.fleet.instances
+        self.release = scenario.release
+        self.rollback_spec = scenario.rollback
+        strategy = scenario.strategy
+        has_metrics = scenario.analysis is not None and bool(scenario.analysis.metrics)
+        self.analysis_spec = scenario.analysis if (strategy.analysis and has_metrics) else None
+        self.events: list[ControlEvent] = []
+        self.phase = "stable"
+        self.step: int | None = None
+        self.weight: float | None = None  # percent of traffic on the new version; None: by instance count
+        self.outcome = "no_release" if self.release is None else "incomplete"
+        self.promoted_at: float | None = None
+        self.detected_at: float | None = None
+        self.rollback_started_at: float | None = None
+        self.rollback_done_at: float | None = None
+        self.failures = 0
+        self._plan: plans.Plan | None = None
+        self._waiting: plans.Item | None = None
+        self._wait_since = 0.0
+        self._passed_since_bake = False
+        self._analysis_on = False
+        self._next_analysis = 0.0
+        self._next_alert = 0.0
+        self._alerted = False
+        self._manual_rollback_at: float | None = None
+        self._baseline: WindowStats | None = None
+        self._fleet: FleetState | None = None
+        self._in_rollback = False
+
+    # -- the one entry point -------------------------------------------------
+    def tick(self, now: float, fleet: FleetState, metrics: MetricsView) -> list[Action]:
+        """Observe, decide, and return what the driver must do now."""
+        self._fleet = fleet
+        if self.release is None or now < self.release.at:
+            return []
+        actions: list[Action] = []
+        if self._plan is None and not self._in_rollback and self.phase == "stable":
+            self._begin(now, metrics)
+        if self.phase not in ("rolled_back",) and not self._in_rollback:
+            self._analyse(now, metrics)
+            self._watch_alert(now, metrics)
+            if self._manual_rollback_at is not None and now >= self._manual_rollback_at:
+                self._start_rollback(now, "on-call rolled back after the alert")
+        actions += self._advance(now, fleet)
+        return actions
+
+    @property
+    def done(self) -> bool:
+        """The release is settled: promoted with its plan finished, or rolled back."""
+        return (
+            self._plan is None
+            and self.phase in ("promoted", "rolled_back")
+            and self._manual_rollback_at is None
+        )
+
+    # -- phases --------------------------------------------------------------
+    def _begin(self, now: float, metrics: MetricsView) -> None:
+        self.phase = "rollout"
+        self._baseline = metrics.version_window("old")
+        self._next_alert = now
+        self._emit(now, "release_started", {"strategy": self.scenario.strategy.kind, "version": self.release.version})
+        self._plan = plans.build(self.scenario.strategy, self.n, self.release.migration, self.analysis_spec is not None)
+        self._waiting = None
+
+    def _start_rollback(self, now: float, reason: str) -> None:
+        if self._in_rollback or self.phase == "rolled_back":
+            return
+        self._in_rollback = True
+        self._analysis_on = False
+        self._manual_rollback_at = None
+        self.detected_at = now if self.detected_at is None else self.detected_at
+        self.rollback_started_at = now
+        self.phase = "rolling_back"
+        self.outcome = "rolled_back"
+        self._emit(now, "rollback_started", {"reason": reason})
+        self._plan = self._rollback_plan()
+        self._waiting = None
+
+    def _rollback_plan(self) -> plans.Plan:
+        n = self.n
+        if self.rollback_spec.duration > 0:
+            yield plans.Bake(self.rollback_spec.duration, need_pass=False)
+        yield plans.Scale("old", n)
+        if self._fleet.old.ready >= n:
+            yield SetWeight(0)
+            yield plans.Scale("new", 0)
+        else:
+            # The stable fleet is gone (big bang, rolling, promoted): bring it back, then drain the new one.
+            yield SetWeight(None)
+            while self._fleet.new.alive > 0:
+                f = self._fleet
+                keep = max(0, n - f.old.ready)
+                stop = (f.new.alive - f.new.ready) + max(0, f.new.ready - keep)
+                if stop:
+                    yield StopInstances("new", stop)
+                yield plans.Tick()
+        yield plans.Mark("rollback_finished", {})
+
+    # -- detection -----------------------------------------------------------
+    def _analyse(self, now: float, metrics: MetricsView) -> None:
+        spec = self.analysis_spec
+        if not self._analysis_on or spec is None or now < self._next_analysis:
+            return
+        self._next_analysis += spec.interval
+        old = metrics.version_window("old")
+        baseline = old if old.requests >= max(spec.min_requests, 1) else self._baseline
+        m = measure(spec.metrics, metrics.version_window("new"), baseline, spec.min_requests)
+        if m.status == "passed":
+            self._passed_since_bake = True
+        if m.status == "failed":
+            self.failures += 1
+        self._emit(now, "analysis", {**m.as_detail(), "failures": self.failures})
+        if m.status == "failed" and self.failures >= spec.failure_limit:
+            self._detected(now, f"analysis failed {self.failures} times", automatic=self.rollback_spec.automatic)
+
+    def _watch_alert(self, now: float, metrics: MetricsView) -> None:
+        if self._alerted or now < self._next_alert:
+            return
+        self._next_alert = now + self.scenario.monitoring.scrape_interval
+        alert = self.scenario.slo.alert
+        budget = 1.0 - self.scenario.slo.availability / 100.0
+        long_w, short_w = metrics.total_window(alert.long_window), metrics.total_window(alert.short_window)
+        if long_w.bad_rate is None or short_w.bad_rate is None:
+            return
+        burn_long, burn_short = long_w.bad_rate / budget, short_w.bad_rate / budget
+        if burn_long >= alert.burn_rate and burn_short >= alert.burn_rate:
+            self._alerted = True
+            self._emit(now, "alert", {"burn_rate_long": burn_long, "burn_rate_short": burn_short})
+            self._detected(now, "SLO burn-rate alert", automatic=False)
+
+    def _detected(self, now: float, reason: str, automatic: bool) -> None:
+        if self.detected_at is None:
+            self.detected_at = now
+            self._emit(now, "detected", {"reason": reason})
+        if automatic:
+            self._start_rollback(now, reason)
+        elif self._manual_rollback_at is None and not self._in_rollback:
+            self._manual_rollback_at = now + self.rollback_spec.on_call.ack
+
+    # -- running a plan ------------------------------------------------------
+    def _advance(self, now: float, fleet: FleetState) -> list[Action]:
+        actions: list[Action] = []
+        while self._plan is not None:
+            item = self._waiting
+            if item is not None:
+                if not self._satisfied(item, now, fleet):
+                    break
+                self._waiting = None
+            try:
+                item = next(self._plan)
+            except StopIteration:
+                self._plan = None
+                break
+            if isinstance(item, (plans.Until, plans.Bake, plans.Tick)):
+                self._waiting, self._wait_since = item, now
+                if isinstance(item, plans.Bake):
+                    self._passed_since_bake = False
+                if isinstance(item, plans.Tick):
+                    break
+                continue
+            actions += self._apply(item, now, fleet)
+        return actions
+
+    def _satisfied(self, item: plans.Item, now: float, fleet: FleetState) -> bool:
+        deadline = self.scenario.strategy.progress_deadline
+        if isinstance(item, plans.Tick):
+            return True
+        if isinstance(item, plans.Until):
+            if item.ready(fleet):
+                return True
+            if not self._in_rollback and now - self._wait_since >= deadline:
+                self._detected(now, f"progress deadline: waited {deadline:g}s for {item.what}", automatic=True)
+            return False
+        elapsed = now - self._wait_since
+        if elapsed < item.seconds:
+            return False
+        if not item.need_pass or not self._analysis_on or self._passed_since_bake:
+            return True
+        if not self._in_rollback and elapsed >= item.seconds + deadline:
+            self._detected(now, "analysis stayed inconclusive past the progress deadline", automatic=True)
+        return False
+
+    def _apply(self, item: plans.Item, now: float, fleet: FleetState) -> list[Action]:
+        if isinstance(item, plans.Mark):
+            return self._mark(item, now)
+        if isinstance(item, plans.Analysis):
+            self._analysis_on = item.on and self.analysis_spec is not None
+            if self._analysis_on:
+                self._next_analysis = now + self.analysis_spec.interval
+            return []
+        if isinstance(item, plans.Scale):
+            alive = fleet.of(item.version).alive
+            if item.count > alive:
+                return [StartInstances(item.version, item.count - alive)]
+            return [StopInstances(item.version, alive - item.count)] if item.count < alive else []
+        if isinstance(item, SetWeight):
+            self.weight = item.new_percent
+            self._emit(now, "weight", {"new_percent": item.new_percent})
+        if isinstance(item, StartMigration):
+            self.phase = "migrating"
+        if isinstance(item, (StartInstances, StopInstances)) and item.count <= 0:
+            return []
+        return [item]
+
+    def _mark(self, item: plans.Mark, now: float) -> list[Action]:
+        if item.kind == "step_started":
+            self.step = item.detail.get("step")
+            self.phase = "rollout"
+        elif item.kind == "migration_finished":
+            self.phase = "rollout"
+        elif item.kind == "promoted":
+            self.promoted_at = now
+            self.phase = "promoted"
+            self.outcome = "promoted"
+        elif item.kind == "rollback_finished":
+            self.rollback_done_at = now
+            self.phase = "rolled_back"
+            self._in_rollback = False
+        self._emit(now, item.kind, item.detail)
+        return []
+
+    def _emit(self, now: float, kind: str, detail: dict) -> None:
+        self.events.append(ControlEvent(now, kind, dict(detail)))

@@ -1,0 +1,92 @@
+"""What a driver tells the controller (fleet counts, metric windows) and what it gets back (actions)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Version = Literal["old", "new"]
+
+
+@dataclass(frozen=True)
+class VersionCount:
+    alive: int  # started and not yet told to stop: starting, ready, unhealthy or restarting
+    ready: int  # in load-balancer rotation
+
+
+@dataclass(frozen=True)
+class FleetState:
+    old: VersionCount
+    new: VersionCount
+    migration: Literal["none", "running", "done"] = "none"
+
+    def of(self, version: Version) -> VersionCount:
+        return self.old if version == "old" else self.new
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Server-side request metrics of one window as monitoring reports them (latencies in seconds)."""
+
+    requests: int = 0
+    errors: int = 0
+    slow: int = 0
+    latency_mean: float | None = None
+    latency_p50: float | None = None
+    latency_p99: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    @property
+    def bad_rate(self) -> float | None:
+        return (self.errors + self.slow) / self.requests if self.requests else None
+
+    def value(self, metric: str) -> float | None:
+        return self.error_rate if metric == "error_rate" else getattr(self, metric)
+
+
+class MetricsView(Protocol):
+    """Monitoring as visible to the controller at the current time (scrape, window and delay applied)."""
+
+    def version_window(self, version: Version) -> WindowStats:
+        """One version's stats over `monitoring.window`."""
+
+    def total_window(self, seconds: float) -> WindowStats:
+        """All versions' stats over the last `seconds` visible."""
+
+
+@dataclass(frozen=True)
+class StartInstances:
+    version: Version
+    count: int
+
+
+@dataclass(frozen=True)
+class StopInstances:
+    """Drain and stop `count` instances of `version` (not-ready ones first); in-flight requests finish."""
+
+    version: Version
+    count: int
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    """Percent of traffic for the new version; None spreads traffic over ready instances evenly."""
+
+    new_percent: float | None
+
+
+@dataclass(frozen=True)
+class StartMigration:
+    pass
+
+
+Action = StartInstances | StopInstances | SetWeight | StartMigration
+
+
+@dataclass(frozen=True)
+class ControlEvent:
+    time: float
+    kind: str  # release_started, step_started, analysis, alert, rollback_started, rollback_finished, promoted, ...
+    detail: dict = field(default_factory=dict)

@@ -1,0 +1,192 @@
+"""The scenario: one validated, frozen description of fleet, traffic, release and policy."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+
+from simlab.scenario.distributions import DistributionSpec
+from simlab.scenario.release import Failure, Release, ZoneOutage
+from simlab.scenario.strategy import Analysis, Canary, Strategy
+from simlab.scenario.types import Duration, Frozen, PositiveDuration, Probability, Rate
+
+LOAD_BALANCERS = ("round_robin", "random", "least_outstanding", "power_of_two")
+
+
+class HealthCheck(Frozen):
+    interval: PositiveDuration = 5.0
+    unhealthy_after: int = Field(default=3, ge=1)
+    healthy_after: int = Field(default=2, ge=1)
+
+
+class Fleet(Frozen):
+    instances: int = Field(ge=1)
+    zones: int = Field(default=1, ge=1)
+    workers: int = Field(default=8, ge=1, description="concurrent requests one instance serves")
+    queue_limit: int = Field(default=64, ge=0, description="requests waiting per instance; beyond it: 503")
+    service_time: DistributionSpec
+    startup: Duration = 20.0
+    load_balancer: Literal["round_robin", "random", "least_outstanding", "power_of_two"] = "least_outstanding"
+    health_check: HealthCheck = HealthCheck()
+
+
+class Constant(Frozen):
+    kind: Literal["constant"]
+
+
+class Diurnal(Frozen):
+    kind: Literal["diurnal"]
+    peak_to_trough: float = Field(default=3.0, ge=1.0)
+    peak_at: Duration = 14 * 3600.0
+    period: PositiveDuration = 86400.0
+
+
+class Replay(Frozen):
+    """Per-second rates from a CSV (`rps` column, or the last column); `rps` scales them to that mean."""
+
+    kind: Literal["replay"]
+    file: str
+    rates: tuple[float, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load(cls, data: object, info: ValidationInfo) -> object:
+        if not isinstance(data, dict) or not data.get("file") or data.get("rates"):
+            return data
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = Path(data["file"])
+        path = path if path.is_absolute() else base / path
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise ValueError(f"expected a readable per-second CSV, found {data['file']!r} ({exc.strerror})") from None
+        rates = []
+        for number, line in enumerate(lines, 1):
+            cell = line.split(",")[-1].strip()
+            if not cell:
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                if number == 1:
+                    continue
+                raise ValueError(f"{path.name}:{number}: expected a rate, found {cell!r}") from None
+            if value < 0:
+                raise ValueError(f"{path.name}:{number}: expected a rate of 0 or more, found {value:g}")
+            rates.append(value)
+        if not rates:
+            raise ValueError(f"expected at least one rate in {data['file']!r}, found none")
+        return {**data, "rates": tuple(rates)}
+
+
+def _pattern_tag(value: object) -> object:
+    return {"kind": value} if isinstance(value, str) else value
+
+
+Pattern = Annotated[Union[Constant, Diurnal, Replay], BeforeValidator(_pattern_tag), Field(discriminator="kind")]
+
+
+class Spike(Frozen):
+    at: Duration
+    duration: PositiveDuration
+    multiplier: float = Field(ge=0)
+
+
+class Retries(Frozen):
+    max: int = Field(default=0, ge=0, le=10)
+    backoff: Duration = 0.1
+    budget: float = Field(default=0.1, ge=0, le=1, description="retries as a fraction of requests")
+    jitter: bool = True
+
+
+class Traffic(Frozen):
+    rps: Rate
+    pattern: Pattern = Constant(kind="constant")
+    spikes: tuple[Spike, ...] = ()
+    timeout: PositiveDuration = 30.0
+    retries: Retries = Retries()
+
+
+class OnCall(Frozen):
+    ack: Duration = 300.0
+
+
+class Rollback(Frozen):
+    automatic: bool = True
+    duration: Duration = 60.0
+    on_call: OnCall = OnCall()
+
+
+class Monitoring(Frozen):
+    scrape_interval: PositiveDuration = 15.0
+    window: PositiveDuration = 60.0
+    delay: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _window_covers_scrapes(self) -> "Monitoring":
+        if self.window < self.scrape_interval:
+            raise ValueError(
+                f"expected window ({self.window:g}s) at least one scrape_interval ({self.scrape_interval:g}s)"
+            )
+        return self
+
+
+class BurnRateAlert(Frozen):
+    """Multi-window burn-rate page (Google SRE workbook): both windows above `burn_rate`."""
+
+    burn_rate: float = Field(default=14.4, gt=0)
+    long_window: PositiveDuration = 300.0
+    short_window: PositiveDuration = 60.0
+
+
+class Slo(Frozen):
+    availability: float = Field(default=99.9, gt=0, lt=100, description="percent of requests good")
+    latency_threshold: PositiveDuration = 1.0
+    window: PositiveDuration = 30 * 86400.0
+    alert: BurnRateAlert = BurnRateAlert()
+
+
+class Scenario(Frozen):
+    name: str = Field(min_length=1)
+    description: str = ""
+    duration: PositiveDuration
+    seed: int = Field(default=0, ge=0)
+    fleet: Fleet
+    traffic: Traffic
+    release: Release | None = None
+    strategy: Strategy = Canary(kind="canary")
+    analysis: Analysis | None = Analysis()
+    rollback: Rollback = Rollback()
+    monitoring: Monitoring = Monitoring()
+    slo: Slo = Slo()
+    failures: tuple[Failure, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        if self.release is not None and self.release.at >= self.duration:
+            raise ValueError(
+                f"release.at ({self.release.at:g}s) must fall before the end of the run (duration {self.duration:g}s)"
+            )
+        for i, failure in enumerate(self.failures):
+            if isinstance(failure, ZoneOutage) and failure.zone >= self.fleet.zones:
+                raise ValueError(
+                    f"failures[{i}].zone: expected a zone from 0 to {self.fleet.zones - 1} "
+                    f"(fleet.zones is {self.fleet.zones}), found {failure.zone}"
+                )
+        return self
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything that affects results (name and description excluded)."""
+        data = self.model_dump(mode="json", exclude={"name", "description"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_strategy(self, kind: str) -> "Scenario":
+        """This scenario with another strategy kind (its defaults) unless it already is that kind."""
+        from simlab.scenario.strategy import default_strategy
+
+        if self.strategy.kind == kind:
+            return self
+        return self.model_copy(update={"strategy": default_strategy(kind)})

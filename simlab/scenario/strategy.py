@@ -1,0 +1,124 @@
+"""Rollout strategies and the analysis that gates them."""
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from simlab.scenario.types import CountOrPercent, Duration, Frozen, PositiveDuration
+
+STRATEGY_KINDS = ("big_bang", "rolling", "blue_green", "canary")
+
+
+class StrategyBase(Frozen):
+    progress_deadline: PositiveDuration = Field(
+        default=600.0, description="a step that makes no progress this long fails the rollout (rolled back)"
+    )
+
+
+class BigBang(StrategyBase):
+    """Every instance replaced at once (Kubernetes `Recreate`): old stopped, new started."""
+
+    kind: Literal["big_bang"]
+
+    analysis: ClassVar[bool] = False  # a big bang has no analysis step; an SLO burn-rate alert and the on-call catch it
+
+
+class Rolling(StrategyBase):
+    kind: Literal["rolling"]
+    batch: CountOrPercent = "25%"
+    max_surge: CountOrPercent = 1
+    max_unavailable: CountOrPercent = 0
+    bake: Duration = 120.0
+    analysis: bool = True
+
+    @model_validator(mode="after")
+    def _can_progress(self) -> "Rolling":
+        if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
+            raise ValueError("expected max_surge or max_unavailable above 0, found both 0 (the rollout could never start)")
+        if self.batch in (0, "0%"):
+            raise ValueError("expected batch above 0, found 0")
+        return self
+
+
+class BlueGreen(StrategyBase):
+    kind: Literal["blue_green"]
+    warmup: Duration = 120.0
+    keep_old: Duration = 1800.0
+    analysis: bool = True
+
+
+class CanaryStep(Frozen):
+    weight: float = Field(gt=0, le=100, description="percent of traffic sent to the new version")
+    bake: Duration = 0.0
+
+
+class Canary(StrategyBase):
+    kind: Literal["canary"]
+    steps: tuple[CanaryStep, ...] = (
+        CanaryStep(weight=1, bake=300),
+        CanaryStep(weight=10, bake=600),
+        CanaryStep(weight=50, bake=600),
+        CanaryStep(weight=100),
+    )
+    analysis: bool = True
+
+    @field_validator("steps")
+    @classmethod
+    def _rise_to_100(cls, steps: tuple[CanaryStep, ...]) -> tuple[CanaryStep, ...]:
+        if not steps:
+            raise ValueError("expected at least one step, ending at weight 100")
+        for i in range(1, len(steps)):
+            if steps[i].weight <= steps[i - 1].weight:
+                raise ValueError(
+                    f"expected weights to rise step by step, found steps[{i}].weight={steps[i].weight:g} "
+                    f"after steps[{i - 1}].weight={steps[i - 1].weight:g}"
+                )
+        if steps[-1].weight != 100:
+            raise ValueError(f"expected the last step to reach weight 100, found {steps[-1].weight:g}")
+        return steps
+
+
+Strategy = Annotated[Union[BigBang, Rolling, BlueGreen, Canary], Field(discriminator="kind")]
+
+
+def default_strategy(kind: str) -> BigBang | Rolling | BlueGreen | Canary:
+    """The strategy of `kind` with its defaults, for `--strategy KIND` overrides."""
+    classes = {"big_bang": BigBang, "rolling": Rolling, "blue_green": BlueGreen, "canary": Canary}
+    if kind not in classes:
+        from simlab.errors import ScenarioError
+
+        raise ScenarioError(f"--strategy: expected one of {', '.join(STRATEGY_KINDS)}, found {kind!r}")
+    return classes[kind](kind=kind)
+
+
+METRICS = ("error_rate", "latency_p50", "latency_p99", "latency_mean")
+
+
+class MetricCheck(Frozen):
+    """One analysis metric: an absolute bound (`max`) and/or a bound relative to the old version."""
+
+    metric: Literal["error_rate", "latency_p50", "latency_p99", "latency_mean"]
+    max: float | str | None = None
+    max_ratio_to_baseline: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _bound(self) -> "MetricCheck":
+        if self.max is None and self.max_ratio_to_baseline is None:
+            raise ValueError("expected `max` or `max_ratio_to_baseline`, found neither")
+        if self.max is not None:
+            from simlab.units import parse_duration
+
+            if self.metric == "error_rate":
+                if isinstance(self.max, str) or not 0 <= self.max <= 1:
+                    raise ValueError(f"expected max as a fraction between 0 and 1 for error_rate, found {self.max!r}")
+            else:
+                object.__setattr__(self, "max", parse_duration(self.max))
+        return self
+
+
+class Analysis(Frozen):
+    interval: PositiveDuration = 60.0
+    failure_limit: int = Field(default=2, ge=1, description="roll back at this many failed measurements")
+    min_requests: int = Field(default=50, ge=0, description="fewer requests in a window: inconclusive")
+    metrics: tuple[MetricCheck, ...] = (MetricCheck(metric="error_rate", max=0.01),)
