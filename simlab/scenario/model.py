@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from simlab.scenario.distributions import DistributionSpec
 from simlab.scenario.release import Failure, Release, ZoneOutage
+from simlab.scenario.staging import Staging
 from simlab.scenario.strategy import Analysis, Canary, Strategy
 from simlab.scenario.types import Duration, Frozen, PositiveDuration, Probability, Rate
 
@@ -163,6 +164,7 @@ class Scenario(Frozen):
     monitoring: Monitoring = Monitoring()
     slo: Slo = Slo()
     failures: tuple[Failure, ...] = ()
+    staging: Staging | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":

@@ -1,0 +1,136 @@
+"""`simlab staging up/status/down/load` and `simlab deploy`: argument parsing and printing only.
+
+Registered on the main app by `register(app)`; aiohttp, Locust and chaoslib are
+never imported here at module level, so `simlab --help` stays fast.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DEFAULT_DIR = Path(".simlab-staging")
+
+staging_app = typer.Typer(no_args_is_help=True, help="A local staging fleet: HAProxy, Prometheus, real instances.")
+
+
+def _staging_scenario(path: Path):
+    from simlab.scenario import load_scenario
+    from simlab.scenario.staging import staging_scenario
+
+    return staging_scenario(load_scenario(path))
+
+
+@staging_app.command("up")
+def up(
+    scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
+    state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory (PIDs, ports, configs, logs)"),
+) -> None:
+    """Start HAProxy, Prometheus and the stable fleet on loopback; return when all serve."""
+    from simlab.staging.supervisor import Staging, sigterm_as_interrupt
+
+    s = _staging_scenario(scenario)
+    with sigterm_as_interrupt():
+        st = Staging.up(s, state_dir)
+    for name in st.meta.get("cleaned", []):
+        typer.echo(f"stopped {name}, left running by an earlier simlab")
+    typer.echo(f"staging up in {st.meta['startup_s']:.1f}s: {s.fleet.instances} instances of the stable version")
+    typer.echo(f"  service     {st.url}/")
+    typer.echo(f"  prometheus  {st.prometheus_url}/")
+    typer.echo(f"  haproxy     {st.stats_url}/stats")
+    typer.echo(f"  state       {st.dir}")
+
+
+@staging_app.command("status")
+def status(
+    state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Show instances, versions, weights and health."""
+    from simlab.staging.supervisor import Staging
+
+    info = Staging.open(state_dir).status()
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    typer.echo(f"staging {info['scenario']} in {info['dir']}")
+    typer.echo(f"  service {info['url']}/  prometheus {info['prometheus']}/  haproxy {info['haproxy_stats']}")
+    for name, svc in info["services"].items():
+        typer.echo(f"  {name:<11} pid {svc['pid']:<7} port {svc['port']:<6} {'running' if svc['running'] else 'NOT RUNNING'}")
+    typer.echo(f"  {'instance':<11} {'version':<8} {'pid':<7} {'port':<6} {'health':<6} weight")
+    for row in info["instances"]:
+        health = row["health"] if row["running"] else "EXITED"
+        typer.echo(f"  {row['name']:<11} {row['version']:<8} {row['pid']:<7} {row['port']:<6} {health:<6} {row['weight']}")
+
+
+@staging_app.command("down")
+def down(state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory")) -> None:
+    """Stop everything `up` (or a crashed simlab) started here."""
+    from simlab.errors import StagingError
+    from simlab.staging.supervisor import Staging
+
+    try:
+        st = Staging.open(state_dir)
+    except StagingError:
+        typer.echo(f"nothing to stop in {state_dir}")
+        return
+    names = st.down()
+    typer.echo(f"stopped {len(names)} process(es): {', '.join(names) or 'none were running'}")
+
+
+@staging_app.command("load")
+def load(
+    scenario: Path = typer.Argument(..., help="scenario YAML file"),
+    state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory of a running staging"),
+    out: Path = typer.Option(Path("reports/staging-load"), help="where Locust's request records go"),
+    duration: Optional[float] = typer.Option(None, help="seconds (default: the scenario's duration)"),
+    workers: int = typer.Option(0, "--load-workers", help="Locust worker processes (0: one process)"),
+) -> None:
+    """Drive the scenario's traffic at a running staging with Locust (a subprocess)."""
+    from simlab.staging.load import run_load
+    from simlab.staging.supervisor import Staging, sigterm_as_interrupt
+
+    s = _staging_scenario(scenario)
+    st = Staging.open(state_dir)
+    with sigterm_as_interrupt():
+        report = run_load(s, st.url, out, duration=duration, workers=workers)
+    typer.echo(f"offered {report['offered']} requests, {report['failed']} failed, "
+               f"achieved {report['achieved_rps']:.1f} rps of {report['target_rps']:.1f}; records in {out}")
+
+
+def deploy(
+    scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
+    state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory (a running staging is reused)"),
+    with_load: bool = typer.Option(False, "--load", help="drive the scenario's traffic with Locust meanwhile"),
+    out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here"),
+    strategy: Optional[str] = typer.Option(None, help="override the strategy kind"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+) -> None:
+    """Run the release on staging with the shared rollout controller, on the wall clock."""
+    from simlab.staging.deployer import deploy as run_deploy
+    from simlab.staging.supervisor import sigterm_as_interrupt
+
+    s = _staging_scenario(scenario)
+    if strategy:
+        s = s.with_strategy(strategy)
+    progress = None if as_json else (lambda line: typer.echo(line))
+    with sigterm_as_interrupt():
+        result = run_deploy(s, state_dir, with_load=with_load, progress=progress)
+    if out is not None:
+        result.write(out)
+    if as_json:
+        typer.echo(json.dumps(result.summary.to_dict()))
+        return
+    summary = result.summary.to_dict()
+    typer.echo(f"{summary['outcome']}: {summary['requests']} requests, {summary['failed']} failed, "
+               f"detected at {summary['detected_at_s']}, rollback done at {summary['rollback_done_at_s']}")
+    if out is not None:
+        typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `staging` and `deploy` to simlab's command line."""
+    app.add_typer(staging_app, name="staging")
+    app.command("deploy")(deploy)

@@ -1,0 +1,183 @@
+"""The service under test: one instance of the simulator's instance model, as a real aiohttp server.
+
+At most `fleet.workers` requests in service, at most `fleet.queue_limit`
+waiting, beyond that a 503 at once. Service time is awaited, not burned, so
+one small machine hosts a fleet. The new version carries the release's
+defects. Run as `python -m simlab.staging.service --scenario FILE ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics
+
+from simlab.rng import stream
+from simlab.scenario import Scenario
+from simlab.staging.behaviour import Behaviour
+
+
+def latency_buckets(threshold: float) -> tuple[float, ...]:
+    """Geometric buckets from 1 ms to 60 s, plus the SLO latency threshold so `slow` is exact."""
+    edges = {round(0.001 * 1.5**i, 6) for i in range(int(math.log(60000) / math.log(1.5)) + 2)}
+    edges.add(float(threshold))
+    return tuple(sorted(edges))
+
+
+class Instance:
+    """State and metrics of one running instance."""
+
+    def __init__(self, scenario: Scenario, version: str, name: str, seed: int, release_epoch: float,
+                 state_dir: Path | None = None):
+        self.scenario = scenario
+        self.version = version
+        self.name = name
+        self.started = time.time()
+        self.ready_at = self.started + scenario.fleet.startup
+        self.draining = False
+        self.state_dir = state_dir
+        self.behaviour = Behaviour(scenario, version, stream(seed, f"staging/{name}"), release_epoch)
+        self.workers = asyncio.Semaphore(scenario.fleet.workers)
+        self.busy = 0
+        self.waiting = 0
+        self.registry = CollectorRegistry()
+        labels = ("version", "instance")
+        self.requests = Counter("simlab_requests", "Requests answered, by status class",
+                                labels + ("code_class",), registry=self.registry)
+        self.latency = Histogram("simlab_request_duration_seconds", "Time from arrival to response",
+                                 labels + ("code_class",), registry=self.registry,
+                                 buckets=latency_buckets(scenario.slo.latency_threshold))
+        self.in_flight = Gauge("simlab_in_flight", "Requests in service", labels, registry=self.registry)
+        self.queued = Gauge("simlab_queued", "Requests waiting for a worker", labels, registry=self.registry)
+        self.memory = Gauge("simlab_leak_bytes", "Memory held by a leak defect", labels, registry=self.registry)
+        for code in ("2xx", "5xx"):  # present from the first scrape so increase() sees every request
+            self.requests.labels(version, name, code)
+            self.latency.labels(version, name, code)
+
+    @property
+    def ready(self) -> bool:
+        return not self.draining and time.time() >= self.ready_at
+
+    async def handle(self, request: web.Request) -> web.Response:
+        arrived = time.time()
+        limit = self.scenario.fleet
+        if self.busy >= limit.workers and self.waiting >= limit.queue_limit:
+            return self._answer(503, arrived, "queue full")
+        self.waiting += 1
+        self.queued.labels(self.version, self.name).set(self.waiting)
+        try:
+            await self.workers.acquire()
+        finally:
+            self.waiting -= 1
+            self.queued.labels(self.version, self.name).set(self.waiting)
+        self.busy += 1
+        self.in_flight.labels(self.version, self.name).set(self.busy)
+        try:
+            plan = self.behaviour.plan(time.time(), self.started)
+            await asyncio.sleep(plan.service_time)
+        finally:
+            self.busy -= 1
+            self.in_flight.labels(self.version, self.name).set(self.busy)
+            self.workers.release()
+        return self._answer(500 if plan.error else 200, arrived, "defect" if plan.error else "ok")
+
+    def _answer(self, status: int, arrived: float, text: str) -> web.Response:
+        code = f"{status // 100}xx"
+        self.requests.labels(self.version, self.name, code).inc()
+        self.latency.labels(self.version, self.name, code).observe(time.time() - arrived)
+        return web.Response(status=status, text=text,
+                            headers={"X-Instance": self.name, "X-Version": self.version})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="alive")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ready") if self.ready else web.Response(status=503, text="not ready")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def housekeeping(self) -> None:
+        """Once a second: read the offered load the supervisor reports and grow a leak."""
+        offered = self.state_dir / "offered_rps" if self.state_dir else None
+        while True:
+            if offered is not None:
+                try:
+                    self.behaviour.offered_rps = float(offered.read_text() or 0)
+                except (OSError, ValueError):
+                    pass
+            self.memory.labels(self.version, self.name).set(self.behaviour.grow_leak(time.time(), self.started))
+            await asyncio.sleep(1.0)
+
+
+def build_app(instance: Instance) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/healthz", instance.healthz)
+    app.router.add_get("/readyz", instance.readyz)
+    app.router.add_get("/metrics", instance.metrics)
+    app.router.add_route("*", "/{tail:.*}", instance.handle)
+    return app
+
+
+async def serve(instance: Instance, port: int) -> int:
+    """Serve until SIGTERM/SIGINT (then drain) or until a crash defect fires; return the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(build_app(instance), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    tasks = [asyncio.create_task(instance.housekeeping())]
+    crash_in = instance.behaviour.crash_after(time.time())
+    crashed = asyncio.create_task(asyncio.sleep(crash_in)) if crash_in is not None else None
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([t for t in (stopped, crashed) if t], return_when=asyncio.FIRST_COMPLETED)
+    if crashed is not None and crashed in done:
+        print(f"{instance.name}: crash defect fired after {crash_in:.1f}s", file=sys.stderr, flush=True)
+        os._exit(3)
+    # Drain: fail readiness so the load balancer stops sending, finish what is in flight.
+    instance.draining = True
+    deadline = time.time() + instance.scenario.traffic.timeout
+    while (instance.busy or instance.waiting) and time.time() < deadline:
+        await asyncio.sleep(0.05)
+    for t in tasks:
+        t.cancel()
+    await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="simlab.staging.service", description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", required=True, help="the staging scenario as JSON")
+    parser.add_argument("--version", choices=("old", "new"), required=True)
+    parser.add_argument("--instance", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--release-epoch", type=float, default=0.0, help="wall-clock time of release.at")
+    parser.add_argument("--state-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    disable_created_metrics()  # one series fewer per counter; nothing here reads them
+    scenario = Scenario.model_validate(json.loads(Path(args.scenario).read_text()))
+
+    async def run() -> int:
+        instance = Instance(scenario, args.version, args.instance, args.seed, args.release_epoch, args.state_dir)
+        if instance.behaviour.crash_loops(time.time()):
+            print(f"{args.instance}: crash_loop defect: exiting at start", file=sys.stderr, flush=True)
+            return 3
+        return await serve(instance, args.port)
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""End to end on the real binaries: up, traffic through HAProxy, health checks, Prometheus, down."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+import time
+
+from simlab.staging import procs
+from simlab.staging.prometheus import PromQL, PrometheusMetrics
+from simlab.staging.supervisor import Staging
+from staging_helpers import small_scenario
+
+
+def _get_many(url: str, n: int, threads: int = 8) -> list[tuple[int, bytes]]:
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda _: procs.http_get(url), range(n)))
+
+
+def _wait(check, timeout, what):
+    t0 = time.monotonic()
+    while not check():
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_requests_through_haproxy_succeed_and_show_in_prometheus(staging):
+    answers = _get_many(staging.url + "/", 300)
+    assert [status for status, _ in answers].count(200) == 300
+    client = PromQL(staging.prometheus_url)
+    # Every instance served a share, and Prometheus counted all 300 once the next scrape lands.
+    _wait(lambda: (client.scalar("sum(simlab_requests_total)") or 0) >= 300, 10, "Prometheus to see 300 requests")
+    per_instance = client.query("sum by (instance) (simlab_requests_total)")
+    assert len(per_instance) == 3 and all(float(r["value"][1]) > 50 for r in per_instance)
+    assert client.scalar('sum(haproxy_frontend_http_requests_total{proxy="fe"})') >= 300
+    view = PrometheusMetrics(client, staging.scenario)
+    _wait(lambda: view.version_window("old").requests > 0, 10, "a window with requests")
+    old = view.version_window("old")
+    assert old.errors == 0 and 0.001 < old.latency_p50 < 0.1
+    assert view.version_window("new").requests == 0
+
+
+def test_a_killed_instance_leaves_rotation_by_health_checks(staging):
+    victim = "old-1"
+    staging.kill_instance(victim)
+    hc = staging.scenario.fleet.health_check
+    t0 = time.monotonic()
+    _wait(lambda: not staging.api.servers()[victim].up, 5, "HAProxy to mark the killed instance down")
+    took = time.monotonic() - t0
+    assert took <= hc.interval * (hc.unhealthy_after + 2)
+    assert staging.ready_counts() == {"old": 2, "new": 0}
+    answers = _get_many(staging.url + "/", 100)
+    assert all(status == 200 for status, _ in answers)  # nothing is routed to the dead instance any more
+    assert [e[0] for e in staging.reap()] == ["instance_crashed"]
+
+
+def test_down_leaves_no_process_and_no_port(tmp_path):
+    state = tmp_path / "state"
+    st = Staging.up(small_scenario(), state)
+    records = st.records()
+    ports = [r.port for r in records] + [st.meta["stats_port"]]
+    assert all(procs.is_running(r) for r in records) and all(procs.port_open(p) for p in ports)
+    st.down()
+    assert not any(procs.is_running(r) for r in records)
+    assert not any(procs.port_open(p) for p in ports)
+    assert not (state / "state.json").exists()
+
+
+def test_cli_up_status_down_and_a_crashed_simlab_is_cleaned(tmp_path):
+    state = tmp_path / "state"
+    scenario = tmp_path / "s.yaml"
+    from staging_helpers import SMALL
+
+    scenario.write_text(SMALL)
+    cli = [sys.executable, "-m", "simlab"]
+    run = lambda *a: subprocess.run(cli + list(a), capture_output=True, text=True, timeout=60)  # noqa: E731
+    up = run("staging", "up", str(scenario), "--dir", str(state))
+    assert up.returncode == 0, up.stderr
+    assert "http://127.0.0.1:" in up.stdout
+    status = json.loads(run("staging", "status", "--dir", str(state), "--json").stdout)
+    assert [row["health"] for row in status["instances"]] == ["UP"] * 3
+    again = run("staging", "up", str(scenario), "--dir", str(state))
+    assert again.returncode == 1 and "already running" in again.stderr
+    # A crash of simlab that also took an instance with it: the next up notices and cleans.
+    st = Staging.open(state)
+    records = st.records()
+    procs.kill(st.members["old-0"].record)
+    up2 = run("staging", "up", str(scenario), "--dir", str(state))
+    assert up2.returncode == 0, up2.stderr
+    assert "left running by an earlier simlab" in up2.stdout
+    assert not any(procs.is_running(r) for r in records)
+    new_records = Staging.open(state).records()
+    down = run("staging", "down", "--dir", str(state))
+    assert down.returncode == 0 and "stopped 5" in down.stdout
+    assert not any(procs.is_running(r) for r in new_records)
+    assert not any(procs.port_open(r.port) for r in new_records)

@@ -1,0 +1,86 @@
+"""Pieces of the staging fleet that need no process: weights, configs, defects."""
+import time
+
+import numpy as np
+import pytest
+
+from simlab.staging import haproxy, prometheus
+from simlab.staging.behaviour import Behaviour
+from simlab.staging.service import latency_buckets
+from staging_helpers import small_scenario
+
+
+@pytest.mark.parametrize("percent,old,new", [(1, 3, 1), (10, 9, 1), (20, 3, 1), (50, 2, 2), (99, 1, 3)])
+def test_weights_give_the_new_version_its_share(percent, old, new):
+    olds, news = [f"old-{i}" for i in range(old)], [f"new-{i}" for i in range(new)]
+    w = haproxy.split_weights(percent, olds, news)
+    share = sum(w[n] for n in news) / sum(w.values())
+    assert share == pytest.approx(percent / 100, rel=0.05)
+    assert max(w.values()) <= haproxy.MAX_WEIGHT
+
+
+def test_weight_zero_and_hundred_cut_a_version_off():
+    w = haproxy.split_weights(0, ["old-0"], ["new-0"])
+    assert w == {"old-0": haproxy.MAX_WEIGHT, "new-0": 0}
+    w = haproxy.split_weights(100, ["old-0"], ["new-0"])
+    assert w == {"old-0": 0, "new-0": haproxy.MAX_WEIGHT}
+    assert set(haproxy.split_weights(None, ["a"], ["b"]).values()) == {100}
+
+
+@pytest.mark.parametrize("lb,balance", list(haproxy.BALANCE.items()))
+def test_haproxy_config_maps_the_balancer_and_binds_loopback(lb, balance, tmp_path):
+    s = small_scenario(f"\nstaging: {{fleet: {{load_balancer: {lb}}}}}\n")
+    cfg = haproxy.render_config(s, 8080, 8081, tmp_path / "sock")
+    assert f"balance {balance}\n" in cfg
+    binds = [ln.split()[1] for ln in cfg.splitlines() if ln.strip().startswith("bind")]
+    assert binds == ["127.0.0.1:8080", "127.0.0.1:8081"]
+    assert haproxy.check_args(s) == "check inter 250ms fall 2 rise 2"
+
+
+def test_prometheus_config_uses_the_scrape_interval(tmp_path):
+    cfg = prometheus.render_config(small_scenario(), tmp_path / "t.json", 9000)
+    assert "scrape_interval: 1000ms" in cfg and "127.0.0.1:9000" in cfg and "file_sd_configs" in cfg
+
+
+def test_latency_buckets_include_the_slo_threshold():
+    assert 0.1 in latency_buckets(0.1) and 0.3 in latency_buckets(0.3)
+
+
+def _behaviour(extra, version="new", release_epoch=0.0):
+    return Behaviour(small_scenario(extra), version, np.random.default_rng(1), release_epoch)
+
+
+def test_error_rate_touches_only_the_new_version():
+    extra = "release: {at: 0s, defects: [{kind: error_rate, rate: 0.3}]}\n"
+    new, old = _behaviour(extra), _behaviour(extra, "old")
+    errors = sum(new.plan(10.0, 0.0).error for _ in range(4000)) / 4000
+    assert errors == pytest.approx(0.3, abs=0.03)
+    assert not any(old.plan(10.0, 0.0).error for _ in range(500))
+
+
+def test_fraction_onset_and_load_gate_a_defect():
+    extra = ("release: {at: 0s, defects: [{kind: latency, add: 1s, fraction: 0.5, onset: {after: 5s}, "
+             "only_above_rps: 100}]}\n")
+    b = _behaviour(extra, release_epoch=1000.0)
+    b.offered_rps = 200
+    assert max(b.plan(1004.0, 0.0).service_time for _ in range(200)) < 1.0  # before onset
+    slow = sum(b.plan(1006.0, 0.0).service_time > 1.0 for _ in range(2000)) / 2000
+    assert slow == pytest.approx(0.5, abs=0.05)
+    b.offered_rps = 50
+    assert max(b.plan(1006.0, 0.0).service_time for _ in range(200)) < 1.0  # below the load gate
+
+
+def test_memory_leak_slows_down_toward_max_slowdown():
+    b = _behaviour("release: {at: 0s, defects: [{kind: memory_leak, oom_after: 10s, max_slowdown: 3}]}\n")
+    leak = b.defects[0]
+    assert b.leak_slowdown(leak, 0.0, 0.0) == 1.0
+    assert b.leak_slowdown(leak, 5.0, 0.0) == pytest.approx(2.0)
+    assert b.leak_slowdown(leak, 50.0, 0.0) == pytest.approx(3.0)
+
+
+def test_crash_defects():
+    loop = _behaviour("release: {at: 0s, defects: [{kind: crash_loop}]}\n")
+    assert loop.crash_loops(time.time()) and loop.crash_after(0.0) is None
+    crash = _behaviour("release: {at: 0s, defects: [{kind: crash, mtbf: 10s}]}\n")
+    waits = [crash.crash_after(0.0) for _ in range(2000)]
+    assert np.mean(waits) == pytest.approx(10.0, rel=0.1)
