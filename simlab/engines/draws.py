@@ -1,0 +1,35 @@
+"""Random draws pulled in numpy chunks and handed out one at a time (fast per-event sampling)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+CHUNK = 8192
+
+
+class Draws:
+    """A refilling buffer of draws from `sample(rng, n)`; same seed, same sequence."""
+
+    __slots__ = ("_sample", "_rng", "_buf", "_i")
+
+    def __init__(self, rng: np.random.Generator, sample: Callable[[np.random.Generator, int], np.ndarray]):
+        self._rng, self._sample = rng, sample
+        self._buf: list[float] = []
+        self._i = 0
+
+    def next(self) -> float:
+        i = self._i
+        if i >= len(self._buf):
+            self._buf = self._sample(self._rng, CHUNK).tolist()
+            i = 0
+        self._i = i + 1
+        return self._buf[i]
+
+
+def uniforms(rng: np.random.Generator) -> Draws:
+    return Draws(rng, lambda g, n: g.random(n))
+
+
+def exponentials(rng: np.random.Generator, mean: float = 1.0) -> Draws:
+    return Draws(rng, lambda g, n: g.exponential(mean, n))

@@ -1,0 +1,113 @@
+"""Per-second accounting of one run, and the monitoring view the controller reads from it.
+
+Two ledgers, as in production: the user's (each user request counted in the
+second it arrived, with its final outcome) and the servers' (each attempt
+counted by version in the second it completed, as /metrics would count it).
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+
+import numpy as np
+
+from simlab.control.observations import WindowStats
+from simlab.metrics import visible_until
+
+CAUSES = ("error", "rejected", "timeout", "reset")
+OLD, NEW, NO_BACKEND = 0, 1, 2
+
+
+class Recorder:
+    def __init__(self, seconds: int, slow_threshold: float, drain: int):
+        n = seconds + drain + 2
+        self.seconds = seconds
+        self.slow_threshold = slow_threshold
+        self.offered = [0] * n
+        self.attempts = [0] * n
+        self.succeeded = [0] * n
+        self.slow = [0] * n
+        self.failed = {cause: [0] * n for cause in CAUSES}
+        self.user_sec: list[int] = []
+        self.user_latency: list[float] = []
+        # servers' ledger, by version (OLD, NEW, NO_BACKEND) and completion second
+        self.srv_requests = [[0] * n for _ in range(3)]
+        self.srv_errors = [[0] * n for _ in range(3)]
+        self.srv_slow = [[0] * n for _ in range(3)]
+        self.srv_times: list[list[float]] = [[], [], []]
+        self.srv_latency: list[list[float]] = [[], [], []]
+
+    # -- the servers' ledger -------------------------------------------------
+    def attempt_done(self, version: int, now: float, latency: float, error: bool) -> None:
+        sec = int(now)
+        self.srv_requests[version][sec] += 1
+        if error:
+            self.srv_errors[version][sec] += 1
+        else:
+            self.srv_times[version].append(now)
+            self.srv_latency[version].append(latency)
+            if latency > self.slow_threshold:
+                self.srv_slow[version][sec] += 1
+
+    def window(self, versions: tuple[int, ...], start: float, end: float, quantiles: bool) -> WindowStats:
+        a, b = max(0, int(start)), max(0, int(end))
+        requests = errors = slow = 0
+        for v in versions:
+            requests += sum(self.srv_requests[v][a:b])
+            errors += sum(self.srv_errors[v][a:b])
+            slow += sum(self.srv_slow[v][a:b])
+        if not quantiles:
+            return WindowStats(requests, errors, slow)
+        samples = []
+        for v in versions:
+            times = self.srv_times[v]
+            i, j = bisect_left(times, float(a)), bisect_left(times, float(b))
+            samples.extend(self.srv_latency[v][i:j])
+        if not samples:
+            return WindowStats(requests, errors, slow)
+        arr = np.asarray(samples)
+        p50, p99 = np.percentile(arr, [50, 99])
+        return WindowStats(requests, errors, slow, float(arr.mean()), float(p50), float(p99))
+
+    # -- summaries -----------------------------------------------------------
+    def user_latencies(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.user_sec, dtype=np.int64), np.asarray(self.user_latency)
+
+    def failed_total(self, sec: int) -> int:
+        return sum(self.failed[c][sec] for c in CAUSES)
+
+
+class MonitoringView:
+    """What monitoring shows at `now`: only scrapes at or before now - delay, over the configured window."""
+
+    def __init__(self, recorder: Recorder, now: float, scrape_interval: float, window: float, delay: float):
+        self.recorder = recorder
+        self.end = visible_until(now, scrape_interval, delay)
+        self.window_len = window
+
+    def version_window(self, version: str) -> WindowStats:
+        v = OLD if version == "old" else NEW
+        return self.recorder.window((v,), self.end - self.window_len, self.end, quantiles=True)
+
+    def total_window(self, seconds: float) -> WindowStats:
+        return self.recorder.window((OLD, NEW, NO_BACKEND), self.end - seconds, self.end, quantiles=False)
+
+
+def per_second_percentiles(secs: np.ndarray, values: np.ndarray, n: int, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Percentiles of `values` grouped by integer second 0..n-1 (NaN where a second has none)."""
+    out = [np.full(n, math.nan) for _ in qs]
+    if len(values) == 0:
+        return out
+    order = np.lexsort((values, secs))
+    s, v = secs[order], values[order]
+    bounds = np.searchsorted(s, np.arange(n + 1))
+    for sec in range(n):
+        lo, hi = bounds[sec], bounds[sec + 1]
+        if hi > lo:
+            for k, q in enumerate(qs):
+                # linear interpolation between order statistics, as numpy's default
+                pos = (hi - lo - 1) * q / 100.0
+                f = int(pos)
+                c = min(f + 1, hi - lo - 1)
+                out[k][sec] = v[lo + f] + (v[lo + c] - v[lo + f]) * (pos - f)
+    return out

@@ -1,0 +1,93 @@
+"""Turn an engine's ledgers into the Result every driver returns (timeline, events, summary)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from simlab.engines.instance import DOWN, READY, STARTING
+from simlab.engines.recorder import CAUSES, NEW, OLD, per_second_percentiles
+from simlab.metrics import error_budget_used
+from simlab.results import Result, TIMELINE_COLUMNS, events_frame, make_summary
+
+
+def _rel(t: float | None, origin: float) -> float | None:
+    return None if t is None else t - origin
+
+
+def build_result(engine) -> Result:
+    s, rec, c = engine.s, engine.rec, engine.controller
+    n = int(math.ceil(s.duration))
+    secs, lats = rec.user_latencies()
+    p50, p99 = per_second_percentiles(secs, lats, n, (50.0, 99.0))
+    rows = engine.rows
+    cols: dict[str, list] = {k: [] for k in TIMELINE_COLUMNS}
+    for i, (sec, counts, area, capacity, weight, phase) in enumerate(rows):
+        failed = [rec.failed[cause][sec] for cause in CAUSES]
+        cols["t"].append(sec)
+        cols["offered"].append(rec.offered[sec])
+        cols["attempts"].append(rec.attempts[sec])
+        cols["succeeded"].append(rec.succeeded[sec])
+        cols["failed"].append(sum(failed))
+        for cause, value in zip(CAUSES, failed):
+            cols[f"failed_{cause}"].append(value)
+        cols["slow"].append(rec.slow[sec])
+        cols["latency_p50_ms"].append(p50[sec] * 1000.0)
+        cols["latency_p99_ms"].append(p99[sec] * 1000.0)
+        ready_old, ready_new = counts[(OLD, READY)], counts[(NEW, READY)]
+        if weight is None:
+            weight = 100.0 * ready_new / (ready_old + ready_new) if ready_old + ready_new else 0.0
+        cols["new_weight"].append(weight)
+        for v, name in ((OLD, "old"), (NEW, "new")):
+            cols[f"{name}_ready"].append(counts[(v, READY)])
+            cols[f"{name}_starting"].append(counts[(v, STARTING)])
+            cols[f"{name}_down"].append(counts[(v, DOWN)])
+        cols["utilization"].append(area / capacity if capacity else (1.0 if area > 0 else 0.0))
+        cols["phase"].append(phase)
+    timeline = pd.DataFrame(cols)
+
+    events = [(e.time, e.kind, e.detail) for e in c.events] + list(engine.events)
+    release_at = s.release.at if s.release else 0.0
+    requests = int(sum(rec.offered[:n]))
+    failed = int(sum(rec.failed_total(i) for i in range(n)))
+    slow = int(sum(rec.slow[:n]))
+    bad = failed + slow
+    ok_lat = lats[secs < n]
+    after = timeline[timeline["t"] >= release_at] if s.release else timeline
+    before_ready = s.fleet.instances
+    ready_total = after["old_ready"] + after["new_ready"]
+    instance_seconds = 0.0
+    for inst in engine.instances:
+        end = s.duration if inst.stopped_at is None else min(inst.stopped_at, s.duration)
+        instance_seconds += max(0.0, end - inst.created_at)
+    mean_rps = requests / s.duration if s.duration else 0.0
+    values = {
+        "scenario": s.name,
+        "strategy": s.strategy.kind if s.release else None,
+        "engine": engine.name,
+        "seed": engine.seed,
+        "outcome": c.outcome,
+        "requests": requests,
+        "attempts": int(sum(rec.attempts[:n])),
+        "failed": failed,
+        "slow": slow,
+        "bad": bad,
+        "bad_fraction": bad / requests if requests else 0.0,
+        "latency_mean_ms": float(ok_lat.mean() * 1000) if len(ok_lat) else None,
+        "latency_p50_ms": float(np.percentile(ok_lat, 50) * 1000) if len(ok_lat) else None,
+        "latency_p99_ms": float(np.percentile(ok_lat, 99) * 1000) if len(ok_lat) else None,
+        "detected_at_s": _rel(c.detected_at, release_at),
+        "rollback_done_at_s": _rel(c.rollback_done_at, release_at),
+        "deploy_duration_s": _rel(c.promoted_at, release_at),
+        "error_budget_used": error_budget_used(bad, mean_rps, s.slo.availability, s.slo.window),
+        "min_capacity": float(ready_total.min() / before_ready) if len(after) else None,
+        "peak_utilization": float(timeline["utilization"].max()) if len(timeline) else None,
+        "instance_seconds": instance_seconds,
+        # extras
+        **{f"failed_{cause}": int(sum(rec.failed[cause][:n])) for cause in CAUSES},
+        "rollback_started_at_s": _rel(c.rollback_started_at, release_at),
+        "analysis_failures": c.failures,
+        "bad_release": bool(s.release and s.release.bad),
+    }
+    return Result(make_summary(values), timeline, events_frame(events), {"controller": c})
