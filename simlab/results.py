@@ -36,6 +36,8 @@ TIMELINE_COLUMNS = (
     "old_ready", "old_starting", "old_down", "new_ready", "new_starting", "new_down",
     "utilization",  # busy workers / workers of ready instances
     "phase",  # controller phase: stable, migrating, rollout, promoted, rolling_back, rolled_back
+    "in_flight",  # user requests in the system at the end of the second (queued, in service, awaiting retry)
+    "queued",  # attempts sent this second that had to wait in an instance queue
 )
 
 EVENT_COLUMNS = ("time", "kind", "detail")

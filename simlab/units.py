@@ -46,4 +46,6 @@ def format_duration(seconds: float | None) -> str:
         return f"{seconds:.1f}s"
     if seconds < 7200:
         return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.3g}d"

@@ -54,6 +54,7 @@ class RolloutController:
         self._next_analysis = 0.0
         self._next_alert = 0.0
         self._alerted = False
+        self._alert_detection = False
         self._manual_rollback_at: float | None = None
         self._baseline: WindowStats | None = None
         self._fleet: FleetState | None = None
@@ -72,7 +73,7 @@ class RolloutController:
             self._analyse(now, metrics)
             self._watch_alert(now, metrics)
             if self._manual_rollback_at is not None and now >= self._manual_rollback_at:
-                self._start_rollback(now, "on-call rolled back after the alert")
+                self._on_call_acts(now, metrics)
         actions += self._advance(now, fleet)
         return actions
 
@@ -126,6 +127,8 @@ class RolloutController:
                 if stop:
                     yield StopInstances("new", stop)
                 yield plans.Tick()
+            # New instances that never became ready are gone at once; service is back only with the old fleet.
+            yield plans.Until(lambda f: f.old.ready >= n, f"{n} old instances ready")
         yield plans.Mark("rollback_finished", {})
 
     # -- detection -----------------------------------------------------------
@@ -145,20 +148,41 @@ class RolloutController:
         if m.status == "failed" and self.failures >= spec.failure_limit:
             self._detected(now, f"analysis failed {self.failures} times", automatic=self.rollback_spec.automatic)
 
-    def _watch_alert(self, now: float, metrics: MetricsView) -> None:
-        if self._alerted or now < self._next_alert:
-            return
-        self._next_alert = now + self.scenario.monitoring.scrape_interval
+    def _burning(self, metrics: MetricsView) -> tuple[bool, float | None, float | None]:
+        """Whether both burn-rate windows are over the alert threshold, and their burn rates."""
         alert = self.scenario.slo.alert
         budget = 1.0 - self.scenario.slo.availability / 100.0
         long_w, short_w = metrics.total_window(alert.long_window), metrics.total_window(alert.short_window)
         if long_w.bad_rate is None or short_w.bad_rate is None:
-            return
+            return False, None, None
         burn_long, burn_short = long_w.bad_rate / budget, short_w.bad_rate / budget
-        if burn_long >= alert.burn_rate and burn_short >= alert.burn_rate:
+        return burn_long >= alert.burn_rate and burn_short >= alert.burn_rate, burn_long, burn_short
+
+    def _watch_alert(self, now: float, metrics: MetricsView) -> None:
+        if self._alerted or now < self._next_alert:
+            return
+        self._next_alert = now + self.scenario.monitoring.scrape_interval
+        firing, burn_long, burn_short = self._burning(metrics)
+        if firing:
             self._alerted = True
+            self._alert_detection = self.detected_at is None
             self._emit(now, "alert", {"burn_rate_long": burn_long, "burn_rate_short": burn_short})
             self._detected(now, "SLO burn-rate alert", automatic=False)
+
+    def _on_call_acts(self, now: float, metrics: MetricsView) -> None:
+        """After `on_call.ack` a person looks: an alert that has stopped burning is not rolled back."""
+        self._manual_rollback_at = None
+        if self.failures >= (self.analysis_spec.failure_limit if self.analysis_spec else 1 << 30):
+            self._start_rollback(now, "on-call rolled back after the failed analysis")
+            return
+        firing, burn_long, burn_short = self._burning(metrics)
+        if firing:
+            self._start_rollback(now, "on-call rolled back after the alert")
+            return
+        self._emit(now, "alert_resolved", {"burn_rate_long": burn_long, "burn_rate_short": burn_short})
+        self._alerted = False
+        if self._alert_detection:
+            self.detected_at = None  # a transient alert is not a detection of a bad release
 
     def _detected(self, now: float, reason: str, automatic: bool) -> None:
         if self.detected_at is None:
@@ -175,7 +199,10 @@ class RolloutController:
         while self._plan is not None:
             item = self._waiting
             if item is not None:
+                plan = self._plan
                 if not self._satisfied(item, now, fleet):
+                    if self._plan is not plan:
+                        continue  # the wait hit the progress deadline: run the rollback plan from this tick
                     break
                 self._waiting = None
             try:
@@ -200,7 +227,7 @@ class RolloutController:
         if isinstance(item, plans.Until):
             if item.ready(fleet):
                 return True
-            if not self._in_rollback and now - self._wait_since >= deadline:
+            if item.deadline and not self._in_rollback and now - self._wait_since >= deadline:
                 self._detected(now, f"progress deadline: waited {deadline:g}s for {item.what}", automatic=True)
             return False
         elapsed = now - self._wait_since

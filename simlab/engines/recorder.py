@@ -27,6 +27,7 @@ class Recorder:
         self.attempts = [0] * n
         self.succeeded = [0] * n
         self.slow = [0] * n
+        self.queued = [0] * n  # attempts that waited in an instance queue, by second sent
         self.failed = {cause: [0] * n for cause in CAUSES}
         self.user_sec: list[int] = []
         self.user_latency: list[float] = []

@@ -77,9 +77,12 @@ class RequestEngine:
         self.migration = "none"
         self._eff_sec, self._eff = -1, (NONE, NONE)
         self.zone_down: set[int] = set()
+        self.zone_up: dict[int, simpy.Event] = {}
+        self.procs: dict[int, simpy.Process] = {}
         self.next_zone = 0
         self.work = [0.0] * (int(math.ceil(self.duration + drain)) + 2)  # busy worker-seconds by start second
         self.tokens = self.token_cap = max(10.0, self.retries.budget * traffic.rps * 10.0)
+        self.pending_retries = 0
         self.events: list[tuple[float, str, dict]] = []
         self.rows: list[tuple] = []
         self._cb_arrive = self._arrive
@@ -97,10 +100,7 @@ class RequestEngine:
     def run(self):
         env = self.env
         for _ in range(self.s.fleet.instances):
-            inst = self._new_instance(OLD)
-            inst.state, inst.up_since = READY, 0.0
-            self._rotate_in(inst)
-            inst.ok_checks = self.s.fleet.health_check.healthy_after
+            self._launch(OLD, ready=True)
         self._schedule_first_arrival()
         env.process(self._control())
         for failure in self.s.failures:
@@ -206,6 +206,7 @@ class RequestEngine:
             inst.outstanding += 1
             self._start(att, inst, now)
         elif len(inst.queue) < self.queue_limit:
+            self.rec.queued[int(now)] += 1
             inst.outstanding += 1
             inst.queue.append(att)
             if not inst.timer_armed:
@@ -332,11 +333,13 @@ class RequestEngine:
             backoff = retries.backoff * 2 ** (req.tries - 1)
             if retries.jitter:
                 backoff *= self.u_retry.next()
+            self.pending_retries += 1
             self._schedule(backoff, self._cb_retry, req)
             return
         self.rec.failed[cause][req.sec] += 1
 
     def _retry(self, ev) -> None:
+        self.pending_retries -= 1
         self._dispatch(ev.arg, self.env._now)
 
     # -- instances -----------------------------------------------------------
@@ -353,37 +356,50 @@ class RequestEngine:
             inst.looping = fx.crash_loop is not None and draw() < fx.crash_loop.fraction
         return inst
 
-    def _launch(self, version: int) -> None:
+    def _launch(self, version: int, ready: bool = False) -> Instance:
         inst = self._new_instance(version)
-        self.env.process(self._lifecycle(inst))
+        if ready:  # part of the fleet when the run starts: up and in rotation
+            inst.state, inst.up_since = READY, self.env.now
+            inst.ok_checks = self.s.fleet.health_check.healthy_after
+            self._rotate_in(inst)
+        self.procs[inst.id] = self.env.process(self._lifecycle(inst, ready))
         self.env.process(self._health_checks(inst))
+        return inst
 
-    def _lifecycle(self, inst: Instance):
-        """Start-up, crashes, restarts; ends when the instance is stopped."""
+    def _lifecycle(self, inst: Instance, ready: bool):
+        """Start-up, crashes, restarts; ends when the instance is stopped.
+
+        Waiting for a failure is interrupted by outside events (a zone going
+        down, the controller stopping the instance).
+        """
         env, startup = self.env, self.s.fleet.startup
         backoff = 10.0
-        while inst.state != STOPPED:
-            if inst.zone in self.zone_down:
-                inst.state = DOWN
-                yield env.timeout(1.0)
-                continue
-            inst.state = STARTING
-            yield env.timeout(startup)
-            if inst.state == STOPPED or inst.zone in self.zone_down:
-                continue
-            if inst.looping and self._defect_on(self.effects.crash_loop):
-                inst.state = DOWN  # crash loop: exits at start, restarted with back-off
-                inst.restarts += 1
-                yield env.timeout(backoff)
-                backoff = min(backoff * 2, 300.0)
-                continue
-            inst.state, inst.up_since = READY, env.now
-            epoch = inst.epoch
-            yield env.timeout(self._time_to_failure(inst))
-            if inst.state == STOPPED or inst.epoch != epoch:
-                continue
-            restart = self._crash(inst, "oom" if inst.leaky else "crash")
-            yield env.timeout(restart)
+        restart = 0.0
+        while inst.state != STOPPED and not inst.stopping:
+            try:
+                if not ready:
+                    if restart > 0:
+                        yield env.timeout(restart)
+                    while inst.zone in self.zone_down:
+                        inst.state = DOWN
+                        yield self.zone_up[inst.zone]
+                    inst.state = STARTING
+                    yield env.timeout(startup)
+                    if inst.zone in self.zone_down:
+                        restart = 0.0
+                        continue
+                    if inst.looping and self._defect_on(self.effects.crash_loop):
+                        inst.state = DOWN  # crash loop: exits at start, restarted with back-off
+                        inst.restarts += 1
+                        restart, backoff = backoff, min(backoff * 2, 300.0)
+                        continue
+                    inst.state, inst.up_since = READY, env.now
+                ready = False
+                ttf = self._time_to_failure(inst)
+                yield env.timeout(ttf) if math.isfinite(ttf) else env.event()
+                restart = self._crash(inst, "oom" if inst.leaky else "crash")
+            except simpy.Interrupt:
+                restart = 0.0  # a zone outage (the loop waits for the zone) or a stop (the loop ends)
 
     def _time_to_failure(self, inst: Instance) -> float:
         """Until this instance's next crash or OOM kill (inf when none)."""
@@ -463,6 +479,9 @@ class RequestEngine:
         for inst in alive[:count]:
             inst.stopping = True
             self._rotate_out(inst)
+            proc = self.procs.get(inst.id)
+            if proc is not None and proc.is_alive and proc is not self.env.active_process:
+                proc.interrupt("stop")
             if inst.state != READY:
                 self._fail_held(inst, now)
             self._maybe_stopped(inst, now)
@@ -477,14 +496,17 @@ class RequestEngine:
         env = self.env
         yield env.timeout(failure.at)
         self.zone_down.add(failure.zone)
+        self.zone_up[failure.zone] = env.event()
         self.events.append((env.now, "zone_down", {"zone": failure.zone}))
         for inst in self.instances:
             if inst.zone == failure.zone and inst.state in (READY, STARTING) and not inst.stopping:
                 inst.epoch += 1
                 inst.state = DOWN
                 self._fail_held(inst, env.now)
+                self.procs[inst.id].interrupt("zone down")
         yield env.timeout(failure.duration)
         self.zone_down.discard(failure.zone)
+        self.zone_up.pop(failure.zone).succeed()
         self.events.append((env.now, "zone_up", {"zone": failure.zone}))
 
     # -- control plane -------------------------------------------------------
@@ -545,6 +567,7 @@ class RequestEngine:
             if inst.in_rotation:
                 capacity += self.workers
         area = self.work[sec]
+        in_flight = self.pending_retries + sum(i.outstanding for i in self.instances if i.state != STOPPED)
         c = self.controller
         weight = (None if self.weight is None else self.weight * 100.0)
-        self.rows.append((sec, counts, area, capacity, weight, c.phase))
+        self.rows.append((sec, counts, area, capacity, weight, c.phase, in_flight))

@@ -23,7 +23,7 @@ def build_result(engine) -> Result:
     p50, p99 = per_second_percentiles(secs, lats, n, (50.0, 99.0))
     rows = engine.rows
     cols: dict[str, list] = {k: [] for k in TIMELINE_COLUMNS}
-    for i, (sec, counts, area, capacity, weight, phase) in enumerate(rows):
+    for sec, counts, area, capacity, weight, phase, in_flight in rows:
         failed = [rec.failed[cause][sec] for cause in CAUSES]
         cols["t"].append(sec)
         cols["offered"].append(rec.offered[sec])
@@ -45,6 +45,8 @@ def build_result(engine) -> Result:
             cols[f"{name}_down"].append(counts[(v, DOWN)])
         cols["utilization"].append(area / capacity if capacity else (1.0 if area > 0 else 0.0))
         cols["phase"].append(phase)
+        cols["in_flight"].append(in_flight)
+        cols["queued"].append(rec.queued[sec])
     timeline = pd.DataFrame(cols)
 
     events = [(e.time, e.kind, e.detail) for e in c.events] + list(engine.events)
@@ -88,6 +90,7 @@ def build_result(engine) -> Result:
         **{f"failed_{cause}": int(sum(rec.failed[cause][:n])) for cause in CAUSES},
         "rollback_started_at_s": _rel(c.rollback_started_at, release_at),
         "analysis_failures": c.failures,
+        "queued_attempts": int(sum(rec.queued[:n])),
         "bad_release": bool(s.release and s.release.bad),
     }
-    return Result(make_summary(values), timeline, events_frame(events), {"controller": c})
+    return Result(make_summary(values), timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
