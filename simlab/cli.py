@@ -1,0 +1,104 @@
+"""Command line: parse, call the library, print; the only place that exits or maps errors to codes."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from simlab.errors import ScenarioError, SimlabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="simlab: how many users a rollout policy hurts, how fast it notices, how fast it is back.",
+)
+
+
+def _scenario(path: Path, strategy: str | None = None):
+    from simlab.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    return scenario.with_strategy(strategy) if strategy else scenario
+
+
+@app.command()
+def check(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> None:
+    """Validate a scenario and say what it describes."""
+    s = _scenario(scenario)
+    release = "no release" if s.release is None else (
+        f"release {s.release.version} at {s.release.at:g}s with {len(s.release.defects)} defect(s)"
+    )
+    typer.echo(
+        f"{scenario}: valid — {s.name}: {s.fleet.instances} instances, {s.traffic.rps:g} rps, "
+        f"{s.duration:g}s, {release}, strategy {s.strategy.kind}"
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the scenario format (for editor autocompletion)."""
+    from simlab.scenario import Scenario
+
+    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@app.command()
+def run(
+    scenario: Path = typer.Argument(..., help="scenario YAML file"),
+    seed: Optional[int] = typer.Option(None, help="random seed (default: the scenario's)"),
+    strategy: Optional[str] = typer.Option(None, help="override the strategy kind: big_bang, rolling, blue_green, canary"),
+    engine: str = typer.Option("request", help="simulation engine"),
+    out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+) -> None:
+    """Simulate one rollout and print its summary."""
+    from simlab.simulate import simulate
+
+    s = _scenario(scenario, strategy)
+    result = simulate(s, seed=seed, engine=engine)
+    if out is not None:
+        result.write(out)
+    if as_json:
+        typer.echo(json.dumps(result.summary.to_dict()))
+        return
+    from simlab.console import print_summary
+
+    print_summary(result)
+    if out is not None:
+        typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv")
+
+
+from simlab.staging.cli import register as _register_staging
+_register_staging(app)
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `simlab` command; returns the exit code (0 ok, 2 bad input, 1 other)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SimlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click's usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
