@@ -27,8 +27,7 @@ class Measurement:
     def as_detail(self) -> dict:
         detail: dict = {"status": self.status, "requests": self.requests}
         for c in self.checks:
-            key = c.metric if c.limit is None or "ratio" not in c.metric else c.metric
-            detail[key] = c.value
+            detail[c.metric] = c.value
         return detail
 
 
@@ -42,8 +41,9 @@ def measure(
     for check in checks:
         value = new.value(check.metric)
         if check.max is not None:
-            failed = value is not None and value > float(check.max)
-            results.append(CheckResult(check.metric, value, float(check.max), "failed" if failed else "passed"))
+            # No value (e.g. no latency reported for the window) cannot pass a bound: inconclusive.
+            status: Status = "inconclusive" if value is None else ("failed" if value > float(check.max) else "passed")
+            results.append(CheckResult(check.metric, value, float(check.max), status))
         if check.max_ratio_to_baseline is not None:
             base = baseline.value(check.metric) if baseline is not None and baseline.requests >= max(min_requests, 1) else None
             name = f"{check.metric}_ratio_to_baseline"
@@ -53,7 +53,7 @@ def measure(
             # A zero baseline makes any ratio infinite; compare against a floor of one event in the window.
             floor = 1.0 / baseline.requests if check.metric == "error_rate" else 1e-6
             ratio = value / max(base, floor)
-            status: Status = "failed" if ratio > check.max_ratio_to_baseline else "passed"
+            status = "failed" if ratio > check.max_ratio_to_baseline else "passed"
             results.append(CheckResult(name, ratio, check.max_ratio_to_baseline, status))
     statuses = {r.status for r in results}
     overall: Status = "failed" if "failed" in statuses else ("passed" if "passed" in statuses else "inconclusive")

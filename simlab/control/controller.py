@@ -114,7 +114,8 @@ class RolloutController:
         if self.rollback_spec.duration > 0:
             yield plans.Bake(self.rollback_spec.duration, need_pass=False)
         yield plans.Scale("old", n)
-        if self._fleet.old.ready >= n:
+        # Whole means none stopped by the rollout; an old instance restarting after a crash still counts.
+        if self._fleet.old.alive >= n:
             yield SetWeight(0)
             yield plans.Scale("new", 0)
         else:

@@ -24,10 +24,11 @@ from simlab.scenario.types import resolve_count
 
 @dataclass(frozen=True)
 class Until:
-    """Wait until `ready(fleet)` holds; the progress deadline applies."""
+    """Wait until `ready(fleet)` holds; the progress deadline applies unless `deadline` is False."""
 
     ready: Callable[[FleetState], bool]
     what: str
+    deadline: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ def migrate(migration) -> Plan:
     if migration is not None:
         yield Mark("migration_started", {"duration_s": migration.duration})
         yield StartMigration()
-        yield Until(lambda f: f.migration == "done", "migration to finish")
+        # The progress deadline is about instances making progress; a long migration is not a stuck rollout.
+        yield Until(lambda f: f.migration == "done", "migration to finish", deadline=False)
         yield Mark("migration_finished", {})
 
 

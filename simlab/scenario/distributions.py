@@ -44,28 +44,29 @@ class LogNormal(Frozen):
         given = {k for k in ("mean", "median", "p95", "p99", "sigma") if getattr(self, k) is not None}
         if self.median is not None and len(given) == 2:
             if self.median <= 0:
-                raise ValueError(f"expected median greater than 0, found {self.median:g}s")
+                raise ValueError(f"median: expected a median greater than 0, found {self.median:g}s")
             mu = math.log(self.median)
             if self.sigma is not None:
                 return mu, self.sigma
             q, z = (self.p95, Z95) if self.p95 is not None else (self.p99, Z99)
             if q <= self.median:
-                raise ValueError(f"expected the percentile ({q:g}s) above the median ({self.median:g}s)")
+                name = "p95" if self.p95 is not None else "p99"
+                raise ValueError(f"{name}: expected a value above the median ({self.median:g}s), found {q:g}s")
             return mu, math.log(q / self.median) / z
         if self.mean is not None and len(given) == 2 and (self.p99 is not None or self.sigma is not None):
             if self.mean <= 0:
-                raise ValueError(f"expected mean greater than 0, found {self.mean:g}s")
+                raise ValueError(f"mean: expected a mean greater than 0, found {self.mean:g}s")
             if self.sigma is not None:
                 return math.log(self.mean) - self.sigma**2 / 2, self.sigma
             gap = math.log(self.p99 / self.mean) if self.p99 > 0 else -1.0
             if gap <= 0:
-                raise ValueError(f"expected p99 ({self.p99:g}s) greater than the mean ({self.mean:g}s)")
+                raise ValueError(f"p99: expected a value greater than the mean ({self.mean:g}s), found {self.p99:g}s")
             disc = Z99**2 - 2 * gap
             if disc < 0:
                 limit = self.mean * math.exp(Z99**2 / 2)
                 raise ValueError(
-                    f"no log-normal has mean {self.mean:g}s and p99 {self.p99:g}s; "
-                    f"expected p99 at most {limit:.4g}s (15x the mean)"
+                    f"p99: expected at most {limit:.4g}s (no log-normal has a p99 above 15x its mean, "
+                    f"here {self.mean:g}s), found {self.p99:g}s"
                 )
             sigma = Z99 - math.sqrt(disc)
             return math.log(self.mean) - sigma**2 / 2, sigma
@@ -100,7 +101,7 @@ class Empirical(Frozen):
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
-            raise ValueError(f"expected a readable file of samples, found {data['file']!r} ({exc.strerror})") from None
+            raise ValueError(f"file: expected a readable file of samples, found {data['file']!r} ({exc.strerror})") from None
         samples = []
         for number, line in enumerate(lines, 1):
             text = line.split("#")[0].strip().split(",")[-1].strip()
@@ -111,7 +112,7 @@ class Empirical(Frozen):
             except ValueError:
                 if number == 1:  # a header line
                     continue
-                raise ValueError(f"{path.name}:{number}: expected a duration, found {text!r}") from None
+                raise ValueError(f"file: expected a duration on line {number} of {path.name}, found {text!r}") from None
         return {**data, "samples": tuple(samples)}
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,8 @@ def validate_scenario(
     try:
         return Scenario.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as exc:
-        problems = [_describe(err, data, source, lines or {}) for err in exc.errors()]
+        errors = _without_typo_echoes(exc.errors(), data)
+        problems = [_describe(err, data, source, lines or {}) for err in errors]
         noun = "problem" if len(problems) == 1 else "problems"
         raise ScenarioError(f"{source}: invalid scenario ({len(problems)} {noun})", problems) from None
 
@@ -61,20 +63,69 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
         raise ScenarioError(f"{source}: the scenario is empty; expected keys such as name, duration, fleet, traffic")
     lines: dict[Path_, int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        _index_lines(node, (), lines, source)
     return data, lines
 
 
-def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:
+    """Record the line of every key and list item; a key given twice is an error (YAML keeps the last silently)."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
             sub = path + (key.value,)
-            lines[sub] = key.start_mark.line + 1
-            _index_lines(value, sub, lines)
+            line = key.start_mark.line + 1
+            if key.value in seen and key.value != "<<":
+                raise ScenarioError(
+                    f"{source}:{line}: {dotted(sub)}: expected each key once, found '{key.value}' again "
+                    f"(first at line {seen[key.value]})"
+                )
+            seen[key.value] = line
+            lines[sub] = line
+            _index_lines(value, sub, lines, source)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, path + (i,), lines)
+            _index_lines(item, path + (i,), lines, source)
+
+
+def _without_typo_echoes(errors: list[dict], data: Any) -> list[dict]:
+    """Drop "required key is missing" when a misspelt sibling key explains it; the did-you-mean says it all."""
+    unknown: dict[Path_, list[str]] = {}
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            path = _data_path(err["loc"], data)
+            unknown.setdefault(path[:-1], []).append(str(path[-1]))
+    kept = []
+    for err in errors:
+        if err["type"] == "missing":
+            path = _data_path(err["loc"], data)
+            if difflib.get_close_matches(str(path[-1]), unknown.get(path[:-1], []), n=1):
+                continue
+        kept.append(err)
+    return kept
+
+
+# A validator may name the sub-field at fault by starting its message with a relative path:
+# "steps[2].weight: expected ..." raised by a model places the problem at <model path>.steps[2].weight.
+_SUBPATH = re.compile(r"^((?:[A-Za-z_]\w*|\[\d+\])(?:\.[A-Za-z_]\w*|\[\d+\])*): (.+)$", re.DOTALL)
+_PART = re.compile(r"[A-Za-z_]\w*|\[\d+\]")
+
+
+def _split_subpath(message: str, path: Path_, data: Any) -> tuple[Path_, str]:
+    """(path extended by the message's leading sub-path, rest of the message) if that sub-path is in the data."""
+    match = _SUBPATH.match(message)
+    if not match:
+        return path, message
+    sub = tuple(int(t[1:-1]) if t.startswith("[") else t for t in _PART.findall(match.group(1)))
+    cursor: Any = data
+    for part in path + sub:
+        if isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor[part]
+        elif isinstance(cursor, dict) and part in cursor:
+            cursor = cursor[part]
+        else:
+            return path, message  # not a path into the user's data: leave the message whole
+    return path + sub, match.group(2)
 
 
 def _data_path(loc: tuple, data: Any) -> Path_:
@@ -171,7 +222,10 @@ def _describe(err: dict, data: Any, source: str, lines: dict[Path_, int]) -> str
         return f"{where}: {dotted(path)}: required key is missing"
     if kind == "union_tag_invalid":
         tags = ctx.get("expected_tags", "")
-        return f"{where}: {dotted(path + (ctx.get('discriminator', '').strip(chr(39)),))}: expected one of {tags}, found {ctx.get('tag')!r}"
+        path = path + (ctx.get("discriminator", "").strip("'"),)
+        line = _line(path, lines)
+        where = f"{source}:{line}" if line else source
+        return f"{where}: {dotted(path)}: expected one of {tags}, found {ctx.get('tag')!r}"
     if kind == "union_tag_not_found":
         return f"{where}: {dotted(path)}: expected a `{ctx.get('discriminator', 'kind').strip(chr(39))}` key, found none"
     if kind == "literal_error":
@@ -182,9 +236,23 @@ def _describe(err: dict, data: Any, source: str, lines: dict[Path_, int]) -> str
         bound = next(iter(ctx.values()))
         return f"{where}: {dotted(path)}: expected a value {words} {bound}, found {_found(value)}"
     if kind == "value_error":
-        message = str(ctx.get("error", err["msg"]))
+        path, message = _split_subpath(str(ctx.get("error", err["msg"])), path, data)
+        line = _line(path, lines)
+        where = f"{source}:{line}" if line else source
         if not message.startswith("expected") and "found" not in message:
             message = f"{message}, found {_found(value)}"
         return f"{where}: {dotted(path)}: {message}"
-    expected = err["msg"].replace("Input should be", "expected").replace("Input", "value")
+    expected = _EXPECTED.get(kind) or err["msg"].replace("Input should be", "expected").replace("Input", "value")
     return f"{where}: {dotted(path)}: {expected}, found {_found(value)}"
+
+
+# pydantic's wording for type errors, in the words of a YAML file.
+_EXPECTED = {
+    "int_type": "expected a whole number", "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number", "float_parsing": "expected a number",
+    "bool_type": "expected true or false", "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "tuple_type": "expected a list", "list_type": "expected a list",
+    "dict_type": "expected a mapping", "model_type": "expected a mapping", "model_attributes_type": "expected a mapping",
+}

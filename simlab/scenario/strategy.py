@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from simlab.scenario.types import CountOrPercent, Duration, Frozen, PositiveDuration
 
@@ -35,9 +35,11 @@ class Rolling(StrategyBase):
     @model_validator(mode="after")
     def _can_progress(self) -> "Rolling":
         if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
-            raise ValueError("expected max_surge or max_unavailable above 0, found both 0 (the rollout could never start)")
+            raise ValueError(
+                "max_surge: expected max_surge or max_unavailable above 0, found both 0 (the rollout could never start)"
+            )
         if self.batch in (0, "0%"):
-            raise ValueError("expected batch above 0, found 0")
+            raise ValueError(f"batch: expected a batch above 0, found {self.batch!r}")
         return self
 
 
@@ -63,20 +65,23 @@ class Canary(StrategyBase):
     )
     analysis: bool = True
 
-    @field_validator("steps")
-    @classmethod
-    def _rise_to_100(cls, steps: tuple[CanaryStep, ...]) -> tuple[CanaryStep, ...]:
+    @model_validator(mode="after")
+    def _rise_to_100(self) -> "Canary":
+        # Messages start with the step's path so the loader can point at the exact line.
+        steps = self.steps
         if not steps:
-            raise ValueError("expected at least one step, ending at weight 100")
+            raise ValueError("steps: expected at least one step, ending at weight 100, found none")
         for i in range(1, len(steps)):
             if steps[i].weight <= steps[i - 1].weight:
                 raise ValueError(
-                    f"expected weights to rise step by step, found steps[{i}].weight={steps[i].weight:g} "
-                    f"after steps[{i - 1}].weight={steps[i - 1].weight:g}"
+                    f"steps[{i}].weight: expected weights to rise step by step, above "
+                    f"steps[{i - 1}].weight={steps[i - 1].weight:g}, found {steps[i].weight:g}"
                 )
         if steps[-1].weight != 100:
-            raise ValueError(f"expected the last step to reach weight 100, found {steps[-1].weight:g}")
-        return steps
+            raise ValueError(
+                f"steps[{len(steps) - 1}].weight: expected the last step to reach weight 100, found {steps[-1].weight:g}"
+            )
+        return self
 
 
 Strategy = Annotated[Union[BigBang, Rolling, BlueGreen, Canary], Field(discriminator="kind")]
@@ -111,9 +116,13 @@ class MetricCheck(Frozen):
 
             if self.metric == "error_rate":
                 if isinstance(self.max, str) or not 0 <= self.max <= 1:
-                    raise ValueError(f"expected max as a fraction between 0 and 1 for error_rate, found {self.max!r}")
+                    found = repr(self.max) if isinstance(self.max, str) else f"{self.max:g}"
+                    raise ValueError(f"max: expected a fraction between 0 and 1 for error_rate, found {found}")
             else:
-                object.__setattr__(self, "max", parse_duration(self.max))
+                try:
+                    object.__setattr__(self, "max", parse_duration(self.max))
+                except ValueError as exc:
+                    raise ValueError(f"max: {exc}") from None
         return self
 
 
