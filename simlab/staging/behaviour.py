@@ -13,6 +13,9 @@ from simlab import dists
 from simlab.scenario import Scenario
 from simlab.scenario.release import Crash, CrashLoop, ErrorRate, Latency, MemoryLeak
 
+EXIT_CRASH = 3  # the exit status of an instance whose `crash` defect fired
+EXIT_CRASH_LOOP = 4  # ... of one whose `crash_loop` defect made it exit at start
+
 LEAK_BYTES_AT_OOM = 64 * 2**20
 """Memory a leaking instance has grown by when it reaches `oom_after` (the supervisor's limit)."""
 
@@ -35,7 +38,13 @@ class Behaviour:
         self.release_epoch = release_epoch
         self.service = dists.from_spec(scenario.fleet.service_time)
         release = scenario.release
-        self.defects = tuple(release.defects) if (release is not None and version == "new") else ()
+        defects = tuple(release.defects) if (release is not None and version == "new") else ()
+        # As in the simulator, `fraction` of an instance-level defect is the share of instances it hits,
+        # drawn once per instance; for request-level defects it is the share of requests.
+        self.defects = tuple(
+            d for d in defects
+            if not isinstance(d, (Crash, CrashLoop, MemoryLeak)) or rng.random() < d.fraction
+        )
         self.offered_rps = 0.0  # the whole service's offered load, as the supervisor last reported it
         self._buffer: list[bytearray] = []
 
@@ -51,7 +60,9 @@ class Behaviour:
         t = float(self.service.sample(self.rng, 1)[0])
         error = False
         for d in self.defects:
-            if not self._active(d, now) or (d.fraction < 1.0 and self.rng.random() >= d.fraction):
+            if not self._active(d, now) or isinstance(d, (Crash, CrashLoop)):
+                continue
+            if not isinstance(d, MemoryLeak) and d.fraction < 1.0 and self.rng.random() >= d.fraction:
                 continue
             if isinstance(d, ErrorRate):
                 error = error or bool(self.rng.random() < d.rate)

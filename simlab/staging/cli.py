@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-DEFAULT_DIR = Path(".simlab-staging")
+DEFAULT_DIR = Path(".simlab-state")  # ignored by git
 
 staging_app = typer.Typer(no_args_is_help=True, help="A local staging fleet: HAProxy, Prometheus, real instances.")
 

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics
 
 from simlab.rng import stream
 from simlab.scenario import Scenario
-from simlab.staging.behaviour import Behaviour
+from simlab.staging.behaviour import EXIT_CRASH, EXIT_CRASH_LOOP, Behaviour
 
 
 def latency_buckets(threshold: float) -> tuple[float, ...]:
@@ -58,6 +58,8 @@ class Instance:
                                  buckets=latency_buckets(scenario.slo.latency_threshold))
         self.in_flight = Gauge("simlab_in_flight", "Requests in service", labels, registry=self.registry)
         self.queued = Gauge("simlab_queued", "Requests waiting for a worker", labels, registry=self.registry)
+        self.waited = Counter("simlab_waited", "Requests that had to wait for a worker", labels,
+                              registry=self.registry)
         self.memory = Gauge("simlab_leak_bytes", "Memory held by a leak defect", labels, registry=self.registry)
         for code in ("2xx", "5xx"):  # present from the first scrape so increase() sees every request
             self.requests.labels(version, name, code)
@@ -72,6 +74,8 @@ class Instance:
         limit = self.scenario.fleet
         if self.busy >= limit.workers and self.waiting >= limit.queue_limit:
             return self._answer(503, arrived, "queue full")
+        if self.busy >= limit.workers:
+            self.waited.labels(self.version, self.name).inc()
         self.waiting += 1
         self.queued.labels(self.version, self.name).set(self.waiting)
         try:
@@ -82,7 +86,7 @@ class Instance:
         self.busy += 1
         self.in_flight.labels(self.version, self.name).set(self.busy)
         try:
-            plan = self.behaviour.plan(time.time(), self.started)
+            plan = self.behaviour.plan(time.time(), self.ready_at)
             await asyncio.sleep(plan.service_time)
         finally:
             self.busy -= 1
@@ -115,7 +119,7 @@ class Instance:
                     self.behaviour.offered_rps = float(offered.read_text() or 0)
                 except (OSError, ValueError):
                     pass
-            self.memory.labels(self.version, self.name).set(self.behaviour.grow_leak(time.time(), self.started))
+            self.memory.labels(self.version, self.name).set(self.behaviour.grow_leak(time.time(), self.ready_at))
             await asyncio.sleep(1.0)
 
 
@@ -144,7 +148,7 @@ async def serve(instance: Instance, port: int) -> int:
     done, _ = await asyncio.wait([t for t in (stopped, crashed) if t], return_when=asyncio.FIRST_COMPLETED)
     if crashed is not None and crashed in done:
         print(f"{instance.name}: crash defect fired after {crash_in:.1f}s", file=sys.stderr, flush=True)
-        os._exit(3)
+        os._exit(EXIT_CRASH)
     # Drain: fail readiness so the load balancer stops sending, finish what is in flight.
     instance.draining = True
     deadline = time.time() + instance.scenario.traffic.timeout
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         instance = Instance(scenario, args.version, args.instance, args.seed, args.release_epoch, args.state_dir)
         if instance.behaviour.crash_loops(time.time()):
             print(f"{args.instance}: crash_loop defect: exiting at start", file=sys.stderr, flush=True)
-            return 3
+            return EXIT_CRASH_LOOP
         return await serve(instance, args.port)
 
     return asyncio.run(run())

@@ -22,9 +22,11 @@ from simlab.scenario import Scenario
 from simlab.staging import haproxy, procs
 from simlab.staging import prometheus as prom
 from simlab.staging.procs import ProcRecord
+from simlab.staging.behaviour import EXIT_CRASH_LOOP, LEAK_BYTES_AT_OOM
 
-RESTART_DELAY = 5.0
-"""Seconds before a crashed instance is started again (Kubernetes' first back-off is 10 s)."""
+CRASH_LOOP_BACKOFF = (10.0, 300.0)
+"""A crash-looping instance is restarted after 10 s, doubling to 300 s (as the simulator does);
+one that crashed after start-up, or was killed at its memory limit, is restarted at once."""
 
 
 @contextlib.contextmanager
@@ -53,6 +55,8 @@ class Member:
     restart_at: float | None = None
     memory_limit: int | None = None
     crashes: int = 0
+    backoff: float = CRASH_LOOP_BACKOFF[0]
+    spawned_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -274,7 +278,10 @@ class Staging:
                     events.append(("instance_stopped", name, {}))
                 continue
             if running:
-                if m.memory_limit is not None:
+                if m.memory_limit is None and now - m.spawned_at > self.scenario.fleet.startup + 1.0:
+                    # The limit a leak runs into: what the instance held once up, plus the leak at oom_after.
+                    m.memory_limit = (procs.rss_bytes(m.record.pid) or 0) + LEAK_BYTES_AT_OOM
+                elif m.memory_limit is not None:
                     rss = procs.rss_bytes(m.record.pid) or 0
                     if rss > m.memory_limit:
                         procs.kill(m.record)
@@ -284,12 +291,16 @@ class Staging:
                 m.crashes += 1
                 code = procs.exit_code(m.record)
                 events.append(("instance_crashed", name, {"exit_code": code, "crashes": m.crashes}))
-                m.restart_at = now + RESTART_DELAY if self.restart_crashed else float("inf")
+                delay = 0.0
+                if code == EXIT_CRASH_LOOP:
+                    delay, m.backoff = m.backoff, min(m.backoff * 2, CRASH_LOOP_BACKOFF[1])
+                m.restart_at = now + delay if self.restart_crashed else float("inf")
             elif now >= m.restart_at:
                 argv = m.record.argv
                 m.record = procs.spawn(name, "instance", argv, Path(m.record.log), m.record.port, m.record.version)
                 m.restart_at = None
                 m.memory_limit = None
+                m.spawned_at = now
                 events.append(("instance_restarted", name, {}))
                 self.save()
         return events

@@ -26,3 +26,35 @@ SMALL = textwrap.dedent("""\
 
 def small_scenario(extra: str = ""):
     return staging_scenario(parse_scenario(SMALL + textwrap.dedent(extra)))
+
+
+DEPLOY = textwrap.dedent("""\
+    name: staging-deploy-test
+    duration: 40s
+    seed: 5
+    fleet:
+      instances: 2
+      workers: 8
+      queue_limit: 16
+      service_time: {dist: exponential, mean: 10ms}
+      startup: 500ms
+      load_balancer: least_outstanding
+      health_check: {interval: 250ms, unhealthy_after: 2, healthy_after: 2}
+    traffic: {rps: 40, timeout: 2s}
+    release: {at: 5s}
+    strategy:
+      kind: canary
+      steps: [{weight: 50, bake: 8s}, {weight: 100}]
+    analysis:
+      interval: 3s
+      failure_limit: 2
+      min_requests: 10
+      metrics: [{metric: error_rate, max: 0.05}]
+    rollback: {automatic: true, duration: 1s, on_call: {ack: 10s}}
+    monitoring: {scrape_interval: 1s, window: 5s, delay: 0s}
+    slo: {availability: 99.0, latency_threshold: 250ms, alert: {long_window: 20s, short_window: 5s}}
+""")
+
+
+def deploy_scenario(extra: str = ""):
+    return staging_scenario(parse_scenario(DEPLOY + textwrap.dedent(extra)))

@@ -1,0 +1,296 @@
+"""The staging driver: the shared RolloutController on the wall clock, acting on a real fleet.
+
+Each second: reap processes (crashes, stops, memory limits), count the fleet
+from HAProxy's health checks, let the controller decide with Prometheus'
+windows, carry out its actions, keep HAProxy's weights at the controller's
+split. The result is measured from what happened: Locust's request records
+for users, HAProxy/supervisor state for the fleet, the controller's events.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from simlab.control import (
+    PERIOD, FleetState, RolloutController, SetWeight, StartInstances, StartMigration, StopInstances, VersionCount,
+)
+from simlab.errors import StagingError
+from simlab.metrics import error_budget_used
+from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
+from simlab.scenario import Scenario
+from simlab.staging import haproxy, procs
+from simlab.staging.load import classify, read_records, start_load
+from simlab.staging.prometheus import PromQL, PrometheusMetrics
+from simlab.staging.shape import offered_rate
+from simlab.staging.supervisor import Staging
+
+
+class Deployment:
+    """One release carried out on a staging fleet; `run()` returns the measured Result."""
+
+    def __init__(self, scenario: Scenario, staging: Staging, with_load: bool = False, out: Path | None = None,
+                 progress: Callable[[str], None] | None = None):
+        self.s = scenario
+        self.st = staging
+        self.with_load = with_load
+        self.load_dir = (out or staging.dir) / "load"
+        self.progress = progress or (lambda line: None)
+        self.controller = RolloutController(scenario)
+        self.client = PromQL(staging.prometheus_url)
+        self.metrics = PrometheusMetrics(self.client, scenario)
+        self.rows: list[dict] = []
+        self.events: list[tuple[float, str, dict]] = []
+        self.migration = "none"
+        self._migration_done_at: float | None = None
+        self.t0 = 0.0
+        self._reported = 0
+        self._instance_seconds = 0.0
+        self._waited = 0.0
+
+    # -- the loop ------------------------------------------------------------
+    def run(self) -> Result:
+        s, st = self.s, self.st
+        st.restart_crashed = True
+        shutil.rmtree(self.load_dir, ignore_errors=True)
+        self.t0 = time.time()
+        release_at = s.release.at if s.release else 0.0
+        self.release_epoch = self.t0 + release_at
+        loaders = start_load(s, st.url, self.load_dir, s.duration, self.t0) if self.with_load else []
+        try:
+            tick = 0
+            while tick < math.ceil(s.duration):
+                self._tick(tick)
+                tick += 1
+                wait = self.t0 + tick * PERIOD - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+        except BaseException:
+            self._emergency_rollback()
+            raise
+        finally:
+            # Locust's shape ends at the run's end; let it finish the requests in flight, then make sure.
+            deadline = time.time() + s.traffic.timeout + 3.0
+            while any(procs.is_running(r) for r in loaders) and time.time() < deadline:
+                time.sleep(0.1)
+            procs.stop_many(loaders, grace=5.0)
+        return self._result()
+
+    def _now(self) -> float:
+        return time.time() - self.t0
+
+    def _tick(self, second: int) -> None:
+        now = self._now()
+        for kind, name, detail in self.st.reap():
+            self.events.append((now, kind, {"instance": name, **detail}))
+        (self.st.dir / "offered_rps").write_text(f"{offered_rate(self.s, now):.3f}")
+        if self.migration == "running" and now >= self._migration_done_at:
+            self.migration = "done"
+        fleet, counts = self._fleet()
+        actions = self.controller.tick(now, fleet, self.metrics)
+        for action in actions:
+            self._apply(action, now)
+        self._set_weights()
+        self._report()
+        self._instance_seconds += PERIOD * (counts["old_alive"] + counts["new_alive"])
+        in_flight = self.client.scalar("sum(simlab_in_flight)") or 0.0
+        queued = self.client.scalar("sum(simlab_queued)") or 0.0
+        waited = self.client.scalar("sum(simlab_waited_total)") or 0.0
+        waited_now, self._waited = max(0.0, waited - self._waited), max(waited, self._waited)
+        capacity = self.s.fleet.workers * (counts["old_ready"] + counts["new_ready"])
+        weight = self.controller.weight
+        if weight is None:
+            ready = counts["old_ready"] + counts["new_ready"]
+            weight = 100.0 * counts["new_ready"] / ready if ready else 0.0
+        self.rows.append({
+            "t": second, "new_weight": weight, "phase": self.controller.phase,
+            "utilization": min(1.0, in_flight / capacity) if capacity else 0.0,
+            "in_flight": int(in_flight + queued), "queued": int(waited_now),
+            **{k: counts[k] for k in ("old_ready", "old_starting", "old_down", "new_ready", "new_starting",
+                                      "new_down")},
+        })
+
+    def _fleet(self) -> tuple[FleetState, dict]:
+        servers = self.st.api.servers()
+        counts = {f"{v}_{k}": 0 for v in ("old", "new") for k in ("alive", "ready", "starting", "down")}
+        for name, m in self.st.members.items():
+            if m.stopping:
+                continue
+            v = m.record.version
+            counts[f"{v}_alive"] += 1
+            server = servers.get(name)
+            if m.restart_at is not None or not procs.is_running(m.record):
+                counts[f"{v}_down"] += 1
+            elif server is not None and server.in_rotation:
+                counts[f"{v}_ready"] += 1
+            else:
+                counts[f"{v}_starting"] += 1
+        fleet = FleetState(
+            old=VersionCount(counts["old_alive"], counts["old_ready"]),
+            new=VersionCount(counts["new_alive"], counts["new_ready"]),
+            migration=self.migration,
+        )
+        return fleet, counts
+
+    def _apply(self, action, now: float) -> None:
+        if isinstance(action, StartInstances):
+            for _ in range(action.count):
+                name = self.st.start_instance(action.version, self.release_epoch, weight=0)
+                self.events.append((now, "instance_started", {"instance": name, "version": action.version}))
+        elif isinstance(action, StopInstances):
+            servers = self.st.api.servers()
+            live = [n for n, m in self.st.members.items() if m.record.version == action.version and not m.stopping]
+            # Not-ready instances go first, then the newest.
+            live.sort(key=lambda n: (servers.get(n) is not None and servers[n].in_rotation, -int(n.split("-")[1])))
+            for name in live[:action.count]:
+                self.st.begin_stop(name)
+                self.events.append((now, "instance_stopping", {"instance": name}))
+        elif isinstance(action, StartMigration):
+            self.migration = "running"
+            self._migration_done_at = now + self.s.release.migration.duration
+        elif isinstance(action, SetWeight):
+            pass  # applied by _set_weights from controller.weight every tick
+
+    def _set_weights(self) -> None:
+        servers = self.st.api.servers()
+        groups = {"old": [], "new": []}
+        for name, m in self.st.members.items():
+            if not m.stopping:
+                groups[m.record.version].append(name)
+        in_rotation = {v: [n for n in names if n in servers and servers[n].in_rotation] or names
+                       for v, names in groups.items()}
+        split = haproxy.split_weights(self.controller.weight, in_rotation["old"], in_rotation["new"])
+        per_version = {v: (split[names[0]] if names else 0) for v, names in in_rotation.items()}
+        for v, names in groups.items():
+            for name in names:
+                want = split.get(name, per_version[v])
+                if name in servers and servers[name].weight != want:
+                    self.st.api.set_weight(name, want)
+
+    def _report(self) -> None:
+        for event in self.controller.events[self._reported:]:
+            detail = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in event.detail.items())
+            self.progress(f"[{event.time:6.1f}s] {event.kind} {detail}".rstrip())
+        self._reported = len(self.controller.events)
+
+    def _emergency_rollback(self) -> None:
+        """Interrupted: send all traffic to the stable version and stop every new instance."""
+        try:
+            old = [n for n, m in self.st.members.items() if m.record.version == "old" and not m.stopping]
+            for _ in range(max(0, self.s.fleet.instances - len(old))):
+                self.st.start_instance("old")
+            for name, m in list(self.st.members.items()):
+                if m.record.version == "new" and not m.stopping:
+                    self.st.api.set_weight(name, 0)
+                    self.st.begin_stop(name)
+            for name, m in self.st.members.items():
+                if m.record.version == "old" and not m.stopping:
+                    self.st.api.set_weight(name, 100)
+            procs.stop_many([m.record for m in self.st.members.values() if m.stopping], grace=5.0)
+            self.st.reap()
+            self.events.append((self._now(), "interrupted", {"action": "new version stopped, stable serving"}))
+        except StagingError:
+            pass  # the caller stops the whole staging next
+
+    # -- measuring -----------------------------------------------------------
+    def _result(self) -> Result:
+        s, c = self.s, self.controller
+        n = int(math.ceil(s.duration))
+        timeline = pd.DataFrame(self.rows)
+        users = _per_second(read_records(self.load_dir), s, self.t0, n) if self.with_load else _empty(n)
+        timeline = users.merge(timeline, on="t", how="left")[list(TIMELINE_COLUMNS)]
+        release_at = s.release.at if s.release else 0.0
+        rel = lambda t: None if t is None else t - release_at  # noqa: E731
+        requests = int(timeline["offered"].sum())
+        failed = int(timeline["failed"].sum())
+        slow = int(timeline["slow"].sum())
+        lat = users.attrs.get("ok_latency", np.array([]))
+        after = timeline[timeline["t"] >= release_at]
+        mean_rps = requests / s.duration if s.duration else 0.0
+        values = {
+            "scenario": s.name, "strategy": s.strategy.kind if s.release else None, "engine": "staging",
+            "seed": s.seed, "outcome": c.outcome, "requests": requests, "attempts": int(timeline["attempts"].sum()),
+            "failed": failed, "slow": slow, "bad": failed + slow,
+            "bad_fraction": (failed + slow) / requests if requests else 0.0,
+            "latency_mean_ms": float(lat.mean() * 1000) if len(lat) else None,
+            "latency_p50_ms": float(np.percentile(lat, 50) * 1000) if len(lat) else None,
+            "latency_p99_ms": float(np.percentile(lat, 99) * 1000) if len(lat) else None,
+            "detected_at_s": rel(c.detected_at), "rollback_done_at_s": rel(c.rollback_done_at),
+            "deploy_duration_s": rel(c.promoted_at),
+            "error_budget_used": error_budget_used(failed + slow, mean_rps, s.slo.availability, s.slo.window),
+            "min_capacity": float((after["old_ready"] + after["new_ready"]).min() / s.fleet.instances)
+            if len(after) else None,
+            "peak_utilization": float(timeline["utilization"].max()) if len(timeline) else None,
+            "instance_seconds": self._instance_seconds,
+            **{f"failed_{cause}": int(timeline[f"failed_{cause}"].sum())
+               for cause in ("error", "rejected", "timeout", "reset")},
+            "rollback_started_at_s": rel(c.rollback_started_at), "analysis_failures": c.failures,
+            "bad_release": bool(s.release and s.release.bad),
+            "target_rps": float(np.mean([offered_rate(s, i + 0.5) for i in range(n)])) if self.with_load else 0.0,
+            "achieved_rps": requests / s.duration if s.duration else 0.0,
+        }
+        events = [(e.time, e.kind, e.detail) for e in c.events] + self.events
+        return Result(make_summary(values), timeline, events_frame(events), {"controller": c})
+
+
+def _empty(n: int) -> pd.DataFrame:
+    cols = ("offered", "attempts", "succeeded", "failed", "failed_error", "failed_rejected", "failed_timeout",
+            "failed_reset", "slow")
+    frame = pd.DataFrame({"t": np.arange(n), **{c: np.zeros(n, dtype=int) for c in cols},
+                          "latency_p50_ms": np.nan, "latency_p99_ms": np.nan})
+    frame.attrs["ok_latency"] = np.array([])
+    return frame
+
+
+def _per_second(rec: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
+    """Users' view per second from Locust's records: offered, outcome by cause, slow, latency."""
+    frame = _empty(n)
+    sec = np.floor(rec["t"] - t0).astype(int)
+    keep = (sec >= 0) & (sec < n)
+    masks = {k: m[keep] for k, m in classify(rec, s.traffic.timeout).items()}
+    sec, lat = sec[keep], rec["latency"][keep]
+    frame["offered"] = np.bincount(sec, minlength=n)
+    frame["attempts"] = frame["offered"]  # Locust sends no retries; traffic.retries is not applied on staging
+    frame["succeeded"] = np.bincount(sec[masks["ok"]], minlength=n)
+    for cause in ("error", "rejected", "timeout", "reset"):
+        frame[f"failed_{cause}"] = np.bincount(sec[masks[cause] & ~masks["ok"]], minlength=n)
+    frame["failed"] = frame["offered"] - frame["succeeded"]
+    slow = masks["ok"] & (lat > s.slo.latency_threshold)
+    frame["slow"] = np.bincount(sec[slow], minlength=n)
+    ok_sec, ok_lat = sec[masks["ok"]], lat[masks["ok"]]
+    p50, p99 = np.full(n, np.nan), np.full(n, np.nan)
+    for i in np.unique(ok_sec):
+        values = ok_lat[ok_sec == i]
+        p50[i], p99[i] = np.percentile(values, 50) * 1000, np.percentile(values, 99) * 1000
+    frame["latency_p50_ms"], frame["latency_p99_ms"] = p50, p99
+    frame.attrs["ok_latency"] = ok_lat
+    return frame
+
+
+def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, out: Path | None = None,
+           progress: Callable[[str], None] | None = None) -> Result:
+    """Run the scenario's release on the staging in `state_dir` (started here and stopped after if not up)."""
+    try:
+        st = Staging.open(state_dir)
+        owned = False
+        if not all(procs.is_running(r) for r in st.records()):
+            raise StagingError("stale")
+    except StagingError:
+        st = Staging.up(scenario, state_dir)
+        owned = True
+    if st.scenario is not None and st.scenario.fleet.instances != scenario.fleet.instances:
+        raise StagingError(f"the staging in {st.dir} runs {st.scenario.fleet.instances} instances; "
+                           f"the scenario wants {scenario.fleet.instances} (run `simlab staging down` first)")
+    if not owned:  # new instances must run the release being deployed, whatever `up` was given
+        st.scenario_file.write_text(scenario.model_dump_json())
+        st.scenario = scenario
+    try:
+        return Deployment(scenario, st, with_load, out, progress).run()
+    finally:
+        if owned:
+            st.down()

@@ -1,0 +1,105 @@
+"""Locust as a subprocess: start it with the scenario's rates, stop it, read its per-request records."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simlab.errors import StagingError
+from simlab.scenario import Scenario
+from simlab.staging import procs
+from simlab.staging.shape import schedule
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+def _locust_bin() -> str:
+    candidate = Path(sys.executable).with_name("locust")
+    found = str(candidate) if candidate.exists() else shutil.which("locust")
+    if not found:
+        raise StagingError("Locust is not installed: pip install 'simlab[staging]'")
+    return found
+
+
+def start_load(scenario: Scenario, url: str, out: Path, duration: float, start: float,
+               workers: int = 0) -> list[procs.ProcRecord]:
+    """Start Locust driving `url` with the scenario's rates from wall-clock `start` for `duration` seconds."""
+    out.mkdir(parents=True, exist_ok=True)
+    shape = {"rates": schedule(scenario, duration), "start": start, "timeout": scenario.traffic.timeout,
+             "per_user_rps": 2.0}
+    (out / "shape.json").write_text(json.dumps(shape))
+    env = {**os.environ, "SIMLAB_SHAPE": str(out / "shape.json"), "SIMLAB_RECORDS": str(out / "records")}
+    base = [_locust_bin(), "-f", str(LOCUSTFILE), "--headless", "-H", url, "--only-summary",
+            "--loglevel", "WARNING", "--exit-code-on-error", "0", "--skip-log-setup"]
+    if workers <= 0:
+        return [procs.spawn("locust", "locust", base, out / "locust.log", env=env)]
+    port = procs.free_port()
+    master = base + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                     "--expect-workers", str(workers)]
+    records = [procs.spawn("locust-master", "locust", master, out / "locust-master.log", port, env=env)]
+    for i in range(workers):
+        argv = [_locust_bin(), "-f", str(LOCUSTFILE), "--worker", "--master-host", "127.0.0.1",
+                "--master-port", str(port), "--loglevel", "WARNING", "--skip-log-setup"]
+        records.append(procs.spawn(f"locust-worker-{i}", "locust", argv, out / f"locust-worker-{i}.log", env=env))
+    return records
+
+
+def read_records(out: Path) -> dict[str, np.ndarray]:
+    """Every request Locust made: start time, latency (s), status (0: no response), error name."""
+    t, lat, status, error = [], [], [], []
+    for path in sorted((out / "records").glob("requests-*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
+            t.append(row["t"])
+            lat.append(row["ms"] / 1000.0)
+            status.append(row["status"])
+            error.append(row["error"] or "")
+    order = np.argsort(np.asarray(t, dtype=float), kind="stable")
+    return {
+        "t": np.asarray(t, dtype=float)[order], "latency": np.asarray(lat, dtype=float)[order],
+        "status": np.asarray(status, dtype=int)[order], "error": np.asarray(error, dtype=object)[order],
+    }
+
+
+def classify(rec: dict[str, np.ndarray], timeout: float) -> dict[str, np.ndarray]:
+    """Boolean masks: ok, error (5xx but 503), rejected (503), timeout, reset (no response)."""
+    status, err, lat = rec["status"], rec["error"], rec["latency"]
+    no_answer = status == 0
+    timed_out = no_answer & ((np.char.find(err.astype(str), "Timeout") >= 0) | (lat >= timeout * 0.999))
+    return {
+        "ok": (status >= 200) & (status < 400),
+        "rejected": status == 503,
+        "error": (status >= 400) & (status != 503),
+        "timeout": timed_out,
+        "reset": no_answer & ~timed_out,
+    }
+
+
+def run_load(scenario: Scenario, url: str, out: Path, duration: float | None = None, workers: int = 0) -> dict:
+    """Drive the scenario's traffic for `duration` (default: the scenario's), wait, and summarise."""
+    duration = scenario.duration if duration is None else duration
+    start = time.time() + 0.5
+    running = start_load(scenario, url, out, duration, start, workers)
+    try:
+        while time.time() < start + duration + scenario.traffic.timeout + 5 and any(
+                procs.is_running(r) for r in running):
+            time.sleep(0.2)
+    finally:
+        procs.stop_many(running, grace=5.0)
+    rec = read_records(out)
+    masks = classify(rec, scenario.traffic.timeout)
+    target = float(np.mean(schedule(scenario, duration))) if duration else 0.0
+    return {
+        "offered": int(len(rec["t"])), "failed": int((~masks["ok"]).sum()),
+        "achieved_rps": len(rec["t"]) / duration if duration else 0.0, "target_rps": target,
+        "duration": duration, "records": rec,
+    }
