@@ -90,8 +90,8 @@ def test_the_staging_rate_matches_the_simulators_offered_load():
     from simlab.engines.traffic import OfferedLoad
     from simlab.staging.shape import offered_rate
 
-    s = small_scenario("traffic: {rps: 30, pattern: {kind: diurnal, period: 60s, peak_to_trough: 3}, "
-                       "spikes: [{at: 10s, duration: 5s, multiplier: 2}]}\n")
+    s = small_scenario("staging: {traffic: {pattern: {kind: diurnal, period: 60s, peak_to_trough: 3}, "
+                       "spikes: [{at: 10s, duration: 5s, multiplier: 2}]}}\n")
     load = OfferedLoad(s)
     for t in (0.5, 10.5, 14.9, 15.0, 33.3):
         assert offered_rate(s, t) == pytest.approx(load.rate(t))
