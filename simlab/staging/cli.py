@@ -116,8 +116,14 @@ def deploy(
     if strategy:
         s = s.with_strategy(strategy)
     progress = None if as_json else (lambda line: typer.echo(line))
-    with sigterm_as_interrupt():
-        result = run_deploy(s, state_dir, with_load=with_load, progress=progress)
+    from simlab.errors import StagingError
+
+    try:
+        with sigterm_as_interrupt():
+            result = run_deploy(s, state_dir, with_load=with_load, progress=progress)
+    except KeyboardInterrupt:
+        # Typer swallows KeyboardInterrupt into a return value; an error the CLI maps keeps the exit non-zero.
+        raise StagingError("deploy interrupted: traffic is back on the stable version, new instances stopped") from None
     if out is not None:
         result.write(out)
     if as_json:

@@ -49,3 +49,42 @@ def test_a_bad_release_is_rolled_back_by_canary_and_hurts_far_less_than_big_bang
         records = st.records()
         st.down()
     assert not any(procs.is_running(r) for r in records)
+
+
+def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from staging_helpers import DEPLOY
+
+    state = tmp_path / "state"
+    path = tmp_path / "s.yaml"
+    path.write_text(DEPLOY + "staging: {duration: 60s, release: {at: 2s}}\n")
+    Staging.up(deploy_scenario(), state)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "simlab", "deploy", str(path), "--dir", str(state)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stdout:  # wait until the canary takes traffic
+            if "weight new_percent=50" in line:
+                break
+        st = Staging.open(state)
+        assert any(m.record.version == "new" for m in st.members.values())
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 1
+        assert "deploy interrupted" in proc.stderr.read()
+        st = Staging.open(state)
+        assert {m.record.version for m in st.members.values()} == {"old"}
+        assert not any(procs.is_running(r) for r in procs_of_version(st, "new"))
+        time.sleep(1.0)
+        assert st.ready_counts() == {"old": 2, "new": 0}
+        answers = [procs.http_get(st.url + "/") for _ in range(40)]
+        assert all(status == 200 for status, _ in answers)
+    finally:
+        st = Staging.open(state)
+        st.down()
+
+
+def procs_of_version(st, version):
+    return [m.record for m in st.members.values() if m.record.version == version]
