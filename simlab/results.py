@@ -33,7 +33,9 @@ TIMELINE_COLUMNS = (
     "slow",  # succeeded but slower than slo.latency_threshold
     "latency_p50_ms", "latency_p99_ms",  # of this second's successful user requests
     "new_weight",  # percent of traffic routed to the new version
-    "old_ready", "old_starting", "old_down", "new_ready", "new_starting", "new_down",
+    # instances by version and state: ready (in rotation), starting (or not yet through health checks),
+    # down (crashed or restarting), draining (told to stop, finishing in-flight requests)
+    "old_ready", "old_starting", "old_down", "old_draining", "new_ready", "new_starting", "new_down", "new_draining",
     "utilization",  # busy workers / workers of ready instances
     "phase",  # controller phase: stable, migrating, rollout, promoted, rolling_back, rolled_back
     "in_flight",  # user requests in the system at the end of the second (queued, in service, awaiting retry)

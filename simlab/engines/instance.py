@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import deque
 
 STARTING, READY, DOWN, STOPPED = "starting", "ready", "down", "stopped"
+DRAINING = "draining"  # a timeline category: told to stop, finishing what it holds
 
 
 class Instance:

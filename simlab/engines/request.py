@@ -17,7 +17,7 @@ from simlab.control import PERIOD, FleetState, RolloutController, SetWeight, Sta
 from simlab.dists import from_spec
 from simlab.engines.draws import exponentials, uniforms
 from simlab.engines.effects import NONE, Effects
-from simlab.engines.instance import DOWN, READY, STARTING, STOPPED, Attempt, Instance, Request
+from simlab.engines.instance import DOWN, DRAINING, READY, STARTING, STOPPED, Attempt, Instance, Request
 from simlab.engines.recorder import NEW, NO_BACKEND, OLD, MonitoringView, Recorder
 from simlab.engines.summary import build_result
 from simlab.engines.traffic import OfferedLoad
@@ -239,7 +239,11 @@ class RequestEngine:
             leak = self.effects.memory_leak
             svc *= 1.0 + (leak.max_slowdown - 1.0) * min(1.0, (now - inst.up_since) / leak.oom_after)
         att.svc, att.started = svc, now
-        self.work[sec] += svc
+        end = now + svc
+        if int(end) == sec:
+            self.work[sec] += svc
+        else:
+            self._add_work(now, end, 1.0)
         inst.in_service.add(att)
         att.callbacks = [self._cb_complete]
         self.env.schedule(att, NORMAL, svc)  # the attempt is its own completion event
@@ -284,7 +288,17 @@ class RequestEngine:
         inst.busy -= 1
         inst.outstanding -= 1
         inst.in_service.discard(att)
-        self.work[int(att.started)] -= max(0.0, att.started + att.svc - now)
+        self._add_work(now, att.started + att.svc, -1.0)
+
+    def _add_work(self, a: float, b: float, sign: float) -> None:
+        """Spread busy time [a, b) over the seconds it covers (sign -1 takes unserved time back)."""
+        work = self.work
+        while b > a:
+            sec = int(a)
+            edge = min(b, sec + 1.0)
+            if sec < len(work):
+                work[sec] += sign * (edge - a)
+            a = edge
 
     def _client_timeout(self, ev) -> None:
         att = ev.arg
@@ -435,7 +449,7 @@ class RequestEngine:
 
     def _fail_held(self, inst: Instance, now: float) -> None:
         for att in list(inst.in_service):
-            self.work[int(att.started)] -= max(0.0, att.started + att.svc - now)
+            self._add_work(now, att.started + att.svc, -1.0)
         held = list(inst.in_service) + list(inst.queue)
         inst.in_service.clear()
         inst.queue.clear()
@@ -555,16 +569,21 @@ class RequestEngine:
         counts = {}
         capacity = 0
         for v in (OLD, NEW):
-            for state in (READY, STARTING, DOWN):
+            for state in (READY, STARTING, DOWN, DRAINING):
                 counts[(v, state)] = 0
         for inst in self.instances:
             if inst.state == STOPPED:
                 continue
-            state = READY if (inst.in_rotation and inst.state == READY) else (STARTING if inst.state == STARTING else DOWN)
-            if inst.state == READY and not inst.in_rotation and not inst.stopping:
-                state = STARTING  # up but not yet passed its health checks
+            if inst.stopping:
+                state = DRAINING
+            elif inst.in_rotation and inst.state == READY:
+                state = READY
+            elif inst.state in (READY, STARTING):
+                state = STARTING  # starting, or up but not yet through its health checks
+            else:
+                state = DOWN  # crashed or restarting (possibly still in rotation until checks notice)
             counts[(inst.version, state)] += 1
-            if inst.in_rotation:
+            if inst.state == READY:
                 capacity += self.workers
         area = self.work[sec]
         in_flight = self.pending_retries + sum(i.outstanding for i in self.instances if i.state != STOPPED)

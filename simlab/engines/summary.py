@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from simlab.engines.instance import DOWN, READY, STARTING
+from simlab.engines.instance import DOWN, DRAINING, READY, STARTING
 from simlab.engines.recorder import CAUSES, NEW, OLD, per_second_percentiles
 from simlab.metrics import error_budget_used
 from simlab.results import Result, TIMELINE_COLUMNS, events_frame, make_summary
@@ -43,7 +43,9 @@ def build_result(engine) -> Result:
             cols[f"{name}_ready"].append(counts[(v, READY)])
             cols[f"{name}_starting"].append(counts[(v, STARTING)])
             cols[f"{name}_down"].append(counts[(v, DOWN)])
-        cols["utilization"].append(area / capacity if capacity else (1.0 if area > 0 else 0.0))
+            cols[f"{name}_draining"].append(counts[(v, DRAINING)])
+        # busy worker-seconds over worker-seconds of up instances; capped because capacity is sampled once a second
+        cols["utilization"].append(min(1.0, max(0.0, area / capacity)) if capacity else (1.0 if area > 1e-9 else 0.0))
         cols["phase"].append(phase)
         cols["in_flight"].append(in_flight)
         cols["queued"].append(rec.queued[sec])

@@ -111,15 +111,16 @@ class Deployment:
             "t": second, "new_weight": weight, "phase": self.controller.phase,
             "utilization": min(1.0, in_flight / capacity) if capacity else 0.0,
             "in_flight": int(in_flight + queued), "queued": int(waited_now),
-            **{k: counts[k] for k in ("old_ready", "old_starting", "old_down", "new_ready", "new_starting",
-                                      "new_down")},
+            **{f"{v}_{k}": counts[f"{v}_{k}"] for v in ("old", "new") for k in ("ready", "starting", "down", "draining")},
         })
 
     def _fleet(self) -> tuple[FleetState, dict]:
         servers = self.st.api.servers()
-        counts = {f"{v}_{k}": 0 for v in ("old", "new") for k in ("alive", "ready", "starting", "down")}
+        counts = {f"{v}_{k}": 0 for v in ("old", "new") for k in ("alive", "ready", "starting", "down", "draining")}
         for name, m in self.st.members.items():
             if m.stopping:
+                if procs.is_running(m.record):
+                    counts[f"{m.record.version}_draining"] += 1
                 continue
             v = m.record.version
             counts[f"{v}_alive"] += 1
