@@ -1,11 +1,45 @@
-"""simlab: deployment risk, simulated and then observed on staging."""
-from simlab.errors import ScenarioError, SimlabError, SimulationError, StagingError
-from simlab.results import SUMMARY_KEYS, Result
-from simlab.scenario import Scenario, load_scenario
-from simlab.simulate import simulate
+"""simlab: deployment risk, simulated and then observed on staging.
 
-__all__ = [
-    "Scenario", "load_scenario", "simulate", "Result", "SUMMARY_KEYS",
-    "SimlabError", "ScenarioError", "SimulationError", "StagingError",
-]
+Names are imported on first use so that `import simlab` stays fast and side-effect free
+(pandas, SimPy and the engines load only when a simulation is asked for).
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from simlab.errors import ScenarioError, SimlabError, SimulationError, StagingError
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Scenario": "simlab.scenario",
+    "load_scenario": "simlab.scenario",
+    "simulate": "simlab.simulate",
+    "Result": "simlab.results",
+    "SUMMARY_KEYS": "simlab.results",
+    "replicate": "simlab.experiment",
+    "compare": "simlab.experiment",
+    "sweep": "simlab.experiment",
+}
+
+__all__ = ["SimlabError", "ScenarioError", "SimulationError", "StagingError", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simlab.experiment import compare, replicate, sweep
+    from simlab.results import SUMMARY_KEYS, Result
+    from simlab.scenario import Scenario, load_scenario
+    from simlab.simulate import simulate
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simlab' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -54,14 +54,23 @@ def run(
     engine: str = typer.Option("request", help="simulation engine"),
     out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    report: bool = typer.Option(False, "--report", help="also write an HTML and Markdown report (needs --out)"),
 ) -> None:
     """Simulate one rollout and print its summary."""
     from simlab.simulate import simulate
 
+    if report and out is None:
+        raise ScenarioError("--report: expected --out DIR as well (the report is built from the written results)")
     s = _scenario(scenario, strategy)
     result = simulate(s, seed=seed, engine=engine)
     if out is not None:
         result.write(out)
+    if report:
+        from simlab.report import write_report
+
+        path = write_report(out)
+        if not as_json:
+            typer.echo(f"report: {path}")
     if as_json:
         typer.echo(json.dumps(result.summary.to_dict()))
         return
@@ -78,7 +87,7 @@ _register_staging(app)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `simlab` command; returns the exit code (0 ok, 2 bad input, 1 other)."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -97,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Abort):
             return 130
         raise
-    return 0
+    # In non-standalone mode click returns an exit code (e.g. 130 for Ctrl-C) instead of exiting.
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

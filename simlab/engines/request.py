@@ -83,6 +83,7 @@ class RequestEngine:
         self.work = [0.0] * (int(math.ceil(self.duration + drain)) + 2)  # busy worker-seconds by start second
         self.tokens = self.token_cap = max(10.0, self.retries.budget * traffic.rps * 10.0)
         self.pending_retries = 0
+        self._last_capacity = fleet.instances * fleet.workers
         self.events: list[tuple[float, str, dict]] = []
         self.rows: list[tuple] = []
         self._cb_arrive = self._arrive
@@ -586,6 +587,8 @@ class RequestEngine:
             if inst.state == READY:
                 capacity += self.workers
         area = self.work[sec]
+        # instances up at either end of the second could have done this second's work
+        capacity, self._last_capacity = max(capacity, self._last_capacity), capacity
         in_flight = self.pending_retries + sum(i.outstanding for i in self.instances if i.state != STOPPED)
         c = self.controller
         weight = (None if self.weight is None else self.weight * 100.0)

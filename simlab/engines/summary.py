@@ -45,7 +45,7 @@ def build_result(engine) -> Result:
             cols[f"{name}_down"].append(counts[(v, DOWN)])
             cols[f"{name}_draining"].append(counts[(v, DRAINING)])
         # busy worker-seconds over worker-seconds of up instances; capped because capacity is sampled once a second
-        cols["utilization"].append(min(1.0, max(0.0, area / capacity)) if capacity else (1.0 if area > 1e-9 else 0.0))
+        cols["utilization"].append(min(1.0, max(0.0, area / capacity)) if capacity else 0.0)
         cols["phase"].append(phase)
         cols["in_flight"].append(in_flight)
         cols["queued"].append(rec.queued[sec])

@@ -63,7 +63,7 @@ class Replay(Frozen):
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
-            raise ValueError(f"expected a readable per-second CSV, found {data['file']!r} ({exc.strerror})") from None
+            raise ValueError(f"file: expected a readable per-second CSV, found {data['file']!r} ({exc.strerror})") from None
         rates = []
         for number, line in enumerate(lines, 1):
             cell = line.split(",")[-1].strip()
@@ -130,7 +130,7 @@ class Monitoring(Frozen):
     def _window_covers_scrapes(self) -> "Monitoring":
         if self.window < self.scrape_interval:
             raise ValueError(
-                f"expected window ({self.window:g}s) at least one scrape_interval ({self.scrape_interval:g}s)"
+                f"window: expected at least one scrape_interval ({self.scrape_interval:g}s), found {self.window:g}s"
             )
         return self
 
@@ -170,7 +170,8 @@ class Scenario(Frozen):
     def _consistent(self) -> "Scenario":
         if self.release is not None and self.release.at >= self.duration:
             raise ValueError(
-                f"release.at ({self.release.at:g}s) must fall before the end of the run (duration {self.duration:g}s)"
+                f"release.at: expected a time before the end of the run (duration {self.duration:g}s), "
+                f"found {self.release.at:g}s"
             )
         for i, failure in enumerate(self.failures):
             if isinstance(failure, ZoneOutage) and failure.zone >= self.fleet.zones:
