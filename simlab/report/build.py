@@ -1,0 +1,128 @@
+"""Results (already read) to a Report: which sections, tables and figures each kind of results gets."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from simlab.report import figures_compare, figures_run, figures_sweep
+from simlab.report.document import Figure, Report, Section, Table
+from simlab.report.formatting import aggregate_table, short_param
+from simlab.report.narrative import compare_narrative, run_narrative, sweep_narrative
+from simlab.report.plotting import colors_for
+from simlab.report.sources import CompareResults, Results, RunResults, SweepResults
+
+MAX_EVENT_ROWS = 80
+
+
+def build_report(results: Results) -> Report:
+    if isinstance(results, RunResults):
+        return run_report(results)
+    if isinstance(results, CompareResults):
+        return compare_report(results)
+    return sweep_report(results)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _detail(detail: Any) -> str:
+    if not isinstance(detail, dict):
+        return "" if detail is None else str(detail)
+    parts = []
+    for key, value in detail.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def events_table(events: pd.DataFrame) -> Table:
+    rows = [[_clock(t), k, _detail(d)] for t, k, d in zip(events["time"], events["kind"], events["detail"])]
+    note = ""
+    if len(rows) > MAX_EVENT_ROWS:
+        note = f"first {MAX_EVENT_ROWS} of {len(rows)} events; events.csv has them all"
+        rows = rows[:MAX_EVENT_ROWS]
+    return Table(["time", "event", "detail"], rows, note)
+
+
+def run_report(r: RunResults) -> Report:
+    from simlab.console import summary_lines
+
+    result = r.result
+    s = result.summary.to_dict()
+    title = f"simlab run: {s.get('scenario')}"
+    subtitle = f"strategy {s.get('strategy') or '-'}, engine {s.get('engine')}, seed {s.get('seed')} — from {r.source}"
+    summary = Section("Summary", run_narrative(s, result.events),
+                      Table(["measure", "value"], [list(pair) for pair in summary_lines(result)]))
+    timeline = Section("Timeline", figures=[Figure(
+        "timeline",
+        "Traffic share of the new version, bad requests, p99 latency and ready instances by version, "
+        "with the controller's steps, failed analyses, detection and rollback marked.",
+        figures_run.timeline_figure(result.timeline, result.events),
+    )])
+    return Report(title, subtitle, [summary, timeline, Section("Events", table=events_table(result.events))])
+
+
+def _meta_line(meta: dict[str, Any], source: Any) -> str:
+    bits = [f"{k} {meta[k]}" for k in ("runs", "seed", "engine") if meta.get(k) is not None]
+    return ", ".join(bits + [f"from {source}"])
+
+
+def compare_report(r: CompareResults) -> Report:
+    table = r.table
+    variants = [str(v) for v in table["variant"]]
+    colors = colors_for(variants)
+    title = f"simlab compare: {r.meta.get('scenario', r.source.name)}"
+    sections = [
+        Section("Findings", compare_narrative(table, r.meta)),
+        Section("Comparison", table=aggregate_table(table, ["variant"], ["variant"])),
+    ]
+    runs = r.runs
+    if runs is not None and len(runs) and {"variant", "bad"} <= set(runs.columns):
+        runs = runs.assign(variant=runs["variant"].astype(str))
+        sections.append(Section("Bad requests per deploy", figures=[Figure(
+            "bad_requests", "Bad requests (failed + slow) per deploy of a bad release, one dot per run.",
+            figures_compare.bad_requests_figure(runs, variants, colors))]))
+        if {"detected_at_s", "rollback_done_at_s"} <= set(runs.columns):
+            sections.append(Section("Time to detect and to recover", figures=[Figure(
+                "detect_recover",
+                "Share of bad releases detected (left) and rolled back (right) within t of the release start; "
+                "a curve that stops below 100% left the rest undetected or not rolled back.",
+                figures_compare.detect_recover_figure(runs, variants, colors))]))
+    return Report(title, _meta_line(r.meta, r.source), sections)
+
+
+def sweep_report(r: SweepResults) -> Report:
+    table, params = r.table, r.params
+    has_xy = {figures_sweep.X, figures_sweep.Y} <= set(table.columns)
+    pareto = r.pareto
+    if pareto is None:
+        pareto = figures_sweep.pareto_front(table) if has_xy else table.iloc[0:0]
+    title = f"simlab sweep: {r.meta.get('scenario', r.source.name)}"
+    sections = [
+        Section("Findings", sweep_narrative(table, pareto, params, r.meta)),
+        Section("Grid", table=aggregate_table(table, params)),
+    ]
+    if has_xy:
+        sections.append(Section("Pareto front", figures=[Figure(
+            "pareto", "Mean deploy duration of a good release against mean bad requests per deploy; the red points "
+            "are not beaten on both by any other grid point.",
+            figures_sweep.pareto_figure(table, pareto, params))]))
+    varying = [p for p in params if table[p].nunique() > 1]
+    if len(varying) == 2:
+        x_param, y_param = varying
+        sections.append(Section("Heatmap", figures=[Figure(
+            "heatmap", f"Mean over runs at each grid point of {short_param(x_param)} × {short_param(y_param)}.",
+            figures_sweep.heatmap_figure(table, x_param, y_param))]))
+    elif len(varying) > 2:
+        sections.append(Section("Heatmap", [
+            f"No heatmap: {len(varying)} parameters vary; a heatmap needs exactly two (sweep two at a time)."]))
+    return Report(title, f"parameters {', '.join(short_param(p) for p in params)}; " + _meta_line(r.meta, r.source),
+                  sections)

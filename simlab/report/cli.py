@@ -1,0 +1,27 @@
+"""`simlab report RESULTS_DIR`: parsing and printing only; registered on the main app by `register(app)`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def report(
+    results_dir: Path = typer.Argument(..., help="directory written by simlab run/compare/sweep --out"),
+    name: Optional[str] = typer.Option(None, help="report name (default: the results directory's name)"),
+    out_root: Path = typer.Option(Path("reports"), "--out-root", help="reports are written under OUT_ROOT/NAME/"),
+) -> None:
+    """Write a self-contained HTML report and a Markdown report (with PNG figures) of a results directory."""
+    from simlab.report import detect_kind, write_report
+
+    kind = detect_kind(results_dir)
+    out = write_report(results_dir, out_root=out_root, name=name)
+    figures = sorted(p.name for p in out.glob("*.png"))
+    typer.echo(f"{kind} report of {results_dir}:")
+    typer.echo(f"  {out / 'report.html'}  (self-contained)")
+    typer.echo(f"  {out / 'report.md'}" + (f"  (+ {', '.join(figures)})" if figures else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

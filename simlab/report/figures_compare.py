@@ -1,0 +1,77 @@
+"""Per-variant distributions over replicated runs: bad requests, time to detect, time to recover."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simlab.report.plotting import new_figure, png, style
+
+
+def bad_release_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose release was bad (all runs when the frame does not say)."""
+    if "bad_release" not in runs.columns:
+        return runs
+    return runs[runs["bad_release"].fillna(False).astype(bool)]
+
+
+def bad_requests_figure(runs: pd.DataFrame, variants: list[str], colors: dict[str, str]) -> bytes:
+    """Box per variant with every run as a dot; log scale when variants differ by orders of magnitude."""
+    data = [bad_release_runs(runs[runs["variant"] == v])["bad"].dropna().to_numpy(float) for v in variants]
+    fig = new_figure(max(5.5, 1.3 * len(variants) + 2.5), 4.2)
+    ax = fig.add_subplot()
+    positions = np.arange(1, len(variants) + 1)
+    ax.boxplot([d if len(d) else [np.nan] for d in data], positions=positions, widths=0.55, showfliers=False,
+               medianprops={"color": "#222222"}, whis=(5, 95))
+    rng = np.random.default_rng(0)  # jitter only; fixed so the same results draw the same picture
+    for pos, v, d in zip(positions, variants, data):
+        ax.scatter(pos + rng.uniform(-0.18, 0.18, len(d)), d, s=9, alpha=0.45, color=colors[v], linewidths=0)
+        if len(d):
+            ax.scatter([pos], [d.mean()], marker="D", s=34, color="white", edgecolors="#222222", zorder=3)
+    ax.set_xticks(positions, variants)
+    top = max((d.max() for d in data if len(d)), default=0.0)
+    if top > 0 and any(len(d) for d in data):
+        nonzero = [d[d > 0].min() for d in data if (d > 0).any()]
+        if nonzero and top / min(nonzero) > 50:
+            ax.set_yscale("symlog", linthresh=max(1.0, min(nonzero)))
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("bad requests per deploy\n(failed + slow)", fontsize=9)
+    ax.set_title("bad releases only; box 25–75% with 5–95% whiskers, \u25c7 mean", fontsize=9, loc="left",
+                 color="#5b6673")
+    style(ax)
+    return png(fig)
+
+
+def ecdf(values: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step points of the fraction of `total` runs with a value <= x; runs without a value never arrive."""
+    x = np.sort(values[~np.isnan(values)])
+    y = np.arange(1, len(x) + 1) / total if total else np.array([])
+    return x, y
+
+
+def detect_recover_figure(runs: pd.DataFrame, variants: list[str], colors: dict[str, str]) -> bytes:
+    """Two ECDF panels over bad releases: share detected by time t, share recovered (rolled back) by time t."""
+    fig = new_figure(10, 3.9)
+    axes = fig.subplots(1, 2, sharey=True)
+    panels = (("detected_at_s", "detected"), ("rollback_done_at_s", "recovered (rollback done)"))
+    longest = 0.0
+    for ax, (column, what) in zip(axes, panels):
+        for v in variants:
+            bad = bad_release_runs(runs[runs["variant"] == v])
+            if column not in bad.columns or not len(bad):
+                continue
+            x, y = ecdf(bad[column].to_numpy(float) / 60.0, len(bad))
+            if not len(x):
+                ax.plot([], [], color=colors[v], label=f"{v} (never)")
+                continue
+            longest = max(longest, float(x[-1]))
+            ax.step(np.r_[0.0, x], np.r_[0.0, y] * 100, where="post", color=colors[v], linewidth=1.6,
+                    label=f"{v} ({y[-1] * 100:.0f}%)")
+        ax.set_title(f"bad releases {what} within t", fontsize=10, loc="left")
+        ax.set_xlabel("minutes since the release started", fontsize=9)
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+        style(ax)
+    for ax in axes:
+        ax.set_xlim(0, longest * 1.05 if longest else 1)
+    axes[0].set_ylim(0, 102)
+    axes[0].set_ylabel("% of bad releases", fontsize=9)
+    return png(fig)

@@ -1,0 +1,100 @@
+"""The timeline of one rollout: what share the new version got, what users saw, what the fleet looked like."""
+from __future__ import annotations
+
+import pandas as pd
+
+from simlab.report.plotting import NEW_COLOR, OLD_COLOR, new_figure, png, style
+
+# event kind -> (label, colour, line style); drawn as vertical lines across every panel
+MARKERS = {
+    "release_started": ("release", "#222222", "-"),
+    "step_started": ("step", "#9aa4ae", "--"),
+    "analysis_failed": ("analysis failed", "#d62728", ":"),
+    "detected": ("detected", "#ff7f0e", "-"),  # drawn wider: it often shares its second with rollback start
+    "rollback_started": ("rollback start", "#9467bd", "-."),
+    "rollback_finished": ("rollback done", "#2ca02c", "-"),
+    "promoted": ("promoted", "#1f77b4", "-"),
+    "zone_down": ("zone down", "#8c564b", "--"),
+}
+SMOOTH_S = 10  # seconds of rolling mean on rates, so single-second noise does not hide the shape
+
+
+def marker_times(events: pd.DataFrame) -> dict[str, list[float]]:
+    """Times of the events the timeline marks, by marker kind (failed analyses become 'analysis_failed')."""
+    out: dict[str, list[float]] = {k: [] for k in MARKERS}
+    out["instance_crash"] = []
+    for time, kind, detail in zip(events["time"], events["kind"], events["detail"]):
+        if kind == "analysis":
+            if isinstance(detail, dict) and detail.get("status") == "failed":
+                out["analysis_failed"].append(float(time))
+        elif kind in out:
+            out[kind].append(float(time))
+    return out
+
+
+def timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame) -> bytes:
+    """Four panels sharing a time axis in minutes, with the controller's events as vertical markers."""
+    from matplotlib.lines import Line2D
+
+    tl = timeline
+    t = tl["t"] / 60.0
+    offered = tl["offered"].where(tl["offered"] > 0)
+    err = (tl["failed"] / offered * 100).fillna(0).rolling(SMOOTH_S, min_periods=1).mean()
+    slow = (tl["slow"] / offered * 100).fillna(0).rolling(SMOOTH_S, min_periods=1).mean()
+
+    fig = new_figure(10, 8.2)
+    axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1.2, 1.2, 1.2]})
+    a_w, a_e, a_l, a_i = axes
+
+    a_w.fill_between(t, tl["new_weight"], step="post", color=NEW_COLOR, alpha=0.35, linewidth=0)
+    a_w.step(t, tl["new_weight"], where="post", color=NEW_COLOR, linewidth=1.4)
+    a_w.set_ylim(0, 105)
+    a_w.set_ylabel("new version\ntraffic (%)", fontsize=9)
+
+    a_e.plot(t, err, color="#d62728", linewidth=1.2, label="failed")
+    a_e.plot(t, slow, color="#ff7f0e", linewidth=1.0, alpha=0.8, label="slow (over SLO threshold)")
+    a_e.set_ylabel(f"bad requests (%)\n{SMOOTH_S}s mean", fontsize=9)
+    a_e.set_ylim(bottom=0)
+    a_e.legend(loc="upper right", fontsize=8, frameon=False)
+
+    p99 = tl["latency_p99_ms"]
+    a_l.plot(t, p99, color="#7f8c99", linewidth=0.5, alpha=0.6, label="per second")
+    a_l.plot(t, p99.rolling(SMOOTH_S, min_periods=1).median(), color="#2b5d8a", linewidth=1.3,
+             label=f"{SMOOTH_S}s median")
+    a_l.set_ylabel("p99 latency (ms)", fontsize=9)
+    a_l.set_ylim(bottom=0, top=max(1.0, float(p99.quantile(0.995)) * 1.15) if p99.notna().any() else 1.0)
+    a_l.legend(loc="upper right", fontsize=8, frameon=False)
+
+    a_i.stackplot(t, tl["old_ready"], tl["new_ready"], colors=[OLD_COLOR, NEW_COLOR], alpha=0.85,
+                  labels=["old ready", "new ready"], step="post")
+    starting = tl["old_starting"] + tl["new_starting"]
+    down = tl["old_down"] + tl["new_down"]
+    if starting.any():
+        a_i.step(t, starting.where(starting > 0), where="post", color="#555555", linewidth=0.9, linestyle="--", label="starting")
+    if down.any():
+        a_i.step(t, down.where(down > 0), where="post", color="#8c564b", linewidth=0.9, label="down")
+    a_i.set_ylabel("instances", fontsize=9)
+    a_i.set_xlabel("minutes since start", fontsize=9)
+    a_i.legend(loc="upper right", fontsize=8, frameon=False, ncol=4)
+    a_i.set_xlim(float(t.min()), float(t.max()) + 1 / 60)
+
+    times = marker_times(events)
+    handles = []
+    for kind, (label, color, ls) in MARKERS.items():
+        if not times[kind]:
+            continue
+        for ax in axes:
+            for x in times[kind]:
+                ax.axvline(x / 60.0, color=color, linestyle=ls, linewidth=2.6 if kind == "detected" else 1.0,
+                           alpha=0.85, zorder=1)
+        handles.append(Line2D([], [], color=color, linestyle=ls, label=f"{label} ({len(times[kind])})"
+                              if len(times[kind]) > 1 else label))
+    if times["instance_crash"]:
+        a_i.plot([x / 60.0 for x in times["instance_crash"]], [0] * len(times["instance_crash"]), "v",
+                 color="#8c564b", markersize=5, clip_on=False)
+        handles.append(Line2D([], [], color="#8c564b", marker="v", linestyle="", label="instance crash"))
+    for ax in axes:
+        style(ax)
+    if handles:
+        fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 7), fontsize=8, frameon=False)
+    return png(fig)

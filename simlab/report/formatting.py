@@ -1,0 +1,110 @@
+"""Numbers as a design review reads them: "97% [91–99%]", "1,240 [980–1,530]", "4.2m"."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import pandas as pd
+
+from simlab.report.document import Table
+from simlab.units import format_duration
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def pct(p: Any) -> str:
+    """A probability as a percent with as many digits as it needs: 97%, 2.5%, 0.3%, 0%."""
+    if missing(p):
+        return "-"
+    x = 100.0 * float(p)
+    if x == 0 or x == 100 or 1 <= x <= 99:
+        return f"{x:.0f}%"
+    return f"{x:.1f}%" if x >= 0.1 and x <= 99.9 else f"{x:.2g}%"
+
+
+def pct_ci(p: Any, lo: Any = None, hi: Any = None) -> str:
+    """'97% [91–99%]'; the interval is left off when it is not known."""
+    if missing(p):
+        return "-"
+    if missing(lo) or missing(hi):
+        return pct(p)
+    return f"{pct(p)} [{pct(lo)[:-1]}–{pct(hi)}]"
+
+
+def count(x: Any) -> str:
+    """A count or mean count: 1,240 / 12.5 / 0.3."""
+    if missing(x):
+        return "-"
+    x = float(x)
+    if abs(x) >= 100 or x == int(x):
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if abs(x) >= 1 else f"{x:.2g}"
+
+
+def count_ci(x: Any, lo: Any = None, hi: Any = None) -> str:
+    if missing(x):
+        return "-"
+    if missing(lo) or missing(hi):
+        return count(x)
+    return f"{count(x)} [{count(lo)}–{count(hi)}]"
+
+
+def duration(seconds: Any) -> str:
+    return "-" if missing(seconds) else format_duration(float(seconds))
+
+
+def times(ratio: float) -> str:
+    """A ratio as '12×' or '1.8×'."""
+    return f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
+
+
+def _get(row: pd.Series, key: str) -> Any:
+    return row[key] if key in row.index else None
+
+
+Column = tuple[str, Callable[[pd.Series], str], tuple[str, ...]]  # header, formatter, columns it needs
+
+AGGREGATE_COLUMNS: list[Column] = [
+    ("runs (bad/good)", lambda r: f"{count(_get(r, 'runs'))} ({count(_get(r, 'bad_runs'))}/{count(_get(r, 'good_runs'))})",
+     ("runs",)),
+    ("caught bad release", lambda r: pct_ci(_get(r, "p_rollback_bad"), _get(r, "p_rollback_bad_lo"), _get(r, "p_rollback_bad_hi")),
+     ("p_rollback_bad",)),
+    ("false rollback", lambda r: pct_ci(_get(r, "p_false_rollback"), _get(r, "p_false_rollback_lo"), _get(r, "p_false_rollback_hi")),
+     ("p_false_rollback",)),
+    ("bad promoted", lambda r: pct_ci(_get(r, "p_bad_promoted"), _get(r, "p_bad_promoted_lo"), _get(r, "p_bad_promoted_hi")),
+     ("p_bad_promoted",)),
+    ("bad requests, mean", lambda r: count_ci(_get(r, "bad_mean"), _get(r, "bad_mean_lo"), _get(r, "bad_mean_hi")),
+     ("bad_mean",)),
+    ("bad p95", lambda r: count(_get(r, "bad_p95")), ("bad_p95",)),
+    ("detect p50 / p95", lambda r: f"{duration(_get(r, 'ttd_p50_s'))} / {duration(_get(r, 'ttd_p95_s'))}", ("ttd_p50_s",)),
+    ("recover mean / p95", lambda r: f"{duration(_get(r, 'ttr_mean_s'))} / {duration(_get(r, 'ttr_p95_s'))}", ("ttr_mean_s",)),
+    ("deploy (good) mean / p95",
+     lambda r: f"{duration(_get(r, 'deploy_duration_good_mean_s'))} / {duration(_get(r, 'deploy_duration_good_p95_s'))}",
+     ("deploy_duration_good_mean_s",)),
+    ("error budget / deploy", lambda r: pct(_get(r, "error_budget_mean")), ("error_budget_mean",)),
+    ("extra instance-s", lambda r: count(_get(r, "extra_instance_seconds_mean")), ("extra_instance_seconds_mean",)),
+]
+
+TABLE_NOTE = (
+    "Brackets are 95% confidence intervals. 'caught' = rolled back given a bad release; 'false rollback' = rolled "
+    "back given a good one; detect and recover are measured from the start of the release; error budget is the "
+    "share of the SLO window's budget one deploy uses."
+)
+
+
+def aggregate_table(frame: pd.DataFrame, key_columns: list[str], key_headers: list[str] | None = None) -> Table:
+    """The compare/sweep aggregates, one row per variant or grid point, keys first; absent columns are left out."""
+    cols = [c for c in AGGREGATE_COLUMNS if all(k in frame.columns for k in c[2])]
+    headers = (key_headers or [short_param(k) for k in key_columns]) + [c[0] for c in cols]
+    rows = []
+    for _, row in frame.iterrows():
+        keys = [str(row[k]) for k in key_columns]
+        rows.append(keys + [fmt(row) for _, fmt, _ in cols])
+    return Table(headers, rows, TABLE_NOTE)
+
+
+def short_param(name: str) -> str:
+    """'param.strategy.steps[0].bake' -> 'strategy.steps[0].bake'."""
+    return name[len("param."):] if name.startswith("param.") else name

@@ -1,0 +1,125 @@
+"""A few sentences written from the numbers, in the order a reviewer asks: caught? how much harm? at what cost?"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from simlab.report.formatting import count, duration, missing, pct, pct_ci, short_param, times
+
+
+def run_narrative(summary: dict[str, Any], events: pd.DataFrame) -> list[str]:
+    s = summary
+    kinds = list(events["kind"]) if len(events) else []
+    details = list(events["detail"]) if len(events) else []
+    out = []
+    outcome = s.get("outcome")
+    if outcome == "rolled_back":
+        reason = next((d.get("reason") for k, d in zip(kinds, details) if k == "detected" and isinstance(d, dict)), None)
+        out.append(
+            f"The release ({s.get('strategy')}) was detected {duration(s.get('detected_at_s'))} after it started"
+            + (f" ({reason})" if reason else "")
+            + f" and was rolled back {duration(s.get('rollback_done_at_s'))} after it started."
+        )
+    elif outcome == "promoted":
+        out.append(f"The release ({s.get('strategy')}) was promoted {duration(s.get('deploy_duration_s'))} after it started.")
+    elif outcome == "no_release":
+        out.append("This run has no release: it shows the stable fleet alone.")
+    else:
+        out.append(f"The run ended before the rollout finished (outcome {outcome}).")
+    analyses = [d for k, d in zip(kinds, details) if k == "analysis" and isinstance(d, dict)]
+    if analyses:
+        failed = sum(1 for d in analyses if d.get("status") == "failed")
+        out.append(f"{len(analyses)} analyses ran; {failed} failed.")
+    if not missing(s.get("bad")):
+        text = (f"{count(s['bad'])} user requests were bad ({pct(s.get('bad_fraction'))} of {count(s.get('requests'))}): "
+                f"{count(s.get('failed'))} failed and {count(s.get('slow'))} were slow")
+        if not missing(s.get("error_budget_used")):
+            text += f", using {pct(s['error_budget_used'])} of the SLO window's error budget"
+        out.append(text + ".")
+    if not missing(s.get("latency_p99_ms")):
+        text = f"p99 latency of successful requests was {s['latency_p99_ms']:.0f} ms"
+        if not missing(s.get("min_capacity")):
+            text += f"; ready capacity never fell below {pct(s['min_capacity'])} of the fleet"
+        out.append(text + ".")
+    return out
+
+
+def _finite(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    return table[table[column].notna()] if column in table.columns else table.iloc[0:0]
+
+
+def compare_narrative(table: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
+    t = table
+    out = []
+    caught = _finite(t, "p_rollback_bad")
+    if len(caught):
+        best = caught.loc[caught["p_rollback_bad"].idxmax()]
+        text = f"{best['variant']} caught {pct(best['p_rollback_bad'])} of bad releases"
+        if "ttd_p50_s" in t.columns and not missing(best["ttd_p50_s"]):
+            text += f" within {duration(best['ttd_p50_s'])} on median"
+        worst = caught.loc[caught["p_rollback_bad"].idxmin()]
+        if worst["variant"] != best["variant"]:
+            text += f"; {worst['variant']} caught {pct(worst['p_rollback_bad'])}"
+            if "ttd_p50_s" in t.columns and not missing(worst["ttd_p50_s"]):
+                text += f" within {duration(worst['ttd_p50_s'])}"
+        out.append(text + ".")
+    harm = _finite(t, "bad_mean")
+    if len(harm) > 1:
+        lo, hi = harm.loc[harm["bad_mean"].idxmin()], harm.loc[harm["bad_mean"].idxmax()]
+        if hi["bad_mean"] > 0 and hi["variant"] != lo["variant"]:
+            if lo["bad_mean"] > 0:
+                out.append(f"{hi['variant']} served {times(hi['bad_mean'] / lo['bad_mean'])} more bad requests on "
+                           f"average than {lo['variant']} ({count(hi['bad_mean'])} against {count(lo['bad_mean'])} "
+                           f"per deploy).")
+            else:
+                out.append(f"{hi['variant']} served {count(hi['bad_mean'])} bad requests per deploy on average; "
+                           f"{lo['variant']} served none.")
+    promoted = _finite(t, "p_bad_promoted")
+    promoted = promoted[promoted["p_bad_promoted"] > 0]
+    if len(promoted):
+        out.append("Bad releases reached 100%: " + ", ".join(
+            f"{r['variant']} in {pct_ci(r['p_bad_promoted'], r.get('p_bad_promoted_lo'), r.get('p_bad_promoted_hi'))}"
+            for _, r in promoted.iterrows()) + " of bad deploys.")
+    false = _finite(t, "p_false_rollback")
+    if len(false):
+        noisy = false[false["p_false_rollback"] > 0]
+        if len(noisy):
+            out.append("False rollbacks of good releases: " + ", ".join(
+                f"{r['variant']} {pct(r['p_false_rollback'])}" for _, r in noisy.iterrows()) + ".")
+        elif "good_runs" in t.columns and t["good_runs"].sum() > 0:
+            out.append(f"No variant rolled back a good release ({count(t['good_runs'].min())}+ good runs each).")
+    speed = _finite(t, "deploy_duration_good_mean_s")
+    if len(speed) > 1:
+        fast = speed.loc[speed["deploy_duration_good_mean_s"].idxmin()]
+        slow = speed.loc[speed["deploy_duration_good_mean_s"].idxmax()]
+        if slow["variant"] != fast["variant"]:
+            out.append(f"The price is time: a good release takes {duration(slow['deploy_duration_good_mean_s'])} "
+                       f"to promote with {slow['variant']} against {duration(fast['deploy_duration_good_mean_s'])} "
+                       f"with {fast['variant']}.")
+    return out
+
+
+def _point(row: pd.Series, params: list[str]) -> str:
+    return ", ".join(f"{short_param(p)}={row[p]}" for p in params)
+
+
+def sweep_narrative(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], meta: dict[str, Any]) -> list[str]:
+    out = [f"{len(table)} grid points over {', '.join(short_param(p) for p in params)}"
+           + (f", {count(table['runs'].iloc[0])} runs each." if "runs" in table.columns and len(table) else ".")]
+    cols = {"deploy_duration_good_mean_s", "bad_mean"}
+    if len(pareto) and cols <= set(pareto.columns):
+        front = pareto.sort_values("deploy_duration_good_mean_s")
+        fast, safe = front.iloc[0], front.loc[front["bad_mean"].idxmin()]
+        out.append(f"{len(front)} of them are on the Pareto front of deploy duration against bad requests.")
+        out.append(f"The fastest, {_point(fast, params)}, promotes a good release in "
+                   f"{duration(fast['deploy_duration_good_mean_s'])} at {count(fast['bad_mean'])} bad requests per "
+                   f"deploy; the safest, {_point(safe, params)}, costs {count(safe['bad_mean'])} bad requests and "
+                   f"takes {duration(safe['deploy_duration_good_mean_s'])}.")
+    caught = _finite(table, "p_rollback_bad")
+    if len(caught) > 1:
+        lo, hi = caught.loc[caught["p_rollback_bad"].idxmin()], caught.loc[caught["p_rollback_bad"].idxmax()]
+        if hi["p_rollback_bad"] != lo["p_rollback_bad"]:
+            out.append(f"The share of bad releases caught ranges from {pct(lo['p_rollback_bad'])} "
+                       f"({_point(lo, params)}) to {pct(hi['p_rollback_bad'])} ({_point(hi, params)}).")
+    return out
