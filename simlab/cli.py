@@ -86,6 +86,8 @@ _register_staging(app)
 
 from simlab.report.cli import register as _register_report
 _register_report(app)
+from simlab.experiment.cli import register as _register_experiment
+_register_experiment(app)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `simlab` command; returns the exit code (0 ok, 2 bad input, 1 other)."""
     try:

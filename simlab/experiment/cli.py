@@ -1,0 +1,154 @@
+"""`simlab compare` and `simlab sweep`: parse options, call the library, print a rich table.
+
+Registered on the main app by `register(app)`; dask, pyarrow and the report
+module load only when a command needs them.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from simlab.errors import ScenarioError
+
+RUNS = typer.Option(100, "--runs", help="replications per strategy, variant or grid point")
+SEED = typer.Option(0, "--seed", help="experiment seed; run i uses a seed derived from (seed, i) only")
+ENGINE = typer.Option("request", "--engine", help="request, fluid or auto")
+EXECUTOR = typer.Option("local", "--executor", help="local (process pool over all cores), dask or serial")
+SCHEDULER = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+QUIET = typer.Option(False, "--quiet", help="no progress bar (for CI)")
+REPORT = typer.Option(False, "--report", help="also write an HTML and Markdown report of the results")
+
+
+def parse_param(text: str) -> tuple[str, list[Any]]:
+    """`strategy.steps[0].bake=1m,5m,15m` -> (path, ["1m", "5m", "15m"]); values read as YAML flow items."""
+    import yaml
+
+    from simlab.experiment.overrides import parse_path
+
+    path, sep, values = text.partition("=")
+    if not sep or not path.strip() or not values.strip():
+        raise ScenarioError(f"--param: expected PATH=v1,v2 (e.g. analysis.interval=30s,1m), found {text!r}")
+    parse_path(path.strip())
+    try:
+        parsed = yaml.safe_load(f"[{values}]")
+    except yaml.YAMLError:
+        raise ScenarioError(f"--param: {path.strip()}: expected comma-separated values, found {values!r}") from None
+    return path.strip(), parsed
+
+
+def _cell(value: Any, column: str) -> str:
+    from simlab.units import format_duration
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if column.endswith("_s"):
+        return format_duration(value)
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return str(value)
+
+
+def _share(row, name: str) -> str:
+    p, lo, hi = row[name], row[f"{name}_lo"], row[f"{name}_hi"]
+    if isinstance(p, float) and math.isnan(p):
+        return "-"
+    return f"{p * 100:.0f}% ({lo * 100:.0f}-{hi * 100:.0f})"
+
+
+def print_table(table, labels: list[str], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=title, title_justify="left")
+    heads = [*labels, "runs bad/good", "P(rollback|bad)", "P(rollback|good)", "P(bad promoted)", "bad reqs mean (95% CI)",
+             "bad p95", "detect p50", "recover mean", "deploy (good)", "error budget", "extra inst-s"]
+    for head in heads:
+        view.add_column(head, overflow="fold")
+    for _, row in table.iterrows():
+        view.add_row(
+            *[str(row[c]) for c in labels], f"{row['bad_runs']}/{row['good_runs']}",
+            _share(row, "p_rollback_bad"), _share(row, "p_false_rollback"), _share(row, "p_bad_promoted"),
+            f"{_cell(row['bad_mean'], 'bad_mean')} ({_cell(row['bad_mean_lo'], '')}-{_cell(row['bad_mean_hi'], '')})",
+            _cell(row["bad_p95"], ""), _cell(row["ttd_p50_s"], "_s"), _cell(row["ttr_mean_s"], "_s"),
+            _cell(row["deploy_duration_good_mean_s"], "_s"),
+            "-" if math.isnan(row["error_budget_mean"]) else f"{row['error_budget_mean'] * 100:.2f}%",
+            _cell(row["extra_instance_seconds_mean"], ""),
+        )
+    Console().print(view)
+
+
+def _write(result, out: Optional[Path], report: bool, kind: str, name: str) -> None:
+    if out is None and report:
+        out = Path("results") / f"{name}-{kind}"
+    if out is None:
+        return
+    result.write(out)
+    typer.echo(f"wrote {out}")
+    if report:
+        from simlab.report import write_report  # written alongside; imported only when asked for
+
+        typer.echo(f"report: {write_report(out)}")
+
+
+def compare_command(
+    scenario: Path = typer.Argument(..., help="scenario YAML file"),
+    strategies: Optional[str] = typer.Option(None, "--strategies", help="comma-separated: canary,rolling,blue_green,big_bang"),
+    variants: Optional[Path] = typer.Option(None, "--variants", help="YAML file of named overrides to compare"),
+    runs: int = RUNS, seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR,
+    scheduler: Optional[str] = SCHEDULER,
+    out: Optional[Path] = typer.Option(None, "--out", help="write compare.csv, runs.parquet and meta.json here"),
+    quiet: bool = QUIET, report: bool = REPORT,
+) -> None:
+    """Compare strategies or policy variants on the same seeds: one row each, with 95% intervals."""
+    from simlab.experiment.compare import compare
+    from simlab.scenario import load_scenario
+
+    s = load_scenario(scenario)
+    if variants is not None and not variants.exists():
+        raise ScenarioError(f"--variants: no such variants file {str(variants)!r}")
+    result = compare(s, strategies=strategies, variants=variants, runs=runs, seed=seed, engine=engine,
+                     executor=executor, scheduler=scheduler, progress=not quiet)
+    print_table(result.table, ["variant"], f"simlab compare: {s.name}, {runs} runs each, engine {engine}, seed {seed}")
+    _write(result, out, report, "compare", s.name)
+
+
+def sweep_command(
+    scenario: Path = typer.Argument(..., help="scenario YAML file"),
+    param: list[str] = typer.Option([], "--param", help="PATH=v1,v2 (repeat for a grid), e.g. analysis.interval=30s,1m"),
+    runs: int = typer.Option(20, "--runs", help="replications per grid point"),
+    seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR, scheduler: Optional[str] = SCHEDULER,
+    out: Optional[Path] = typer.Option(None, "--out", help="store runs here (re-running resumes) and write sweep.parquet, table.csv, pareto.csv"),
+    quiet: bool = QUIET, report: bool = REPORT,
+) -> None:
+    """Sweep a grid of parameters; print aggregates per point and the Pareto front of deploy time vs bad requests."""
+    from simlab.experiment.sweep import sweep
+    from simlab.scenario import load_scenario
+
+    if not param:
+        raise ScenarioError("--param: expected at least one PATH=v1,v2 to sweep, found none")
+    params: dict[str, list[Any]] = {}
+    for text in param:
+        path, values = parse_param(text)
+        if path in params:
+            raise ScenarioError(f"--param: expected each path once, found {path} again")
+        params[path] = values
+    s = load_scenario(scenario)
+    result = sweep(s, params, runs=runs, seed=seed, engine=engine, executor=executor, scheduler=scheduler,
+                   out=out, progress=not quiet)
+    labels = list(params)
+    print_table(result.table, labels, f"simlab sweep: {s.name}, {runs} runs per point, engine {engine}, seed {seed}")
+    if len(result.pareto):
+        print_table(result.pareto, labels, "Pareto front: deploy duration (good releases) vs expected bad requests")
+    else:
+        typer.echo("no Pareto front: no good-release run was promoted (set release.bad_probability below 1)")
+    if out is not None and result.executed < len(result.runs):
+        typer.echo(f"resumed: {len(result.runs) - result.executed} runs from {out}/store, {result.executed} simulated")
+    _write(result, out, report, "sweep", s.name)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_command)
+    app.command("sweep")(sweep_command)

@@ -1,0 +1,125 @@
+"""Monte Carlo replication: many runs of one or more scenarios on common random numbers.
+
+Run i of every scenario (strategy, variant, grid point) uses the same run seed,
+derived from (seed, i) only, so the same traffic and the same drawn release
+meet every policy and differences between policies are not noise.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from simlab.errors import ScenarioError
+from simlab.experiment.executors import check_executor, execute, workers
+from simlab.experiment.progress import run_progress
+from simlab.experiment.work import run_chunk
+from simlab.results import SUMMARY_KEYS
+from simlab.scenario import Scenario, load_scenario
+
+_REPLICATION = zlib.crc32(b"replication")
+
+
+def run_seed(seed: int, run: int) -> int:
+    """The seed of run `run` of an experiment seeded `seed` (independent of anything else)."""
+    state = np.random.SeedSequence(seed, spawn_key=(_REPLICATION, run)).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1  # a non-negative 63-bit integer
+
+
+def as_scenario(scenario: Scenario | str | Path) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+
+
+def check_engine(engine: str) -> None:
+    from simlab.simulate import ENGINES
+
+    known = tuple(ENGINES) + (("auto",) if "fluid" in ENGINES and "auto" not in ENGINES else ())
+    if engine not in known:
+        raise ScenarioError(f"engine: expected one of {', '.join(known)}, found {engine!r}")
+
+
+def check_runs(runs: int, seed: int) -> None:
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+        raise ScenarioError(f"runs: expected a whole number of at least 1, found {runs!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ScenarioError(f"seed: expected a whole number of at least 0, found {seed!r}")
+
+
+def _chunk_size(engine: str, runs: int, executor: str) -> int:
+    # One run per task loses at most one run when a worker dies; the fluid engine's batch
+    # wants many seeds per call, so it gets a share of the runs per worker instead.
+    if engine != "fluid":
+        return 1
+    return max(1, -(-runs // (4 * workers(executor))))
+
+
+def run_points(
+    points: Sequence[Scenario],
+    runs: int,
+    seed: int = 0,
+    engine: str = "request",
+    executor: str = "local",
+    scheduler: str | None = None,
+    progress: bool = False,
+    label: str = "runs",
+    done: Callable[[int, int], dict | None] = lambda point, run: None,
+    on_rows: Callable[[int, list[dict]], None] = lambda point, rows: None,
+) -> list[list[dict]]:
+    """Rows of `runs` runs of every point, in run order; `done(point, run)` may supply a stored row.
+
+    `on_rows(point, rows)` is called in this process as each task finishes (a sweep stores them).
+    """
+    check_runs(runs, seed)
+    check_engine(engine)
+    check_executor(executor, scheduler)
+    rows: list[list[dict | None]] = [[done(p, r) for r in range(runs)] for p in range(len(points))]
+    size = _chunk_size(engine, runs, executor)
+    tasks, owners = [], []
+    for p, scenario in enumerate(points):
+        todo = [(r, run_seed(seed, r)) for r in range(runs) if rows[p][r] is None]
+        data = scenario.model_dump_json()
+        for start in range(0, len(todo), size):
+            tasks.append((data, engine, todo[start:start + size]))
+            owners.append(p)
+    with run_progress(sum(len(t[2]) for t in tasks), label, progress) as advance:
+        def finished(i: int, result: list[dict]) -> None:
+            for row in result:
+                rows[owners[i]][row["run"]] = row
+            on_rows(owners[i], result)
+            advance(len(result))
+
+        execute(run_chunk, tasks, executor, scheduler, finished)
+    return rows  # type: ignore[return-value]
+
+
+def runs_frame(rows: list[dict], leading: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Rows as a tidy frame: leading label columns, run, run_seed, bad_release, param.*, summary keys, extras."""
+    frame = pd.DataFrame(rows)
+    for key in SUMMARY_KEYS:
+        if key not in frame:
+            frame[key] = None
+    params = [c for c in frame.columns if c.startswith("param.")]
+    order = ["run", "run_seed", "bad_release", *params, *SUMMARY_KEYS]
+    order += [c for c in frame.columns if c not in order]
+    frame = frame[order]
+    for i, (name, value) in enumerate((leading or {}).items()):
+        frame.insert(i, name, [value] * len(frame))
+    return frame
+
+
+def replicate(
+    scenario: Scenario | str | Path,
+    runs: int = 100,
+    seed: int = 0,
+    engine: str = "request",
+    executor: str = "local",
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """`runs` replications of `scenario`: one row per run (see runs_frame for the columns)."""
+    scenario = as_scenario(scenario)
+    (rows,) = run_points([scenario], runs, seed, engine, executor, scheduler, progress, label=scenario.name)
+    return runs_frame(rows)
