@@ -89,3 +89,29 @@ monitoring: {scrape_interval: 5s, window: 30s, delay: 5s}
         lam = s["requests"] / 900.0
         w = s["latency_mean_ms"] / 1000.0
         assert tl["in_flight"].mean() == pytest.approx(lam * w, rel=0.04)
+
+
+def test_arrivals_are_poisson_at_the_rate_of_the_pattern_and_spikes():
+    """Counts per second have mean = variance = λ(t), through spikes and a diurnal cycle (thinning)."""
+    text = """
+name: arrivals
+duration: 30m
+fleet: {instances: 4, workers: 16, service_time: {dist: constant, value: 1ms}}
+traffic:
+  rps: 80
+  pattern: {kind: diurnal, peak_to_trough: 3, peak_at: 15m, period: 30m}
+  spikes: [{at: 10m, duration: 2m, multiplier: 2.5}]
+  timeout: 10s
+"""
+    from simlab.engines.traffic import OfferedLoad
+
+    scenario = parse_scenario(text)
+    result = simulate(scenario, seed=11)
+    offered = result.timeline["offered"].to_numpy()
+    expected = OfferedLoad(scenario).rates(np.arange(len(offered)) + 0.5)
+    residual = (offered - expected) / np.sqrt(expected)
+    assert abs(residual.mean()) < 0.1  # unbiased
+    assert residual.var() == pytest.approx(1.0, abs=0.15)  # Poisson dispersion
+    spike = offered[600:720].mean()
+    assert spike == pytest.approx(expected[600:720].mean(), rel=0.03)
+    assert spike > 2.2 * offered[420:540].mean() * 0.8

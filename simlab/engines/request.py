@@ -117,6 +117,8 @@ class RequestEngine:
     def _next_arrival_time(self, t: float) -> float | None:
         """Next arrival after t: exact segment-by-segment for piecewise-constant λ, thinning otherwise."""
         load = self.load
+        if t >= self.duration:
+            return None
         if load.piecewise_constant:
             while True:
                 if t >= self._seg_end or self._seg_rate is None:
@@ -154,7 +156,16 @@ class RequestEngine:
         tokens = self.tokens + self.retries.budget
         self.tokens = tokens if tokens < self.token_cap else self.token_cap
         self._dispatch(req, now)
-        t = self._next_arrival_time(now)
+        # fast path of _next_arrival_time: a gap that stays inside the current constant-rate segment
+        rate = self._seg_rate
+        if rate:
+            t = now + self.gaps.next() / rate
+            if t >= self._seg_end:
+                t = self._next_arrival_time(self._seg_end)  # memoryless: restart the gap at the change
+            elif t >= self.duration:
+                t = None
+        else:
+            t = self._next_arrival_time(now)
         if t is not None:
             ev.callbacks = [self._cb_arrive]  # the same event object carries every arrival
             self.env.schedule(ev, NORMAL, t - now)
@@ -193,7 +204,11 @@ class RequestEngine:
     # -- one attempt ---------------------------------------------------------
     def _dispatch(self, req: Request, now: float) -> None:
         self.rec.attempts[int(now)] += 1
-        inst = self._pick()
+        if self.weight is None:
+            pool = self.pool_all
+            inst = self._choose(pool) if pool else None
+        else:
+            inst = self._pick()
         if inst is None:
             self.rec.attempt_done(NO_BACKEND, now, 0.0, True)
             self._attempt_failed(req, "rejected", now)
