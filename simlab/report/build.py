@@ -49,7 +49,7 @@ def events_table(events: pd.DataFrame) -> Table:
     if len(rows) > MAX_EVENT_ROWS:
         note = f"first {MAX_EVENT_ROWS} of {len(rows)} events; events.csv has them all"
         rows = rows[:MAX_EVENT_ROWS]
-    return Table(["time", "event", "detail"], rows, note)
+    return Table(["time", "event", "detail"], rows, note, text=True)
 
 
 def run_report(r: RunResults) -> Report:
@@ -60,13 +60,18 @@ def run_report(r: RunResults) -> Report:
     title = f"simlab run: {s.get('scenario')}"
     subtitle = f"strategy {s.get('strategy') or '-'}, engine {s.get('engine')}, seed {s.get('seed')} — from {r.source}"
     summary = Section("Summary", run_narrative(s, result.events),
-                      Table(["measure", "value"], [list(pair) for pair in summary_lines(result)]))
+                      Table(["measure", "value"], [list(pair) for pair in summary_lines(result)], text=True))
     timeline = Section("Timeline", figures=[Figure(
         "timeline",
-        "Traffic share of the new version, bad requests, p99 latency and ready instances by version, "
-        "with the controller's steps, failed analyses, detection and rollback marked.",
+        "The whole run: traffic share of the new version, bad requests, p99 latency and ready instances by "
+        "version, with the controller's steps, failed analyses, detection and rollback marked.",
         figures_run.timeline_figure(result.timeline, result.events),
     )])
+    window = figures_run.rollout_window(result.timeline, result.events)
+    if window is not None:
+        timeline.figures.append(Figure(
+            "rollout", f"The rollout close up, {_clock(window[0])} to {_clock(window[1])}: same panels and markers.",
+            figures_run.timeline_figure(result.timeline, result.events, window)))
     return Report(title, subtitle, [summary, timeline, Section("Events", table=events_table(result.events))])
 
 

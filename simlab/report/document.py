@@ -24,6 +24,7 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     note: str = ""
+    text: bool = False  # prose cells: left-aligned instead of right-aligned like numbers
 
 
 @dataclass
@@ -56,7 +57,8 @@ h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #dde2e8; padd
 table { border-collapse: collapse; font-size: 13px; margin: 0.6em 0; }
 th, td { padding: 4px 9px; border-bottom: 1px solid #e4e8ee; text-align: right; white-space: nowrap; }
 th { background: #f3f5f8; font-weight: 600; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, table.text th, table.text td { text-align: left; }
+table.text td { white-space: normal; }
 .scroll { overflow-x: auto; }
 .note { color: #5b6673; font-size: 13px; }
 figure { margin: 1em 0; }
@@ -86,7 +88,8 @@ def render_html(report: Report) -> str:
         out.extend(f"<p>{esc(p)}</p>" for p in section.paragraphs)
         if section.table is not None:
             t = section.table
-            out.append('<div class="scroll"><table><thead><tr>')
+            css = ' class="text"' if t.text else ""
+            out.append(f'<div class="scroll"><table{css}><thead><tr>')
             out.append("".join(f"<th>{esc(c)}</th>" for c in t.columns) + "</tr></thead><tbody>")
             for row in t.rows:
                 out.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>")
@@ -116,7 +119,7 @@ def render_markdown(report: Report) -> str:
         if section.table is not None:
             t = section.table
             out.append("| " + " | ".join(_md_cell(c) for c in t.columns) + " |")
-            out.append("|" + "|".join([":---"] + ["---:"] * (len(t.columns) - 1)) + "|")
+            out.append("|" + "|".join([":---"] + [":---" if t.text else "---:"] * (len(t.columns) - 1)) + "|")
             out += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in t.rows]
             out.append("")
             if t.note:

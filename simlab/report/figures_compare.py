@@ -28,12 +28,17 @@ def bad_requests_figure(runs: pd.DataFrame, variants: list[str], colors: dict[st
         if len(d):
             ax.scatter([pos], [d.mean()], marker="D", s=34, color="white", edgecolors="#222222", zorder=3)
     ax.set_xticks(positions, variants)
-    top = max((d.max() for d in data if len(d)), default=0.0)
-    if top > 0 and any(len(d) for d in data):
-        nonzero = [d[d > 0].min() for d in data if (d > 0).any()]
-        if nonzero and top / min(nonzero) > 50:
-            ax.set_yscale("symlog", linthresh=max(1.0, min(nonzero)))
-    ax.set_ylim(bottom=0)
+    values = np.concatenate(data) if data else np.array([])
+    positive = values[values > 0]
+    if len(positive) and positive.max() / positive.min() > 50:  # orders of magnitude apart: log scale
+        if (values == 0).any():
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_ylim(bottom=0)
+        else:
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=positive.min() / 1.5)
+    else:
+        ax.set_ylim(bottom=0)
     ax.set_ylabel("bad requests per deploy\n(failed + slow)", fontsize=9)
     ax.set_title("bad releases only; box 25–75% with 5–95% whiskers, \u25c7 mean", fontsize=9, loc="left",
                  color="#5b6673")

@@ -32,10 +32,30 @@ def marker_times(events: pd.DataFrame) -> dict[str, list[float]]:
     return out
 
 
-def timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame) -> bytes:
-    """Four panels sharing a time axis in minutes, with the controller's events as vertical markers."""
+ROLLOUT_KINDS = ("release_started", "step_started", "promoted", "rollback_finished", "detected")
+
+
+def rollout_window(timeline: pd.DataFrame, events: pd.DataFrame, margin: float = 60.0) -> tuple[float, float] | None:
+    """The stretch from just before the release to just after it settled, when that is under half the run."""
+    times = events.loc[events["kind"].isin(ROLLOUT_KINDS), "time"].astype(float)
+    if not len(times) or not len(timeline):
+        return None
+    start = max(float(timeline["t"].min()), float(times.min()) - margin)
+    end = min(float(timeline["t"].max()) + 1, float(times.max()) + 2 * margin)
+    run = float(timeline["t"].max()) + 1 - float(timeline["t"].min())
+    return (start, end) if end - start < 0.5 * run else None
+
+
+def timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[float, float] | None = None) -> bytes:
+    """Four panels sharing a time axis in minutes, with the controller's events as vertical markers.
+
+    `window` (start, end) in seconds draws only that stretch, e.g. the rollout itself.
+    """
     from matplotlib.lines import Line2D
 
+    if window is not None:
+        timeline = timeline[(timeline["t"] >= window[0]) & (timeline["t"] < window[1])]
+        events = events[(events["time"] >= window[0]) & (events["time"] < window[1])]
     tl = timeline
     t = tl["t"] / 60.0
     offered = tl["offered"].where(tl["offered"] > 0)

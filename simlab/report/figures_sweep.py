@@ -53,9 +53,9 @@ def _levels(values: pd.Series) -> list:
     return list(dict.fromkeys(values.tolist()))
 
 
-HEAT_METRICS = (
-    (Y, "bad requests per deploy, mean", "Reds", count),
-    (X, "deploy duration (good), mean", "Blues", duration),
+HEAT_METRICS = (  # column, title, colour map, cell label, colour-bar scale and label
+    (Y, "bad requests per deploy, mean", "Reds", count, 1.0, "bad requests"),
+    (X, "deploy duration (good), mean", "Blues", duration, 1 / 60.0, "minutes"),
 )
 
 
@@ -65,11 +65,11 @@ def heatmap_figure(table: pd.DataFrame, x_param: str, y_param: str) -> bytes:
     xs, ys = _levels(table[x_param]), _levels(table[y_param])
     fig = new_figure(max(6.0, 4.6 * len(metrics)), max(3.2, 0.55 * len(ys) + 2.0))
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
-    for ax, (column, title, cmap, fmt) in zip(axes, metrics):
+    for ax, (column, title, cmap, fmt, scale, unit) in zip(axes, metrics):
         grid = (table.groupby([y_param, x_param], sort=False)[column].mean()
                 .unstack(x_param).reindex(index=ys, columns=xs))
         values = grid.to_numpy(float)
-        image = ax.imshow(values, cmap=cmap, aspect="auto")
+        image = ax.imshow(values * scale, cmap=cmap, aspect="auto")
         finite = values[np.isfinite(values)]
         mid = (finite.min() + finite.max()) / 2 if len(finite) else 0
         for i in range(len(ys)):
@@ -84,5 +84,5 @@ def heatmap_figure(table: pd.DataFrame, x_param: str, y_param: str) -> bytes:
         ax.set_ylabel(short_param(y_param), fontsize=9)
         ax.set_title(title, fontsize=10, loc="left")
         ax.tick_params(labelsize=8)
-        fig.colorbar(image, ax=ax, shrink=0.85)
+        fig.colorbar(image, ax=ax, shrink=0.85).set_label(unit, fontsize=8)
     return png(fig)

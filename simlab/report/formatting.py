@@ -19,9 +19,11 @@ def pct(p: Any) -> str:
     if missing(p):
         return "-"
     x = 100.0 * float(p)
-    if x == 0 or x == 100 or 1 <= x <= 99:
+    if x in (0.0, 100.0) or 10 <= x <= 99:
         return f"{x:.0f}%"
-    return f"{x:.1f}%" if x >= 0.1 and x <= 99.9 else f"{x:.2g}%"
+    if x < 0.1:
+        return f"{x:.2g}%"
+    return f"{x:.1f}".removesuffix(".0") + "%"
 
 
 def pct_ci(p: Any, lo: Any = None, hi: Any = None) -> str:

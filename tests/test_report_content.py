@@ -1,0 +1,143 @@
+"""What a report says: formatted numbers, the narrative, which figures and tables each kind of results gets."""
+from __future__ import annotations
+
+import re
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine_scenarios import scenario
+from simlab import simulate
+from simlab.report import build_report, write_report
+from simlab.report.document import render_html, render_markdown
+from simlab.report.figures_compare import ecdf
+from simlab.report.figures_run import marker_times, rollout_window
+from simlab.report.figures_sweep import pareto_front
+from simlab.report.formatting import count_ci, pct, pct_ci
+from test_report_fixtures import write_compare_dir, write_sweep_dir
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One real simulated canary of a bad release, as `simlab run --out` writes it."""
+    s = scenario("canary", duration="12m", **{"release.defects": [{"kind": "error_rate", "rate": 0.2}]})
+    result = simulate(s, seed=2)
+    assert result.summary["outcome"] == "rolled_back"
+    return result.write(tmp_path_factory.mktemp("run") / "bad-canary")
+
+
+def test_probabilities_read_as_percent_with_their_interval():
+    assert pct_ci(0.97, 0.91, 0.99) == "97% [91–99%]"
+    assert pct_ci(0.5, None, None) == "50%"
+    assert pct_ci(float("nan"), 0.1, 0.2) == "-"
+    assert [pct(p) for p in (0, 1, 0.025, 0.05, 0.003, 0.0004, 0.999)] == [
+        "0%", "100%", "2.5%", "5%", "0.3%", "0.04%", "99.9%"]
+    assert count_ci(1440.0, 1300.0, 1600.0) == "1,440 [1,300–1,600]"
+
+
+def test_compare_report_has_the_table_with_intervals_and_a_narrative_from_the_numbers(tmp_path):
+    report = build_report(write_compare_dir(tmp_path / "cmp"))
+    text = " ".join(p for s in report.sections for p in s.paragraphs)
+    assert "canary caught 97% of bad releases within 4.2m on median" in text
+    assert "big_bang served 12× more bad requests on average than canary" in text
+    assert "big_bang in 40% [35–46%]" in text  # bad releases promoted
+    assert "35.0m to promote with canary against 60.0s with big_bang" in text
+    table = next(s.table for s in report.sections if s.table is not None)
+    assert [row[0] for row in table.rows] == ["canary", "rolling", "big_bang"]
+    canary = dict(zip(table.columns, table.rows[0]))
+    assert canary["caught bad release"] == "97% [91–99%]"
+    assert canary["bad requests, mean"] == "120 [95–150]"
+    assert canary["detect p50 / p95"] == "4.2m / 8.4m"
+    assert [f.name for f in report.figures] == ["bad_requests", "detect_recover"]
+    for fig in report.figures:
+        width, height = png_size(fig.png)
+        assert width > 500 and height > 300
+
+
+def test_compare_without_runs_still_reports_the_table(tmp_path):
+    d = write_compare_dir(tmp_path / "cmp")
+    (d / "runs.parquet").unlink()
+    report = build_report(d)
+    assert report.figures == []
+    assert any(s.heading == "Comparison" for s in report.sections)
+
+
+def test_sweep_report_draws_the_pareto_front_and_a_heatmap_for_two_parameters(tmp_path):
+    report = build_report(write_sweep_dir(tmp_path / "sweep"))
+    assert [f.name for f in report.figures] == ["pareto", "heatmap"]
+    text = " ".join(p for s in report.sections for p in s.paragraphs)
+    assert "6 grid points over strategy.steps[0].bake, analysis.interval, 50 runs each." in text
+    assert "3 of them are on the Pareto front" in text
+    grid = next(s.table for s in report.sections if s.heading == "Grid")
+    assert grid.columns[:2] == ["strategy.steps[0].bake", "analysis.interval"]
+    assert grid.rows[0][:2] == ["1m", "30s"]
+
+
+def test_a_sweep_over_three_parameters_says_why_it_has_no_heatmap(tmp_path):
+    report = build_report(write_sweep_dir(tmp_path / "sweep3", three_params=True))
+    assert [f.name for f in report.figures] == ["pareto"]
+    heat = next(s for s in report.sections if s.heading == "Heatmap")
+    assert "3 parameters vary" in heat.paragraphs[0]
+
+
+def test_pareto_front_keeps_only_points_nothing_beats_on_both_axes():
+    table = pd.DataFrame({"deploy_duration_good_mean_s": [60, 300, 310, 900, 1000],
+                          "bad_mean": [900, 400, 500, 100, 100]})
+    assert list(pareto_front(table).index) == [0, 1, 3]
+
+
+def test_ecdf_leaves_undetected_runs_below_one():
+    x, y = ecdf(np.array([3.0, np.nan, 1.0, 2.0]), total=4)
+    assert list(x) == [1.0, 2.0, 3.0] and list(y) == [0.25, 0.5, 0.75]
+
+
+def test_run_report_from_a_real_simulation(run_dir):
+    report = build_report(run_dir)
+    text = " ".join(p for s in report.sections for p in s.paragraphs)
+    assert re.search(r"was detected \S+ after it started \(analysis failed 2 times\) and was rolled back", text)
+    assert "2 analyses ran; 2 failed." in text
+    assert [f.name for f in report.figures] == ["timeline", "rollout"]
+    events = next(s.table for s in report.sections if s.heading == "Events")
+    kinds = [row[1] for row in events.rows]
+    assert kinds.index("detected") < kinds.index("rollback_finished")
+    assert any("status=failed" in row[2] for row in events.rows)
+
+
+def test_timeline_markers_come_from_the_event_log(run_dir):
+    from simlab.report.sources import load_run
+
+    r = load_run(run_dir)
+    times = marker_times(r.result.events)
+    assert len(times["analysis_failed"]) == 2 and len(times["detected"]) == 1
+    assert times["rollback_started"][0] <= times["rollback_finished"][0]
+    start, end = rollout_window(r.result.timeline, r.result.events)
+    assert start == times["release_started"][0] - 60 and end > times["rollback_finished"][0]
+
+
+def test_html_is_self_contained_and_markdown_points_at_the_written_pngs(tmp_path, run_dir):
+    out = write_report(run_dir, out_root=tmp_path / "reports", name="bad")
+    assert out == tmp_path / "reports" / "bad"
+    html = (out / "report.html").read_text()
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", html)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
+    assert "url(" not in html and "@import" not in html
+    md = (out / "report.md").read_text()
+    pngs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert pngs == ["timeline.png", "rollout.png"]
+    for name in pngs:
+        assert png_size((out / name).read_bytes())[0] > 500
+
+
+def test_rendering_escapes_text_from_results():
+    from simlab.report.document import Report, Section, Table
+
+    report = Report("<b>x</b>", "a|b", [Section("s", ["<script>"], Table(["v"], [["a|b"]]))])
+    assert "<script>" not in render_html(report).split("</style>")[1]
+    assert "a\\|b" in render_markdown(report)
