@@ -76,7 +76,13 @@ def run_report(r: RunResults) -> Report:
 
 
 def _meta_line(meta: dict[str, Any], source: Any) -> str:
-    bits = [f"{k} {meta[k]}" for k in ("runs", "seed", "engine") if meta.get(k) is not None]
+    bits = []
+    if meta.get("runs") is not None:
+        bits.append(f"{meta['runs']} runs each")
+    if meta.get("seed") is not None:
+        bits.append(f"seed {meta['seed']}")
+    if meta.get("engine") is not None:
+        bits.append(f"{meta['engine']} engine")
     return ", ".join(bits + [f"from {source}"])
 
 

@@ -50,13 +50,13 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232b;
-       max-width: 1100px; margin: 2em auto; padding: 0 1.5em; }
+       max-width: 1240px; margin: 2em auto; padding: 0 1.5em; }
 h1 { font-size: 1.6em; margin-bottom: 0.1em; }
 h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #dde2e8; padding-bottom: 0.2em; }
 .subtitle { color: #5b6673; margin-top: 0; }
 table { border-collapse: collapse; font-size: 13px; margin: 0.6em 0; }
-th, td { padding: 4px 9px; border-bottom: 1px solid #e4e8ee; text-align: right; white-space: nowrap; }
-th { background: #f3f5f8; font-weight: 600; }
+th, td { padding: 4px 7px; border-bottom: 1px solid #e4e8ee; text-align: right; white-space: nowrap; }
+th { background: #f3f5f8; font-weight: 600; white-space: normal; vertical-align: bottom; }
 th:first-child, td:first-child, table.text th, table.text td { text-align: left; }
 table.text td { white-space: normal; }
 .scroll { overflow-x: auto; }

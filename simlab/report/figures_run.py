@@ -68,13 +68,18 @@ def timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[
 
     a_w.fill_between(t, tl["new_weight"], step="post", color=NEW_COLOR, alpha=0.35, linewidth=0)
     a_w.step(t, tl["new_weight"], where="post", color=NEW_COLOR, linewidth=1.4)
-    a_w.set_ylim(0, 105)
+    a_w.set_ylim(0, 112)
+    for time, kind, detail in zip(events["time"], events["kind"], events["detail"]):
+        # the weight each step aims for, written on the panel: 1% is invisible at this scale but matters most
+        if kind == "weight" and isinstance(detail, dict) and detail.get("new_percent"):
+            a_w.annotate(f"{detail['new_percent']:g}%", (time / 60.0, detail["new_percent"]), xytext=(2, 3),
+                         textcoords="offset points", fontsize=8, color=NEW_COLOR)
     a_w.set_ylabel("new version\ntraffic (%)", fontsize=9)
 
     a_e.plot(t, err, color="#d62728", linewidth=1.2, label="failed")
     a_e.plot(t, slow, color="#ff7f0e", linewidth=1.0, alpha=0.8, label="slow (over SLO threshold)")
     a_e.set_ylabel(f"bad requests (%)\n{SMOOTH_S}s mean", fontsize=9)
-    a_e.set_ylim(bottom=0)
+    a_e.set_ylim(0, min(105.0, max(0.1, float(max(err.max(), slow.max()))) * 1.3))  # headroom for the legend
     a_e.legend(loc="upper right", fontsize=8, frameon=False)
 
     p99 = tl["latency_p99_ms"]
@@ -82,7 +87,7 @@ def timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[
     a_l.plot(t, p99.rolling(SMOOTH_S, min_periods=1).median(), color="#2b5d8a", linewidth=1.3,
              label=f"{SMOOTH_S}s median")
     a_l.set_ylabel("p99 latency (ms)", fontsize=9)
-    a_l.set_ylim(bottom=0, top=max(1.0, float(p99.quantile(0.995)) * 1.15) if p99.notna().any() else 1.0)
+    a_l.set_ylim(bottom=0, top=max(1.0, float(p99.quantile(0.995)) * 1.35) if p99.notna().any() else 1.0)
     a_l.legend(loc="upper right", fontsize=8, frameon=False)
 
     a_i.stackplot(t, tl["old_ready"], tl["new_ready"], colors=[OLD_COLOR, NEW_COLOR], alpha=0.85,
@@ -95,6 +100,7 @@ def timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[
         a_i.step(t, down.where(down > 0), where="post", color="#8c564b", linewidth=0.9, label="down")
     a_i.set_ylabel("instances", fontsize=9)
     a_i.set_xlabel("minutes since start", fontsize=9)
+    a_i.set_ylim(0, max(1.0, float((tl["old_ready"] + tl["new_ready"]).max())) * 1.35)
     a_i.legend(loc="upper right", fontsize=8, frameon=False, ncol=4)
     a_i.set_xlim(float(t.min()), float(t.max()) + 1 / 60)
 
@@ -107,8 +113,12 @@ def timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[
             for x in times[kind]:
                 ax.axvline(x / 60.0, color=color, linestyle=ls, linewidth=2.6 if kind == "detected" else 1.0,
                            alpha=0.85, zorder=1)
-        handles.append(Line2D([], [], color=color, linestyle=ls, label=f"{label} ({len(times[kind])})"
-                              if len(times[kind]) > 1 else label))
+        n = len(times[kind])
+        handles.append(Line2D([], [], color=color, linestyle=ls, marker="x" if kind == "analysis_failed" else None,
+                              label=f"{label} ({n})" if n > 1 else label))
+    if times["analysis_failed"]:  # also marked on the top panel: they often share a second with detection
+        a_w.plot([x / 60.0 for x in times["analysis_failed"]], [108] * len(times["analysis_failed"]), "x",
+                 color=MARKERS["analysis_failed"][1], markersize=6, markeredgewidth=1.6, clip_on=False)
     if times["instance_crash"]:
         a_i.plot([x / 60.0 for x in times["instance_crash"]], [0] * len(times["instance_crash"]), "v",
                  color="#8c564b", markersize=5, clip_on=False)
