@@ -136,3 +136,13 @@ def test_memory_leak_slows_the_new_version_then_kills_it():
     ooms = result.events[(result.events.kind == "instance_crash")]
     assert len(ooms) > 0 and all(d["why"] == "oom" for d in ooms.detail)
     assert result.summary["outcome"] == "rolled_back"
+
+
+def test_least_outstanding_black_holes_a_crashed_instance_unless_the_balancer_redispatches():
+    """A crashed instance answers nothing, looks least loaded, and draws traffic until health checks notice."""
+    failures = [{"kind": "instance_crash", "mtbf": "3m", "restart": "20s"}]
+    common = {"release": None, "failures": failures, "fleet.load_balancer": "least_outstanding",
+              "fleet.health_check": {"interval": "5s", "unhealthy_after": 3, "healthy_after": 1}}
+    without = simulate(scenario("canary", **common, **{"fleet.redispatch": False}), seed=4).summary
+    with_redispatch = simulate(scenario("canary", **common), seed=4).summary
+    assert without["failed_reset"] > 10 * max(1, with_redispatch["failed_reset"])

@@ -201,6 +201,14 @@ class RequestEngine:
         b = pool[int(self.u_lb.next() * n)]
         return a if a.outstanding <= b.outstanding else b
 
+    def _redispatch(self, refused: Instance) -> Instance | None:
+        """The load balancer's one retry of a refused connection, on another up instance of the same pool."""
+        pool = self.pool_all if self.weight is None else self.pools[refused.version]
+        up = [i for i in pool if i.state == READY]
+        if not up:
+            up = [i for i in self.pool_all if i.state == READY]
+        return self._choose(up) if up else None
+
     # -- one attempt ---------------------------------------------------------
     def _dispatch(self, req: Request, now: float) -> None:
         self.rec.attempts[int(now)] += 1
@@ -214,9 +222,11 @@ class RequestEngine:
             self._attempt_failed(req, "rejected", now)
             return
         if inst.state != READY:  # crashed, not yet noticed by health checks: connection refused
-            self.rec.attempt_done(inst.version, now, 0.0, True)
-            self._attempt_failed(req, "reset", now)
-            return
+            inst = self._redispatch(inst) if self.s.fleet.redispatch else None
+            if inst is None:
+                self.rec.attempt_done(NO_BACKEND, now, 0.0, True)
+                self._attempt_failed(req, "reset", now)
+                return
         att = Attempt(req, now, inst)
         if inst.busy < self.workers:
             inst.outstanding += 1

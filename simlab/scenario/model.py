@@ -31,6 +31,11 @@ class Fleet(Frozen):
     service_time: DistributionSpec
     startup: Duration = 20.0
     load_balancer: Literal["round_robin", "random", "least_outstanding", "power_of_two"] = "least_outstanding"
+    redispatch: bool = Field(
+        default=True,
+        description="a refused connection (crashed instance still in rotation) is retried once on another "
+        "instance by the load balancer (HAProxy `option redispatch`, Envoy connect-failure retry)",
+    )
     health_check: HealthCheck = HealthCheck()
 
 
