@@ -107,6 +107,8 @@ def deploy(
     out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here"),
     strategy: Optional[str] = typer.Option(None, help="override the strategy kind"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    record: Optional[Path] = typer.Option(None, "--record", help="write the controller's observations and "
+                                          "decisions here (JSON lines; replay with simlab.control.recording)"),
 ) -> None:
     """Run the release on staging with the shared rollout controller, on the wall clock."""
     from simlab.staging.deployer import deploy as run_deploy
@@ -120,7 +122,7 @@ def deploy(
 
     try:
         with sigterm_as_interrupt():
-            result = run_deploy(s, state_dir, with_load=with_load, progress=progress)
+            result = run_deploy(s, state_dir, with_load=with_load, progress=progress, record_to=record)
     except KeyboardInterrupt:
         # Typer swallows KeyboardInterrupt into a return value; an error the CLI maps keeps the exit non-zero.
         raise StagingError("deploy interrupted: traffic is back on the stable version, new instances stopped") from None

@@ -20,6 +20,7 @@ import pandas as pd
 from simlab.control import (
     PERIOD, FleetState, RolloutController, SetWeight, StartInstances, StartMigration, StopInstances, VersionCount,
 )
+from simlab.control.recording import RecordingController
 from simlab.errors import StagingError
 from simlab.metrics import error_budget_used
 from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
@@ -35,13 +36,15 @@ class Deployment:
     """One release carried out on a staging fleet; `run()` returns the measured Result."""
 
     def __init__(self, scenario: Scenario, staging: Staging, with_load: bool = False, out: Path | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, record_to: Path | None = None):
         self.s = scenario
         self.st = staging
         self.with_load = with_load
         self.load_dir = (out or staging.dir) / "load"
         self.progress = progress or (lambda line: None)
         self.controller = RolloutController(scenario)
+        self.record_to = record_to
+        self._decider = self.controller  # the controller itself, or a recorder wrapped round it
         self.client = PromQL(staging.prometheus_url)
         self.metrics = PrometheusMetrics(self.client, scenario)
         self.rows: list[dict] = []
@@ -62,6 +65,12 @@ class Deployment:
         release_at = s.release.at if s.release else 0.0
         self.release_epoch = self.t0 + release_at
         loaders = start_load(s, st.url, self.load_dir, s.duration, self.t0) if self.with_load else []
+        recording = None
+        if self.record_to is not None:
+            # Every tick's observations and decisions, so the controller's run can be replayed offline.
+            Path(self.record_to).parent.mkdir(parents=True, exist_ok=True)
+            recording = open(self.record_to, "w")
+            self._decider = RecordingController(self.controller, recording.write, driver="staging")
         try:
             tick = 0
             while tick < math.ceil(s.duration):
@@ -79,6 +88,8 @@ class Deployment:
             while any(procs.is_running(r) for r in loaders) and time.time() < deadline:
                 time.sleep(0.1)
             procs.stop_many(loaders, grace=5.0)
+            if recording is not None:
+                recording.close()
         return self._result()
 
     def _now(self) -> float:
@@ -92,7 +103,7 @@ class Deployment:
         if self.migration == "running" and now >= self._migration_done_at:
             self.migration = "done"
         fleet, counts = self._fleet()
-        actions = self.controller.tick(now, fleet, self.metrics)
+        actions = self._decider.tick(now, fleet, self.metrics)
         for action in actions:
             self._apply(action, now)
         self._set_weights()
@@ -274,7 +285,7 @@ def _per_second(rec: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
 
 
 def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, out: Path | None = None,
-           progress: Callable[[str], None] | None = None) -> Result:
+           progress: Callable[[str], None] | None = None, record_to: Path | None = None) -> Result:
     """Run the scenario's release on the staging in `state_dir` (started here and stopped after if not up)."""
     try:
         st = Staging.open(state_dir)
@@ -291,7 +302,7 @@ def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, o
         st.scenario_file.write_text(scenario.model_dump_json())
         st.scenario = scenario
     try:
-        return Deployment(scenario, st, with_load, out, progress).run()
+        return Deployment(scenario, st, with_load, out, progress, record_to).run()
     finally:
         if owned:
             st.down()

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
+from simlab.control.recording import replay_file
 from simlab.results import SUMMARY_KEYS, TIMELINE_COLUMNS
+from simlab.simulate import simulate
 from simlab.staging import procs
 from simlab.staging.deployer import deploy
 from simlab.staging.supervisor import Staging
@@ -15,8 +17,18 @@ SHORT = "staging: {duration: 30s}\n"
 BAD = "staging: {duration: 30s, release: {defects: [{kind: error_rate, rate: 0.3}]}}\n"
 
 
+def _steps(events) -> list[tuple]:
+    """The rollout's moves, without the analysis measurements whose count depends on timing."""
+    return [(e.kind, e.detail) for e in events if e.kind in STEPS]
+
+
+STEPS = ("release_started", "step_started", "weight", "promoted", "detected", "rollback_started",
+         "rollback_finished")
+
+
 def test_a_good_release_is_promoted_by_canary_and_written_like_a_simulation(tmp_path):
-    result = deploy(deploy_scenario(SHORT), tmp_path / "state", with_load=True)
+    record = tmp_path / "observations.jsonl"
+    result = deploy(deploy_scenario(SHORT), tmp_path / "state", with_load=True, record_to=record)
     summary = result.summary.to_dict()
     assert summary["outcome"] == "promoted" and summary["engine"] == "staging"
     assert list(summary)[:len(SUMMARY_KEYS)] == list(SUMMARY_KEYS)
@@ -30,14 +42,24 @@ def test_a_good_release_is_promoted_by_canary_and_written_like_a_simulation(tmp_
     assert list(json.loads((out / "summary.json").read_text())) == list(summary)
     assert (out / "timeline.csv").read_text().splitlines()[0] == ",".join(TIMELINE_COLUMNS)
     assert not (tmp_path / "state" / "state.json").exists()  # the deploy started staging, so it stopped it
+    # Fed the recorded observations, a fresh controller makes the deployer's decisions, tick by tick ...
+    live = result.extras["controller"]
+    replayed = replay_file(record)
+    assert replayed.events == live.events and replayed.promoted_at == live.promoted_at
+    # ... and the simulator, given the same scenario, takes the same steps.
+    assert _steps(simulate(deploy_scenario(SHORT)).extras["controller"].events) == _steps(live.events)
 
 
 def test_a_bad_release_is_rolled_back_by_canary_and_hurts_far_less_than_big_bang(tmp_path):
     state = tmp_path / "state"
     Staging.up(deploy_scenario(BAD), state)
     try:
-        canary = deploy(deploy_scenario(BAD), state, with_load=True).summary
+        record = tmp_path / "observations.jsonl"
+        deployed = deploy(deploy_scenario(BAD), state, with_load=True, record_to=record)
+        canary = deployed.summary
         assert canary["outcome"] == "rolled_back" and canary["detected_at_s"] is not None
+        replayed = replay_file(record)
+        assert replayed.events == deployed.extras["controller"].events and replayed.outcome == "rolled_back"
         assert canary["failed_error"] > 0
         assert Staging.open(state).ready_counts() == {"old": 2, "new": 0}
         big_bang = BAD.replace("}}\n", "}, strategy: {kind: big_bang}}\n")
