@@ -32,6 +32,7 @@ def test_a_bad_release_is_rolled_back_by_analysis(strategy):
     assert kinds.index("detected") < kinds.index("rollback_started") < kinds.index("rollback_finished")
     after = result.timeline[result.timeline["t"] >= 120 + s["rollback_done_at_s"] + 5]
     assert after["new_ready"].max() == 0 and after["failed"].sum() == 0
+    assert s["failed_after_rollback"] == result.timeline.loc[result.timeline.t >= 120 + s["rollback_done_at_s"], "failed"].sum()
 
 
 def test_canary_hurts_far_fewer_users_than_big_bang_on_the_same_seed():
@@ -57,6 +58,7 @@ def test_a_non_backward_compatible_migration_keeps_failing_after_rollback():
     assert s["outcome"] == "rolled_back"
     after = tl[tl["t"] >= 120 + s["rollback_done_at_s"] + 5]
     assert after["failed"].sum() > 0.9 * after["offered"].sum()  # old code cannot read the new schema
+    assert s["failed_after_rollback"] >= after["failed"].sum()
 
 
 def test_a_compatible_migration_only_hurts_while_it_holds_locks():

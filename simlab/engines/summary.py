@@ -93,6 +93,10 @@ def build_result(engine) -> Result:
         "rollback_started_at_s": _rel(c.rollback_started_at, release_at),
         "analysis_failures": c.failures,
         "queued_attempts": int(sum(rec.queued[:n])),
+        # what rolling back code could not fix (e.g. a migration the old version cannot read)
+        "failed_after_rollback": (
+            int(timeline.loc[timeline["t"] >= c.rollback_done_at, "failed"].sum()) if c.rollback_done_at is not None else None
+        ),
         "bad_release": bool(s.release and s.release.bad),
     }
     return Result(make_summary(values), timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
