@@ -58,3 +58,12 @@ DEPLOY = textwrap.dedent("""\
 
 def deploy_scenario(extra: str = ""):
     return staging_scenario(parse_scenario(DEPLOY + textwrap.dedent(extra)))
+
+
+STEPS = ("release_started", "step_started", "weight", "promoted", "old_released", "detected", "rollback_started",
+         "rollback_finished")
+
+
+def rollout_steps(events) -> list[tuple]:
+    """A rollout's moves from controller events, without the analysis measurements whose count depends on timing."""
+    return [(e.kind, e.detail) for e in events if e.kind in STEPS]

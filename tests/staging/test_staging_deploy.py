@@ -11,19 +11,10 @@ from simlab.simulate import simulate
 from simlab.staging import procs
 from simlab.staging.deployer import deploy
 from simlab.staging.supervisor import Staging
-from staging_helpers import deploy_scenario
+from staging_helpers import deploy_scenario, rollout_steps as _steps
 
 SHORT = "staging: {duration: 30s}\n"
 BAD = "staging: {duration: 30s, release: {defects: [{kind: error_rate, rate: 0.3}]}}\n"
-
-
-def _steps(events) -> list[tuple]:
-    """The rollout's moves, without the analysis measurements whose count depends on timing."""
-    return [(e.kind, e.detail) for e in events if e.kind in STEPS]
-
-
-STEPS = ("release_started", "step_started", "weight", "promoted", "detected", "rollback_started",
-         "rollback_finished")
 
 
 def test_a_good_release_is_promoted_by_canary_and_written_like_a_simulation(tmp_path):
