@@ -115,4 +115,4 @@ def pareto(table: pd.DataFrame, x: str = "deploy_duration_good_mean_s", y: str =
         not np.any((xs <= xs[i]) & (ys <= ys[i]) & ((xs < xs[i]) | (ys < ys[i])))
         for i in range(len(known))
     ]
-    return known[keep].sort_values(x, kind="stable")
+    return known.loc[np.array(keep, dtype=bool)].sort_values(x, kind="stable")

@@ -77,18 +77,25 @@ def print_table(table, labels: list[str], title: str) -> None:
             "-" if math.isnan(row["error_budget_mean"]) else f"{row['error_budget_mean'] * 100:.2f}%",
             _cell(row["extra_instance_seconds_mean"], ""),
         )
-    Console().print(view)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: wide enough that the numbers are not folded
+        console = Console(width=200)
+    console.print(view)
 
 
-def _write(result, out: Optional[Path], report: bool, kind: str, name: str) -> None:
-    if out is None and report:
-        out = Path("results") / f"{name}-{kind}"
+def _check_report(report: bool, out: Optional[Path]) -> None:
+    if report and out is None:
+        raise ScenarioError("--report: expected --out DIR as well (the report is built from the written results)")
+
+
+def _write(result, out: Optional[Path], report: bool, written: bool = False) -> None:
     if out is None:
         return
-    result.write(out)
+    if not written:  # a sweep writes its own results as it finishes
+        result.write(out)
     typer.echo(f"wrote {out}")
     if report:
-        from simlab.report import write_report  # written alongside; imported only when asked for
+        from simlab.report import write_report  # imported only when asked for
 
         typer.echo(f"report: {write_report(out)}")
 
@@ -106,13 +113,14 @@ def compare_command(
     from simlab.experiment.compare import compare
     from simlab.scenario import load_scenario
 
+    _check_report(report, out)
     s = load_scenario(scenario)
     if variants is not None and not variants.exists():
         raise ScenarioError(f"--variants: no such variants file {str(variants)!r}")
     result = compare(s, strategies=strategies, variants=variants, runs=runs, seed=seed, engine=engine,
                      executor=executor, scheduler=scheduler, progress=not quiet)
     print_table(result.table, ["variant"], f"simlab compare: {s.name}, {runs} runs each, engine {engine}, seed {seed}")
-    _write(result, out, report, "compare", s.name)
+    _write(result, out, report)
 
 
 def sweep_command(
@@ -127,6 +135,7 @@ def sweep_command(
     from simlab.experiment.sweep import sweep
     from simlab.scenario import load_scenario
 
+    _check_report(report, out)
     if not param:
         raise ScenarioError("--param: expected at least one PATH=v1,v2 to sweep, found none")
     params: dict[str, list[Any]] = {}
@@ -146,7 +155,7 @@ def sweep_command(
         typer.echo("no Pareto front: no good-release run was promoted (set release.bad_probability below 1)")
     if out is not None and result.executed < len(result.runs):
         typer.echo(f"resumed: {len(result.runs) - result.executed} runs from {out}/store, {result.executed} simulated")
-    _write(result, out, report, "sweep", s.name)
+    _write(result, out, report, written=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,7 @@ from simlab.results import SUMMARY_KEYS
 from simlab.scenario import Scenario, load_scenario
 
 _REPLICATION = zlib.crc32(b"replication")
+NUMERIC_KEYS = tuple(k for k in SUMMARY_KEYS if k not in ("scenario", "strategy", "engine", "outcome", "seed"))
 
 
 def run_seed(seed: int, run: int) -> int:
@@ -105,6 +106,9 @@ def runs_frame(rows: list[dict], leading: dict[str, Any] | None = None) -> pd.Da
     order = ["run", "run_seed", "bad_release", *params, *SUMMARY_KEYS]
     order += [c for c in frame.columns if c not in order]
     frame = frame[order]
+    for key in [*params, *NUMERIC_KEYS]:
+        if frame[key].dtype == object:  # all None (nothing detected, a good release): still a float column
+            frame[key] = pd.to_numeric(frame[key]).astype(float)
     for i, (name, value) in enumerate((leading or {}).items()):
         frame.insert(i, name, [value] * len(frame))
     return frame

@@ -1,0 +1,42 @@
+"""Serial, process pool and a real Dask LocalCluster give the very same runs."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from engine_scenarios import scenario
+from simlab.errors import ScenarioError
+from simlab.experiment import compare, replicate
+from simlab.experiment.replicate import run_seed
+
+TINY = {"duration": "3m", "traffic.rps": 20, "release.at": "30s", "analysis.interval": "15s",
+        "analysis.min_requests": 5, "strategy.steps": [{"weight": 34, "bake": "40s"}, {"weight": 100}],
+        "release.defects": [{"kind": "error_rate", "rate": {"dist": "uniform", "low": 0.1, "high": 0.4}}],
+        "release.bad_probability": 0.5}
+
+
+def test_run_seeds_depend_on_seed_and_run_only():
+    assert run_seed(0, 3) == run_seed(0, 3)
+    assert len({run_seed(s, r) for s in range(5) for r in range(50)}) == 250
+    assert all(0 <= run_seed(s, r) < 2**63 for s in range(3) for r in range(3))
+
+
+def test_serial_local_and_dask_give_identical_results():
+    s = scenario("canary", **TINY)
+    serial = compare(s, strategies="canary,big_bang", runs=3, seed=2, executor="serial")
+    local = compare(s, strategies="canary,big_bang", runs=3, seed=2, executor="local")
+    pd.testing.assert_frame_equal(local.runs, serial.runs)
+    pd.testing.assert_frame_equal(local.table, serial.table)
+    dask = replicate(s.with_strategy("big_bang"), runs=3, seed=2, executor="dask")
+    expected = serial.runs[serial.runs["variant"] == "big_bang"].drop(columns="variant").reset_index(drop=True)
+    pd.testing.assert_frame_equal(dask, expected)
+
+
+def test_executor_and_scheduler_are_checked():
+    s = scenario("canary", **TINY)
+    with pytest.raises(ScenarioError, match="executor: expected one of local, dask, serial, found 'threads'"):
+        replicate(s, runs=1, executor="threads")
+    with pytest.raises(ScenarioError, match="scheduler: expected only with executor 'dask'"):
+        replicate(s, runs=1, executor="local", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(ScenarioError, match="engine: expected one of"):
+        replicate(s, runs=1, engine="quantum", executor="serial")
