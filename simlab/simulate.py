@@ -7,7 +7,17 @@ from simlab.errors import ScenarioError
 from simlab.results import Result
 from simlab.scenario import Scenario, load_scenario
 
-ENGINES = ("request",)
+ENGINES = ("request", "fluid", "auto")
+AUTO_REQUESTS = 2_000_000  # expected simulated requests above which `auto` picks the fluid engine
+AUTO_INSTANCES = 100
+
+
+def choose_engine(scenario: Scenario) -> str:
+    """`request` for small scenarios, `fluid` when per-request events would be too many (requests or fleet size)."""
+    from simlab.engines.traffic import OfferedLoad
+
+    expected = OfferedLoad(scenario).mean_rate(scenario.duration) * scenario.duration
+    return "fluid" if expected > AUTO_REQUESTS or scenario.fleet.instances > AUTO_INSTANCES else "request"
 
 
 def simulate(scenario: Scenario | str | Path, seed: int | None = None, engine: str = "request") -> Result:
@@ -15,6 +25,12 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, engine: s
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     seed = scenario.seed if seed is None else seed
+    if engine == "auto":
+        engine = choose_engine(scenario)  # the summary's "engine" key says which one ran
+    if engine == "fluid":
+        from simlab.engines.fluid import FluidEngine
+
+        return FluidEngine(scenario, seed).run()
     if engine == "request":
         from simlab.engines.request import RequestEngine
 

@@ -1,0 +1,220 @@
+"""Accounting of the fluid engine: the user's and the servers' ledgers, as recorder.py keeps them, for R replications.
+
+Server-side counts go into a ring of cumulative totals so any monitoring
+window is one subtraction; latency is kept as counts per cached effect state
+(or a CDF where the state is not cached), so a window's or a run's
+percentiles come from one mixture of grid CDFs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simlab.control.observations import WindowStats
+
+ERROR, REJECTED, TIMEOUT, RESET = 0, 1, 2, 3  # recorder.CAUSES order
+RECORDED = ("offered", "attempts", "succeeded", "slow", "queued", "in_flight", "area", "capacity", "p50", "p99")
+
+
+class Ledger:
+    def __init__(self, scenario, reps: int, model, record: bool):
+        s, mon = scenario, scenario.monitoring
+        self.R, self.model, self.record = reps, model, record
+        self.n = int(math.ceil(s.duration))
+        self.release_at = s.release.at if s.release else 0.0
+        self.workers = s.fleet.workers
+        z = lambda *shape: np.zeros((reps,) + shape)  # noqa: E731
+        self.requests, self.attempts, self.succeeded, self.slow, self.queued = z(), z(), z(), z(), z()
+        self.failed = z(4)
+        self.lat_sum, self.lat_n = z(), z()
+        self.peak_util = z()
+        self.min_ready = np.full(reps, np.inf)
+        alert = s.slo.alert
+        longest = max(mon.window, alert.long_window, alert.short_window)
+        self.Lc = int(math.ceil(mon.delay + mon.scrape_interval + longest)) + 4
+        self.Lq = int(math.ceil(mon.delay + mon.scrape_interval + mon.window)) + 4
+        self.cum = np.zeros((reps, self.Lc, 3, 3))  # cumulative (version, requests/errors/slow) before each second
+        self.running = z(3, 3)
+        self.K = 8
+        self.acc_keys = z(self.K)
+        self.acc_slow = z(len(model.grid))
+        self.qk = np.zeros((reps, self.Lq, 2, self.K))
+        self.qsum = np.zeros((reps, self.Lq, 2))
+        self.qslow: list[dict] = [dict() for _ in range(reps)]
+        if record:
+            self.rec = {name: np.zeros((reps, self.n)) for name in RECORDED}
+            self.rec_failed = np.zeros((reps, self.n, 4))
+
+    # -- per tick ------------------------------------------------------------
+    def begin_tick(self, t: int, offered: np.ndarray) -> None:
+        R = self.R
+        self.t = t
+        self.tick_offered = offered
+        self.tick_attempts = np.zeros(R, dtype=np.int64)
+        self.tick_failed = np.zeros((R, 4), dtype=np.int64)
+        self.tick_ok = np.zeros((R, 2), dtype=np.int64)
+        self.tick_slow = np.zeros(R, dtype=np.int64)
+        self.tick_served = np.zeros((R, 2), dtype=np.int64)
+        self.srv = np.zeros((R, 3, 3))
+
+    def outcomes(self, groups, p_rej, p_qto, p_to, err, p_slow, rng) -> np.ndarray:
+        """Draw what happens to this round of attempts; returns failures by cause (R, 4)."""
+        failed = np.zeros((self.R, 4), dtype=np.int64)
+        self.tick_attempts += groups.sum(axis=1)
+        for v, il, idd in ((0, 0, 1), (1, 2, 3)):
+            n = groups[:, il]
+            rej, rest = _take(rng, n, p_rej[:, v])
+            qto, rest = _take(rng, rest, p_qto[:, v])
+            to, rest = _take(rng, rest, p_to[:, v])
+            e, ok = _take(rng, rest, err[:, v])
+            sl, _ = _take(rng, ok, p_slow[:, v])
+            dead = groups[:, idd]
+            srv = self.srv[:, v]
+            srv[:, 0] += n - qto  # expiring in the queue is the client's timeout, not a server response
+            srv[:, 1] += rej + to + e
+            self.srv[:, 2, :2] += dead[:, None]  # a refused connection has no version's response (request.py)
+            srv[:, 2] += sl
+            failed[:, ERROR] += e
+            failed[:, REJECTED] += rej
+            failed[:, TIMEOUT] += to + qto
+            failed[:, RESET] += dead
+            self.tick_ok[:, v] += ok
+            self.tick_served[:, v] += ok + e + to
+            self.tick_slow += sl
+        none = groups[:, 4]
+        self.srv[:, 2, 0] += none
+        self.srv[:, 2, 1] += none
+        failed[:, REJECTED] += none
+        return failed
+
+    def retry(self, failed, tokens, level) -> np.ndarray:
+        """Retry what the budget allows (proportionally across causes); the rest fails for the user."""
+        total = failed.sum(axis=1)
+        allowed = np.minimum(total, np.floor(np.maximum(tokens, 0.0))).astype(np.int64)
+        frac = np.divide(allowed, total, out=np.zeros(self.R), where=total > 0)
+        retried = np.floor(failed * frac[:, None]).astype(np.int64)
+        self.tick_failed += failed - retried
+        return retried.sum(axis=1)
+
+    def final(self, failed) -> None:
+        self.tick_failed += failed
+
+    def crash_failures(self, held, rng) -> None:
+        """In-flight work of crashed instances: counted as resets instead of the successes they would have been."""
+        if not held.any():
+            return
+        h = np.floor(held + rng.random(held.shape)).astype(np.int64)
+        h = np.minimum(h, self.tick_ok)
+        self.tick_ok -= h
+        self.tick_failed[:, RESET] += h.sum(axis=1)
+        self.srv[:, :2, 1] += h
+
+    def set_latency(self, keys, fast, cdfs, plane, mean_latency) -> None:
+        self.keys, self.fast, self.cdfs, self.plane, self.mean_latency = keys, fast, cdfs, plane, mean_latency
+
+    def end_tick(self, t, mean, pw, fluid, in_flight, up, live) -> None:
+        R = self.R
+        ok_v = self.tick_ok
+        ok = ok_v.sum(axis=1)
+        n_failed = self.tick_failed.sum(axis=1)
+        self.requests += self.tick_offered
+        self.attempts += self.tick_attempts
+        self.succeeded += ok
+        self.failed += self.tick_failed
+        self.slow += self.tick_slow
+        queued = (self.tick_served * np.where(fluid, 1.0, pw)).sum(axis=1)
+        self.queued += queued
+        self.lat_sum += (ok_v * self.mean_latency).sum(axis=1)
+        self.lat_n += ok
+        self.running += self.srv
+        self.cum[:, (t + 1) % self.Lc] = self.running
+        self._latency_counts(t, ok_v)
+        area = (self.tick_served * mean).sum(axis=1)
+        capacity = up.sum(axis=1) * self.workers
+        util = np.where(capacity > 0, np.minimum(1.0, area / np.maximum(capacity, 1e-9)), (area > 1e-9).astype(float))
+        self.peak_util = np.maximum(self.peak_util, util)
+        if t >= self.release_at:
+            self.min_ready = np.minimum(self.min_ready, live.sum(axis=1))
+        if self.record:
+            rec = self.rec
+            for name, value in (("offered", self.tick_offered), ("attempts", self.tick_attempts), ("succeeded", ok),
+                                ("slow", self.tick_slow), ("queued", queued), ("in_flight", in_flight),
+                                ("area", area), ("capacity", capacity)):
+                rec[name][:, t] = value
+            self.rec_failed[:, t] = self.tick_failed
+            for r in range(R):
+                cdf = self._tick_cdf(r, ok_v[r])
+                rec["p50"][r, t], rec["p99"][r, t] = (np.nan if q is None else q for q in self.model.quantiles(cdf))
+        assert (ok + n_failed == self.tick_offered).all(), "every user request ends once"
+
+    def _latency_counts(self, t, ok_v) -> None:
+        plane, keys, fast = self.plane, self.keys, self.fast
+        if keys.max() >= self.K:
+            grow = max(self.K, int(keys.max()) + 1 - self.K)
+            self.acc_keys = np.pad(self.acc_keys, ((0, 0), (0, grow)))
+            self.qk = np.pad(self.qk, ((0, 0), (0, 0), (0, 0), (0, grow)))
+            self.K += grow
+        slot = t % self.Lq
+        self.qk[:, slot] = 0.0
+        self.qsum[:, slot] = ok_v * self.mean_latency
+        rows = np.arange(self.R)
+        for v in (0, 1):
+            w = np.where(fast[:, v], ok_v[:, v], 0)
+            np.add.at(self.acc_keys, (rows, keys[:, v]), w)
+            self.qk[rows, slot, v, keys[:, v]] += w
+        for (r, v), cdf in self.cdfs.items():
+            if ok_v[r, v]:
+                self.acc_slow[r] += ok_v[r, v] * cdf
+                self.qslow[r].setdefault(t, []).append((v, ok_v[r, v] * cdf))
+        if t % self.Lq == 0:  # forget CDFs no window can reach any more
+            for store in self.qslow:
+                for sec in [s for s in store if s < t - self.Lq]:
+                    del store[sec]
+
+    def _tick_cdf(self, r, ok_v) -> np.ndarray:
+        out = np.zeros(len(self.model.grid))
+        for v in (0, 1):
+            if ok_v[v]:
+                cdf = self.cdfs.get((r, v))
+                out += ok_v[v] * (self.plane.k_cdf[self.keys[r, v]] if cdf is None else cdf)
+        return out
+
+    # -- what monitoring shows -----------------------------------------------
+    def window(self, r: int, versions: tuple[int, ...], start: float, end: float, quantiles: bool) -> WindowStats:
+        a, b = max(0, int(start)), max(0, int(end))
+        if b <= a:
+            return WindowStats(0, 0, 0)
+        diff = self.cum[r, b % self.Lc] - self.cum[r, a % self.Lc]
+        sel = diff[list(versions)].sum(axis=0)
+        requests, errors, slow = int(round(sel[0])), int(round(sel[1])), int(round(sel[2]))
+        if not quantiles:
+            return WindowStats(requests, errors, slow)
+        secs = np.arange(a, b) % self.Lq
+        vs = list(versions)
+        counts = self.qk[r][secs][:, vs].sum(axis=(0, 1))
+        total_lat = self.qsum[r][secs][:, vs].sum()
+        k_cdf = self.plane.k_cdf
+        cdf = counts[: len(k_cdf)] @ k_cdf if counts.any() else np.zeros(len(self.model.grid))
+        n_ok = counts.sum()
+        for sec in range(a, b):
+            for v, weighted in self.qslow[r].get(sec, ()):
+                if v in versions:
+                    cdf = cdf + weighted
+                    n_ok += weighted[-1]
+        if n_ok <= 0:
+            return WindowStats(requests, errors, slow)
+        p50, p99 = self.model.quantiles(cdf)
+        return WindowStats(requests, errors, slow, float(total_lat / n_ok), p50, p99)
+
+    def run_quantiles(self, r: int) -> list:
+        cdf = self.acc_keys[r, : len(self.plane.k_cdf)] @ self.plane.k_cdf + self.acc_slow[r]
+        return self.model.quantiles(cdf)
+
+
+def _take(rng, n: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binomial(n, p) and what is left; no draw when p is zero everywhere (the common case)."""
+    if not n.any() or not p.any():
+        return np.zeros_like(n), n
+    k = rng.binomial(n, np.clip(p, 0.0, 1.0))
+    return k, n - k

@@ -1,0 +1,289 @@
+"""The fluid data plane: one tick of R replications as numpy arrays of shape (R, pools).
+
+Per tick: Poisson arrivals (drawn up front per replication), a split over
+(old live, old dead, new live, new dead, no backend) as the load balancer
+would make it, binomial rejections, timeouts and errors, retries within the
+token budget, and a queue per version pool: relaxed toward the Allen–Cunneen
+steady state below saturation, a fluid backlog (with rejections at
+queue_limit and client timeouts) above it. Latency is kept as CDFs on the
+grid of fluid_latency; effect states shared by many replications are cached.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simlab.engines import fluid_queue as fq
+from simlab.engines.fluid_latency import NO_WAIT, LatencyModel
+from simlab.engines.fluid_ledger import Ledger
+from simlab.engines.recorder import CAUSES
+
+OLD, NEW = 0, 1
+MIGRATION = ("none", "running", "done")
+
+
+class Plane:
+    def __init__(self, scenario, reps: int, rng, effects: list, kinds: np.ndarray, lam: np.ndarray,
+                 arrivals: np.ndarray, record: bool):
+        s, fleet, traffic = scenario, scenario.fleet, scenario.traffic
+        self.s, self.R, self.rng = s, reps, rng
+        self.effects, self.kinds = effects, kinds  # Effects per kind (0 good, 1 as the scenario says); kind per rep
+        self.lam, self.arrivals = lam, arrivals
+        self.workers, self.queue_limit, self.timeout = fleet.workers, fleet.queue_limit, traffic.timeout
+        self.retries = traffic.retries
+        self.balancer = fleet.load_balancer
+        self.redispatch = bool(getattr(fleet, "redispatch", False))
+        self.pooled = self.balancer in ("least_outstanding", "power_of_two")
+        self.model = LatencyModel(fleet.service_time, s.slo.latency_threshold, traffic.timeout)
+        z = lambda: np.zeros((reps, 2))  # noqa: E731
+        self.live, self.dead, self.up = z(), z(), z()
+        self.live_avg, self.dead_avg = z(), z()
+        self.lq = z()  # requests waiting in each version's pool
+        self.held_reset = z()  # in-flight work failed by crashes this tick
+        self.last_mean = np.full((reps, 2), self.model.dist.mean)
+        self.last_rate = z()
+        self.weight = np.full(reps, np.nan)
+        self.mig = np.zeros(reps, dtype=np.int64)
+        self.mig_done_at = np.full(reps, np.inf)
+        self.changed = np.ones(reps, dtype=bool)  # the controller's FleetState may differ
+        self.tick_end = 0.0
+        self.tokens = np.full(reps, max(10.0, self.retries.budget * traffic.rps * 10.0))
+        self.token_cap = self.tokens[0]
+        self.retry_factor = np.zeros(reps)
+        self.leak = np.ones((reps, 2))
+        self.leaky_reps: list = []
+        self._keys: dict = {}
+        self._table: list = []
+        self._grow_table()
+        self.ledger = Ledger(scenario, reps, self.model, record)
+
+    # -- effect states, cached by key ----------------------------------------
+    def _grow_table(self) -> None:
+        rows = self._table
+        self.k_mean = np.array([r[0] for r in rows] or [0.0])
+        self.k_scv = np.array([r[1] for r in rows] or [0.0])
+        self.k_err = np.array([r[2] for r in rows] or [0.0])
+        self.k_cdf = np.array([r[3] for r in rows]) if rows else np.zeros((1, len(self.model.grid)))
+
+    def key(self, eff) -> int:
+        k = self._keys.get(eff)
+        if k is None:
+            comps, mean, scv, cdf = self.model.service(eff)
+            k = self._keys[eff] = len(self._table)
+            self._table.append((mean, scv, eff.error, cdf, eff))
+            self._grow_table()
+        return k
+
+    def effect_keys(self, t: int) -> np.ndarray:
+        """(R, 2) key of the effect state each replication's versions are in at second t."""
+        combo = self.kinds * 3 + self.mig
+        out = np.empty((self.R, 2), dtype=np.int64)
+        for c in np.unique(combo):
+            fx = self.effects[c // 3]
+            mask = combo == c
+            for v in (OLD, NEW):
+                out[mask, v] = self.key(fx.at(v, float(t), MIGRATION[c % 3]))
+        return out
+
+    # -- called by the fleet -------------------------------------------------
+    def fleet_changed(self, rep, version, dlive, ddead, dup, t, visible) -> None:
+        """Counts moved at time t; mid-tick changes weigh into the tick's averages by the share of the tick left."""
+        self.live[rep, version] += dlive
+        self.dead[rep, version] += ddead
+        self.up[rep, version] += dup
+        w = min(1.0, max(0.0, self.tick_end - t))
+        self.live_avg[rep, version] += dlive * w
+        self.dead_avg[rep, version] += ddead * w
+        if visible:  # alive or in-rotation counts moved: the controller's FleetState differs
+            self.changed[rep] = True
+
+    def fail_held(self, rep, version, t) -> None:
+        """A crash fails what one instance holds: its share of the pool's in-service and queued work."""
+        n = max(self.live[rep, version], 1.0)
+        busy = self.last_rate[rep, version] * self.last_mean[rep, version]
+        self.held_reset[rep, version] += (busy + self.lq[rep, version]) / n
+        self.lq[rep, version] -= self.lq[rep, version] / n
+
+    def drain_time(self, rep, version) -> float:
+        rate = max(self.live[rep, version], 1.0) * self.workers / max(self.last_mean[rep, version], 1e-9)
+        return float(self.last_mean[rep, version] + self.lq[rep, version] / rate)
+
+    # -- routing -------------------------------------------------------------
+    def _dead_share(self, dead, live, lam, mean):
+        """Share of a pool's traffic sent to crashed instances still in rotation (connection refused)."""
+        total = dead + live
+        naive = np.divide(dead, total, out=np.zeros_like(dead), where=total > 0)
+        if self.balancer in ("round_robin", "random") or not dead.any():
+            return naive
+        # least outstanding picks a dead instance (always at zero) unless an idle live one comes first
+        per_instance = np.divide(lam * mean, total, out=np.zeros_like(lam), where=total > 0)
+        p0 = fq.idle_probability(self.workers, per_instance)
+        if self.balancer == "least_outstanding":
+            den = dead + live * p0
+            return np.divide(dead, den, out=naive.copy(), where=den > 0)
+        return np.minimum(1.0, naive * (1.0 + (1.0 - p0) * np.divide(live, total, out=np.zeros_like(live), where=total > 0)))
+
+    def shares(self, lam_att: np.ndarray) -> np.ndarray:
+        """(R, 5) probabilities: old live, old dead, new live, new dead, no backend."""
+        L, D = self.live_avg, self.dead_avg
+        mean = self.last_mean.mean(axis=1)
+        out = np.zeros((self.R, 5))
+        rot = L + D
+        w = self.weight
+        by_count = np.isnan(w)
+        if by_count.any():
+            Lt, Dt = L.sum(axis=1), D.sum(axis=1)
+            ds = self._dead_share(Dt, Lt, lam_att, mean)
+            for v, (il, idd) in enumerate(((0, 1), (2, 3))):
+                out[:, il] = np.where(by_count, (1 - ds) * np.divide(L[:, v], Lt, out=np.zeros(self.R), where=Lt > 0), out[:, il])
+                out[:, idd] = np.where(by_count, ds * np.divide(D[:, v], Dt, out=np.zeros(self.R), where=Dt > 0), out[:, idd])
+        if (~by_count).any():
+            ww = np.where(by_count, 0.0, np.clip(np.nan_to_num(w) , 0.0, 1.0))
+            p_new = np.where(rot[:, NEW] <= 0, 0.0, np.where(rot[:, OLD] <= 0, 1.0, ww))
+            for v, (il, idd), p in ((OLD, (0, 1), 1 - p_new), (NEW, (2, 3), p_new)):
+                ds = self._dead_share(D[:, v], L[:, v], lam_att * p, mean)
+                out[:, il] = np.where(by_count, out[:, il], p * (1 - ds) * (rot[:, v] > 0))
+                out[:, idd] = np.where(by_count, out[:, idd], p * ds * (rot[:, v] > 0))
+        if self.redispatch and D.any():
+            # a refused connection is retried once on an up instance of the same pool, else of any pool
+            for v, il, idd in ((OLD, 0, 1), (NEW, 2, 3)):
+                move = np.where(L[:, v] > 0, out[:, idd], 0.0)
+                out[:, il] += move
+                out[:, idd] -= move
+            for v, il, idd, other in ((OLD, 0, 1, 2), (NEW, 2, 3, 0)):
+                move = np.where(L[:, 1 - v] > 0, out[:, idd], 0.0)
+                out[:, other] += move
+                out[:, idd] -= move
+        out[:, 4] = np.clip(1.0 - out[:, :4].sum(axis=1), 0.0, 1.0)
+        out[rot.sum(axis=1) <= 0] = (0, 0, 0, 0, 1)
+        return out
+
+    # -- the queue of each version pool --------------------------------------
+    def queue(self, lam_v, mean, scv, n_live):
+        """Steady-state quantities of each pool: c, μ, P(wait), θ, steady queue, rejection probability."""
+        mu = 1.0 / np.maximum(mean, 1e-9)
+        if self.pooled:
+            c, lam, ca2, places = n_live * self.workers, lam_v, 1.0, n_live * self.queue_limit
+        else:
+            per = np.maximum(n_live, 1.0)
+            c, lam, places = np.full_like(lam_v, float(self.workers)), lam_v / per, self.queue_limit
+            ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
+        a = lam / mu
+        pw = fq.erlang_c(c, a)
+        slack = c * mu - lam
+        scale = (ca2 + scv) / 2.0
+        wq = np.divide(pw * scale, slack, out=np.full_like(lam, np.inf), where=slack > 0)
+        theta = fq.wait_tail_rate(c, lam, mu, ca2, scv)
+        block = fq.finite_queue_blocking(c, a, places) if self.queue_limit < 10_000 else np.zeros_like(lam)
+        tau = fq.relaxation_time(c, a, mu)
+        mult = n_live if not self.pooled else 1.0
+        lq_ss = lam * wq * mult  # pool total
+        return c * mu * (n_live if not self.pooled else 1.0), pw, theta, lq_ss, block, tau
+
+    # -- one tick --------------------------------------------------------------
+    def tick(self, t: int, fleets) -> None:
+        R = self.R
+        rng = self.rng
+        led = self.ledger
+        A = self.arrivals[:, t]
+        keys = self.effect_keys(t)
+        mean, scv, err = self.k_mean[keys], self.k_scv[keys], self.k_err[keys]
+        for r in self.leaky_reps:
+            f = fleets[r].leak_factor(NEW, t + 0.5)
+            if f != 1.0:
+                _, m1, s2, _ = self.model.service(self._table[keys[r, NEW]][4], f)
+                mean[r, NEW], scv[r, NEW], self.leak[r, NEW] = m1, s2, f
+            else:
+                self.leak[r, NEW] = 1.0
+        lam_att = self.lam[t] * (1.0 + self.retry_factor)
+        share = self.shares(lam_att)
+        live_share = share[:, [0, 2]]
+        lam_v = lam_att[:, None] * live_share
+        n_live = self.live_avg
+        cap_rate, pw, theta, lq_ss, block, tau = self.queue(lam_v, mean, scv, np.maximum(n_live, 1e-9))
+        lq0 = self.lq
+        q_cap = np.minimum(n_live * self.queue_limit, cap_rate * self.timeout)
+        # expected arrivals to each live pool this tick decide the regime; realised ones move the backlog
+        fluid = (lam_v >= cap_rate) | (lq0 > lq_ss + np.maximum(1.0, 0.5 * lq_ss))
+        relaxed = lq_ss + (lq0 - lq_ss) * np.exp(-1.0 / np.maximum(tau, 1e-9))
+        # -- draws: split, outcomes, retries -----------------------------------------
+        led.begin_tick(t, A)
+        self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A)
+        attempts = A.astype(np.int64)
+        pool_in = np.zeros((R, 2), dtype=np.int64)
+        fluid_arrivals = lam_v  # refined below once realised arrivals are known
+        probs = None
+        for level in range(self.retries.max + 1):
+            groups = _split(rng, attempts, share)
+            pool_in += groups[:, [0, 2]]
+            if probs is None:
+                fluid_arrivals = np.where(fluid, groups[:, [0, 2]] * (1.0 + self.retry_factor[:, None]), lam_v)
+                lq1 = np.where(fluid, np.maximum(lq0 + fluid_arrivals - cap_rate, 0.0), relaxed)
+                lq1 = np.where(fluid & (lam_v < cap_rate), np.maximum(lq1, lq_ss), lq1)
+                overflow = np.maximum(lq1 - q_cap, 0.0)
+                lq1 = np.minimum(lq1, q_cap)
+                over_p = np.divide(overflow, fluid_arrivals, out=np.zeros_like(overflow), where=fluid_arrivals > 0)
+                rejects_full = n_live * self.queue_limit <= cap_rate * self.timeout
+                # stationary M/M/c/K blocking below saturation; above it, what overflows the fluid backlog
+                p_rej = np.where(fluid, np.where(rejects_full, over_p, 0.0), block)
+                p_qto = np.where(rejects_full, 0.0, over_p)  # waited past the client timeout in the queue
+                probs = self._latency(keys, pw, theta, lq0, lq1, lam_v, cap_rate, fluid)
+            p_to, p_slow = probs
+            failed = led.outcomes(groups, p_rej, p_qto, p_to, err, p_slow, rng)
+            if level < self.retries.max:
+                attempts = led.retry(failed, self.tokens, level)
+                self.tokens = self.tokens - attempts
+                if not attempts.any():
+                    break
+            else:
+                led.final(failed)
+        led.crash_failures(self.held_reset, rng)
+        self.held_reset[:] = 0.0
+        self.lq = lq1
+        self.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(R))
+        self.last_mean, self.last_rate = mean, lam_v
+        in_flight = (lam_v * mean + lq1).sum(axis=1)
+        led.end_tick(t, mean, pw, fluid, in_flight, self.up, self.live)
+
+    def _latency(self, keys, pw, theta, lq0, lq1, lam_v, cap_rate, fluid):
+        """P(timeout) and P(slow | done) per pool; registers each pool's latency CDF with the ledger."""
+        model = self.model
+        fast = (pw < NO_WAIT) & ~fluid & (self.leak == 1.0)
+        cdf_t = self.k_cdf[:, model.i_timeout][keys]
+        cdf_s = self.k_cdf[:, model.i_threshold][keys]
+        slow_idx = np.argwhere(~fast)
+        cdfs = {}
+        for r, v in slow_idx:
+            eff = self._table[keys[r, v]][4]
+            comps = model.service(eff, self.leak[r, v])[0]
+            if fluid[r, v]:
+                rate = max(cap_rate[r, v], 1e-9)
+                cdf = model.response_cdf(comps, 0.0, 0.0, lq0[r, v] / rate, lq1[r, v] / rate)
+            else:
+                # mean wait from the relaxing queue (Little), P(wait) from Erlang C: θ = P(wait)/E[W]
+                wq = 0.5 * (lq0[r, v] + lq1[r, v]) / max(lam_v[r, v], 1e-9)
+                th = pw[r, v] / wq if wq > 0 else theta[r, v]
+                cdf = model.response_cdf(comps, pw[r, v], th)
+            cdfs[(r, v)] = cdf
+            cdf_t[r, v], cdf_s[r, v] = cdf[model.i_timeout], cdf[model.i_threshold]
+        p_to = np.clip(1.0 - cdf_t, 0.0, 1.0)
+        p_slow = np.divide(cdf_t - cdf_s, cdf_t, out=np.zeros_like(cdf_t), where=cdf_t > 0)
+        wait = 0.5 * (lq0 + lq1) / np.where(fluid, np.maximum(cap_rate, 1e-9), np.maximum(lam_v, 1e-9))
+        mean_latency = self.k_mean[keys] * self.leak + np.where(fast, 0.0, wait)
+        self.ledger.set_latency(keys, fast, cdfs, self, mean_latency)
+        return p_to, np.clip(p_slow, 0.0, 1.0)
+
+
+def _split(rng, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Multinomial split of n (R,) over the columns of p (R, k), by sequential binomials."""
+    out = np.zeros(p.shape, dtype=np.int64)
+    left = n.astype(np.int64)
+    rest = np.ones(len(n))
+    for j in range(p.shape[1] - 1):
+        q = np.clip(np.divide(p[:, j], rest, out=np.zeros(len(n)), where=rest > 1e-12), 0.0, 1.0)
+        out[:, j] = rng.binomial(left, q) if left.any() else 0
+        left = left - out[:, j]
+        rest = rest - p[:, j]
+    out[:, -1] = left
+    return out
