@@ -40,3 +40,32 @@ def test_executor_and_scheduler_are_checked():
         replicate(s, runs=1, executor="local", scheduler="tcp://127.0.0.1:8786")
     with pytest.raises(ScenarioError, match="engine: expected one of"):
         replicate(s, runs=1, engine="quantum", executor="serial")
+
+
+def test_a_given_scheduler_address_is_used_and_closed_clusters_agree():
+    from dask.distributed import LocalCluster
+
+    s = scenario("canary", **TINY)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        remote = replicate(s, runs=2, seed=2, executor="dask", scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(remote, replicate(s, runs=2, seed=2, executor="serial"))
+
+
+def test_fluid_runs_go_through_simulate_batch_grouped_by_drawn_release(monkeypatch):
+    """When the fluid engine offers simulate_batch, runs sharing a concrete release share one call."""
+    import simlab.simulate as sim
+
+    calls = []
+
+    def simulate_batch(scenario, seeds):  # stands in for the vectorised engine: same numbers, one call
+        calls.append((scenario.release.bad, list(seeds)))
+        return [sim.simulate(scenario, seed=seed, engine="request") for seed in seeds]
+
+    monkeypatch.setattr(sim, "simulate_batch", simulate_batch, raising=False)
+    monkeypatch.setattr(sim, "ENGINES", tuple(sim.ENGINES) + ("fluid",) if "fluid" not in sim.ENGINES else sim.ENGINES)
+    s = scenario("canary", **{**TINY, "release.defects": [{"kind": "error_rate", "rate": 0.3}]})
+    batched = replicate(s, runs=4, seed=3, engine="fluid", executor="serial")
+    assert sorted(bad for bad, _ in calls) == [False, True]  # one call for good releases, one for bad
+    assert sorted(seed for _, seeds in calls for seed in seeds) == sorted(batched["run_seed"])
+    pd.testing.assert_frame_equal(batched, replicate(s, runs=4, seed=3, executor="serial"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
-from simlab.errors import ScenarioError
+from simlab.errors import ScenarioError, SimlabError, SimulationError
 
 EXECUTORS = ("local", "dask", "serial")
 
@@ -57,6 +57,7 @@ def execute(
 def _run_pool(fn, tasks, done) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     # forkserver: children fork from a clean server that preloaded the worker module, so no
     # thread of this process (progress bars, Dask) is inherited mid-lock, and start-up is cheap.
@@ -68,6 +69,10 @@ def _run_pool(fn, tasks, done) -> None:
         try:
             for future in as_completed(futures):
                 done(futures[future], future.result())
+        except BrokenProcessPool as exc:
+            raise SimulationError(
+                f"executor: a worker process died ({exc}); runs already returned are kept only by a sweep with out="
+            ) from None
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -87,7 +92,11 @@ def _run_dask(fn, tasks, scheduler, done) -> None:
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
         )
     try:
-        with Client(cluster if cluster is not None else scheduler) as client:
+        try:
+            client = Client(cluster if cluster is not None else scheduler, timeout="10s")
+        except OSError as exc:
+            raise SimlabError(f"scheduler: cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
+        with client:
             # pure=False: equal tasks are still separate runs; key order keeps results traceable.
             futures = [client.submit(fn, *task, pure=False) for task in tasks]
             index = {f.key: i for i, f in enumerate(futures)}

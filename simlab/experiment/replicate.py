@@ -54,7 +54,9 @@ def _chunk_size(engine: str, runs: int, executor: str) -> int:
     # wants many seeds per call, so it gets a share of the runs per worker instead.
     if engine != "fluid":
         return 1
-    return max(1, -(-runs // (4 * workers(executor))))
+    if executor == "serial":
+        return runs
+    return max(1, -(-runs // (2 * workers(executor))))
 
 
 def run_points(
