@@ -13,17 +13,18 @@ from operator import attrgetter
 import simpy
 from simpy.core import NORMAL
 
-from simlab.control import PERIOD, FleetState, RolloutController, SetWeight, StartInstances, StartMigration, StopInstances, VersionCount
+from simlab.control import RolloutController
 from simlab.dists import from_spec
 from simlab.engines.draws import exponentials, uniforms
 from simlab.engines.effects import NONE, Effects
-from simlab.engines.instance import DOWN, DRAINING, READY, STARTING, STOPPED, Attempt, Instance, Request
-from simlab.engines.recorder import NEW, NO_BACKEND, OLD, MonitoringView, Recorder
+from simlab.engines.instance import READY, Attempt, Instance, Request
+from simlab.engines.recorder import NEW, NO_BACKEND, OLD, Recorder
+from simlab.engines.request_fleet import FleetProcesses
 from simlab.engines.summary import build_result
 from simlab.engines.traffic import OfferedLoad
 from simlab.rng import Streams
 from simlab.scenario import Scenario
-from simlab.scenario.release import InstanceCrash, ZoneOutage
+from simlab.scenario.release import ZoneOutage
 
 
 class _Ev:
@@ -41,7 +42,7 @@ class _Ev:
 _OUTSTANDING = attrgetter("outstanding")
 
 
-class RequestEngine:
+class RequestEngine(FleetProcesses):
     name = "request"
 
     def __init__(self, scenario: Scenario, seed: int):
@@ -381,240 +382,3 @@ class RequestEngine:
     def _retry(self, ev) -> None:
         self.pending_retries -= 1
         self._dispatch(ev.arg, self.env._now)
-
-    # -- instances -----------------------------------------------------------
-    def _new_instance(self, version: int) -> Instance:
-        now = self.env.now
-        inst = Instance(len(self.instances), version, self.next_zone % self.s.fleet.zones, now)
-        self.next_zone += 1
-        self.instances.append(inst)
-        if version == NEW:
-            fx = self.effects
-            draw = self.defect_rng.random
-            inst.crashy = fx.crash is not None and draw() < fx.crash.fraction
-            inst.leaky = fx.memory_leak is not None and draw() < fx.memory_leak.fraction
-            inst.looping = fx.crash_loop is not None and draw() < fx.crash_loop.fraction
-        return inst
-
-    def _launch(self, version: int, ready: bool = False) -> Instance:
-        inst = self._new_instance(version)
-        if ready:  # part of the fleet when the run starts: up and in rotation
-            inst.state, inst.up_since = READY, self.env.now
-            inst.ok_checks = self.s.fleet.health_check.healthy_after
-            self._rotate_in(inst)
-        self.procs[inst.id] = self.env.process(self._lifecycle(inst, ready))
-        self.env.process(self._health_checks(inst))
-        return inst
-
-    def _lifecycle(self, inst: Instance, ready: bool):
-        """Start-up, crashes, restarts; ends when the instance is stopped.
-
-        Waiting for a failure is interrupted by outside events (a zone going
-        down, the controller stopping the instance).
-        """
-        env, startup = self.env, self.s.fleet.startup
-        backoff = 10.0
-        restart = 0.0
-        while inst.state != STOPPED and not inst.stopping:
-            try:
-                if not ready:
-                    if restart > 0:
-                        yield env.timeout(restart)
-                    while inst.zone in self.zone_down:
-                        inst.state = DOWN
-                        yield self.zone_up[inst.zone]
-                    inst.state = STARTING
-                    yield env.timeout(startup)
-                    if inst.zone in self.zone_down:
-                        restart = 0.0
-                        continue
-                    if inst.looping and self._defect_on(self.effects.crash_loop):
-                        inst.state = DOWN  # crash loop: exits at start, restarted with back-off
-                        inst.restarts += 1
-                        restart, backoff = backoff, min(backoff * 2, 300.0)
-                        continue
-                    inst.state, inst.up_since = READY, env.now
-                ready = False
-                ttf = self._time_to_failure(inst)
-                yield env.timeout(ttf) if math.isfinite(ttf) else env.event()
-                restart = self._crash(inst, "oom" if inst.leaky else "crash")
-            except simpy.Interrupt:
-                restart = 0.0  # a zone outage (the loop waits for the zone) or a stop (the loop ends)
-
-    def _time_to_failure(self, inst: Instance) -> float:
-        """Until this instance's next crash or OOM kill (inf when none)."""
-        rng, times = self.failure_rng, [math.inf]
-        for f in self.s.failures:
-            if isinstance(f, InstanceCrash):
-                times.append(rng.exponential(f.mtbf))
-        fx = self.effects
-        if inst.crashy:
-            times.append(rng.exponential(fx.crash.mtbf))
-        if inst.leaky:
-            times.append(fx.memory_leak.oom_after)
-        return min(times)
-
-    def _defect_on(self, defect) -> bool:
-        from simlab.engines.effects import defect_active
-
-        return defect_active(defect, self.s, self.load, self.env.now)
-
-    def _crash(self, inst: Instance, why: str) -> float:
-        """Fail what the instance holds; return how long until it starts again."""
-        now = self.env.now
-        inst.epoch += 1
-        inst.state = DOWN
-        inst.restarts += 1
-        self._fail_held(inst, now)
-        self.events.append((now, "instance_crash", {"instance": inst.id, "version": inst.version, "why": why}))
-        restart = 0.0  # a crashed process restarts at once and goes through start-up again
-        for f in self.s.failures:
-            if isinstance(f, InstanceCrash):
-                restart = max(restart, f.restart - self.s.fleet.startup)
-        return max(restart, 0.0)
-
-    def _fail_held(self, inst: Instance, now: float) -> None:
-        for att in list(inst.in_service):
-            self._add_work(now, att.started + att.svc, -1.0)
-        held = list(inst.in_service) + list(inst.queue)
-        inst.in_service.clear()
-        inst.queue.clear()
-        inst.busy = inst.outstanding = 0
-        for att in held:
-            att.done = True
-            self.rec.attempt_done(inst.version, now, now - att.t, True)
-            self._attempt_failed(att.req, "reset", now)
-
-    def _health_checks(self, inst: Instance):
-        hc = self.s.fleet.health_check
-        env = self.env
-        yield env.timeout(self.failure_rng.random() * hc.interval)  # checks are not synchronised
-        while inst.state != STOPPED:
-            if inst.state == READY and not inst.stopping:
-                inst.ok_checks, inst.bad_checks = inst.ok_checks + 1, 0
-                if inst.ok_checks >= hc.healthy_after and not inst.in_rotation:
-                    self._rotate_in(inst)
-            else:
-                inst.bad_checks, inst.ok_checks = inst.bad_checks + 1, 0
-                if inst.bad_checks >= hc.unhealthy_after and inst.in_rotation:
-                    self._rotate_out(inst)
-            yield env.timeout(hc.interval)
-
-    def _rotate_in(self, inst: Instance) -> None:
-        inst.in_rotation = True
-        self.pools[inst.version].append(inst)
-        self.pool_all.append(inst)
-
-    def _rotate_out(self, inst: Instance) -> None:
-        if inst.in_rotation:
-            inst.in_rotation = False
-            self.pools[inst.version].remove(inst)
-            self.pool_all.remove(inst)
-
-    def _stop(self, version: int, count: int) -> None:
-        now = self.env.now
-        alive = [i for i in self.instances if i.version == version and i.alive]
-        # not-ready instances first, then the oldest
-        alive.sort(key=lambda i: (i.state == READY and i.in_rotation, -i.created_at if version == NEW else i.created_at))
-        for inst in alive[:count]:
-            inst.stopping = True
-            self._rotate_out(inst)
-            proc = self.procs.get(inst.id)
-            if proc is not None and proc.is_alive and proc is not self.env.active_process:
-                proc.interrupt("stop")
-            if inst.state != READY:
-                self._fail_held(inst, now)
-            self._maybe_stopped(inst, now)
-
-    def _maybe_stopped(self, inst: Instance, now: float) -> None:
-        if inst.stopping and inst.state != STOPPED and inst.busy == 0 and not inst.queue:
-            inst.state = STOPPED
-            inst.stopped_at = now
-            inst.epoch += 1
-
-    def _zone_outage(self, failure: ZoneOutage):
-        env = self.env
-        yield env.timeout(failure.at)
-        self.zone_down.add(failure.zone)
-        self.zone_up[failure.zone] = env.event()
-        self.events.append((env.now, "zone_down", {"zone": failure.zone}))
-        for inst in self.instances:
-            if inst.zone == failure.zone and inst.state in (READY, STARTING) and not inst.stopping:
-                inst.epoch += 1
-                inst.state = DOWN
-                self._fail_held(inst, env.now)
-                self.procs[inst.id].interrupt("zone down")
-        yield env.timeout(failure.duration)
-        self.zone_down.discard(failure.zone)
-        self.zone_up.pop(failure.zone).succeed()
-        self.events.append((env.now, "zone_up", {"zone": failure.zone}))
-
-    # -- control plane -------------------------------------------------------
-    def fleet_state(self) -> FleetState:
-        counts = [[0, 0], [0, 0]]
-        for inst in self.instances:
-            if inst.alive:
-                counts[inst.version][0] += 1
-                if inst.in_rotation:
-                    counts[inst.version][1] += 1
-        return FleetState(VersionCount(*counts[OLD]), VersionCount(*counts[NEW]), self.migration)
-
-    def _control(self):
-        env, mon, s = self.env, self.s.monitoring, self.s
-        seconds = int(math.ceil(self.duration))
-        for t in range(seconds + 1):
-            if t > 0:
-                self._snapshot(t - 1)
-            if t >= self.duration:
-                break
-            view = MonitoringView(self.rec, float(t), mon.scrape_interval, mon.window, mon.delay)
-            for action in self.controller.tick(float(t), self.fleet_state(), view):
-                self._apply(action)
-            yield env.timeout(PERIOD)
-
-    def _apply(self, action) -> None:
-        if isinstance(action, StartInstances):
-            for _ in range(action.count):
-                self._launch(NEW if action.version == "new" else OLD)
-        elif isinstance(action, StopInstances):
-            self._stop(NEW if action.version == "new" else OLD, action.count)
-        elif isinstance(action, SetWeight):
-            self.weight = None if action.new_percent is None else action.new_percent / 100.0
-        elif isinstance(action, StartMigration):
-            self.migration = "running"
-            self._eff_sec = -1
-            self.env.process(self._migrate())
-
-    def _migrate(self):
-        yield self.env.timeout(self.s.release.migration.duration)
-        self.migration = "done"
-        self._eff_sec = -1
-
-    def _snapshot(self, sec: int) -> None:
-        """One timeline row of instance states for second `sec` (taken at its end)."""
-        counts = {}
-        capacity = 0
-        for v in (OLD, NEW):
-            for state in (READY, STARTING, DOWN, DRAINING):
-                counts[(v, state)] = 0
-        for inst in self.instances:
-            if inst.state == STOPPED:
-                continue
-            if inst.stopping:
-                state = DRAINING
-            elif inst.in_rotation and inst.state == READY:
-                state = READY
-            elif inst.state in (READY, STARTING):
-                state = STARTING  # starting, or up but not yet through its health checks
-            else:
-                state = DOWN  # crashed or restarting (possibly still in rotation until checks notice)
-            counts[(inst.version, state)] += 1
-            if inst.state == READY:
-                capacity += self.workers
-        area = self.work[sec]
-        # instances up at either end of the second could have done this second's work
-        capacity, self._last_capacity = max(capacity, self._last_capacity), capacity
-        in_flight = self.pending_retries + sum(i.outstanding for i in self.instances if i.state != STOPPED)
-        c = self.controller
-        weight = (None if self.weight is None else self.weight * 100.0)
-        self.rows.append((sec, counts, area, capacity, weight, c.phase, in_flight))

@@ -12,7 +12,7 @@ from simlab.scenario.distributions import DistributionSpec
 from simlab.scenario.release import Failure, Release, ZoneOutage
 from simlab.scenario.staging import Staging
 from simlab.scenario.strategy import Analysis, Canary, Strategy
-from simlab.scenario.types import Duration, Frozen, PositiveDuration, Probability, Rate
+from simlab.scenario.types import Duration, Frozen, PositiveDuration, Rate
 
 LOAD_BALANCERS = ("round_robin", "random", "least_outstanding", "power_of_two")
 
