@@ -55,10 +55,12 @@ def ecdf(values: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
 
 def detect_recover_figure(runs: pd.DataFrame, variants: list[str], colors: dict[str, str]) -> bytes:
     """Two ECDF panels over bad releases: share detected by time t, share recovered (rolled back) by time t."""
-    fig = new_figure(10, 3.9)
+    fig = new_figure(11, 3.9)
     axes = fig.subplots(1, 2, sharey=True)
     panels = (("detected_at_s", "detected"), ("rollback_done_at_s", "recovered (rollback done)"))
     longest = 0.0
+    # earlier variants drawn wider, so curves that coincide (same detection second) still show every colour
+    widths = {v: 1.5 + 2.0 * (len(variants) - 1 - i) / max(1, len(variants) - 1) for i, v in enumerate(variants)}
     for ax, (column, what) in zip(axes, panels):
         for v in variants:
             bad = bad_release_runs(runs[runs["variant"] == v])
@@ -66,17 +68,17 @@ def detect_recover_figure(runs: pd.DataFrame, variants: list[str], colors: dict[
                 continue
             x, y = ecdf(bad[column].to_numpy(float) / 60.0, len(bad))
             if not len(x):
-                ax.plot([], [], color=colors[v], label=f"{v} (never)")
+                ax.plot([], [], color=colors[v], linewidth=widths[v], label=v)
                 continue
             longest = max(longest, float(x[-1]))
-            ax.step(np.r_[0.0, x], np.r_[0.0, y] * 100, where="post", color=colors[v], linewidth=1.6,
-                    label=f"{v} ({y[-1] * 100:.0f}%)")
+            ax.step(np.r_[0.0, x], np.r_[0.0, y] * 100, where="post", color=colors[v], linewidth=widths[v], alpha=0.9,
+                    label=v)
         ax.set_title(f"bad releases {what} within t", fontsize=10, loc="left")
         ax.set_xlabel("minutes since the release started", fontsize=9)
-        ax.legend(fontsize=8, frameon=False, loc="lower right")
         style(ax)
     for ax in axes:
         ax.set_xlim(0, longest * 1.05 if longest else 1)
     axes[0].set_ylim(0, 102)
     axes[0].set_ylabel("% of bad releases", fontsize=9)
+    axes[1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return png(fig)
