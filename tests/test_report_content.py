@@ -69,6 +69,15 @@ def test_compare_without_runs_still_reports_the_table(tmp_path):
     assert any(s.heading == "Comparison" for s in report.sections)
 
 
+def test_compare_of_good_releases_only_says_why_it_draws_no_harm(tmp_path):
+    d = write_compare_dir(tmp_path / "cmp")
+    runs = pd.read_parquet(d / "runs.parquet").assign(bad_release=False)
+    runs.to_parquet(d / "runs.parquet")
+    report = build_report(d)
+    assert report.figures == []
+    assert "No run drew a bad release" in next(s for s in report.sections if s.heading == "Bad releases").paragraphs[0]
+
+
 def test_sweep_report_draws_the_pareto_front_and_a_heatmap_for_two_parameters(tmp_path):
     report = build_report(write_sweep_dir(tmp_path / "sweep"))
     assert [f.name for f in report.figures] == ["pareto", "heatmap"]

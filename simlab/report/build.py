@@ -98,6 +98,10 @@ def compare_report(r: CompareResults) -> Report:
     runs = r.runs
     if runs is not None and len(runs) and {"variant", "bad"} <= set(runs.columns):
         runs = runs.assign(variant=runs["variant"].astype(str))
+        if not len(figures_compare.bad_release_runs(runs)):
+            sections.append(Section("Bad releases", [
+                "No run drew a bad release, so there is no harm, detection or recovery to plot."]))
+            return Report(title, _meta_line(r.meta, r.source), sections)
         sections.append(Section("Bad requests per deploy", figures=[Figure(
             "bad_requests", "Bad requests (failed + slow) per deploy of a bad release, one dot per run.",
             figures_compare.bad_requests_figure(runs, variants, colors))]))
