@@ -7,7 +7,7 @@ import pytest
 from engine_scenarios import scenario
 from simlab.errors import ScenarioError
 from simlab.experiment import compare, replicate
-from simlab.experiment.replicate import run_seed
+from simlab.experiment.replication import run_seed
 
 TINY = {"duration": "3m", "traffic.rps": 20, "release.at": "30s", "analysis.interval": "15s",
         "analysis.min_requests": 5, "strategy.steps": [{"weight": 34, "bake": "40s"}, {"weight": 100}],

@@ -110,7 +110,7 @@ def compare_command(
     quiet: bool = QUIET, report: bool = REPORT,
 ) -> None:
     """Compare strategies or policy variants on the same seeds: one row each, with 95% intervals."""
-    from simlab.experiment.compare import compare
+    from simlab.experiment.comparison import compare
     from simlab.scenario import load_scenario
 
     _check_report(report, out)
@@ -132,7 +132,7 @@ def sweep_command(
     quiet: bool = QUIET, report: bool = REPORT,
 ) -> None:
     """Sweep a grid of parameters; print aggregates per point and the Pareto front of deploy time vs bad requests."""
-    from simlab.experiment.sweep import sweep
+    from simlab.experiment.sweeps import sweep
     from simlab.scenario import load_scenario
 
     _check_report(report, out)

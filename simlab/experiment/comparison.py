@@ -11,7 +11,7 @@ import pandas as pd
 from simlab.errors import ScenarioError
 from simlab.experiment.aggregate import table as aggregate_table
 from simlab.experiment.overrides import variant_scenarios
-from simlab.experiment.replicate import as_scenario, run_points, runs_frame
+from simlab.experiment.replication import as_scenario, run_points, runs_frame
 from simlab.scenario import STRATEGY_KINDS, Scenario
 
 

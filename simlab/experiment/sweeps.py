@@ -19,7 +19,7 @@ import pandas as pd
 from simlab.errors import ScenarioError
 from simlab.experiment.aggregate import pareto as pareto_front, table as aggregate_table
 from simlab.experiment.overrides import apply_overrides, parse_path
-from simlab.experiment.replicate import as_scenario, run_points, runs_frame
+from simlab.experiment.replication import as_scenario, run_points, runs_frame
 from simlab.scenario import Scenario
 
 
