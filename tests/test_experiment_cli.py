@@ -86,9 +86,10 @@ def test_compare_prints_a_table_and_writes_results(path, tmp_path, capsys):
 def test_sweep_writes_results_and_says_when_it_resumed(path, tmp_path, capsys):
     out_dir = tmp_path / "sweep"
     argv = ["sweep", str(path), "--param", "analysis.failure_limit=1,2", "--runs", "1", "--executor", "serial",
-            "--quiet", "--out", str(out_dir)]
+            "--quiet", "--out", str(out_dir), "--engine", "auto"]
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
+    assert "engine auto: picked request" in out  # 3 instances at 20 rps for 3 minutes: small
     assert len(pd.read_csv(out_dir / "table.csv")) == 2
     assert "resumed" not in out
     code, out, _ = run_cli(capsys, *argv)

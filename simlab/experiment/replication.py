@@ -42,6 +42,17 @@ def check_engine(engine: str) -> None:
         raise ScenarioError(f"engine: expected one of {', '.join(known)}, found {engine!r}")
 
 
+def pick_engine(engine: str, scenario: Scenario) -> str:
+    """`auto` resolved once per scenario (a release draw changes neither fleet nor traffic), so the
+    fluid engine's batch is used when auto picks it; the rows' `engine` column says which ran."""
+    if engine != "auto":
+        return engine
+    import simlab.simulate as sim
+
+    choose = getattr(sim, "choose_engine", None)
+    return choose(scenario) if choose is not None else engine
+
+
 def check_runs(runs: int, seed: int) -> None:
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise ScenarioError(f"runs: expected a whole number of at least 1, found {runs!r}")
@@ -79,13 +90,14 @@ def run_points(
     check_engine(engine)
     check_executor(executor, scheduler)
     rows: list[list[dict | None]] = [[done(p, r) for r in range(runs)] for p in range(len(points))]
-    size = _chunk_size(engine, runs, executor)
     tasks, owners = [], []
     for p, scenario in enumerate(points):
+        picked = pick_engine(engine, scenario)
+        size = _chunk_size(picked, runs, executor)
         todo = [(r, run_seed(seed, r)) for r in range(runs) if rows[p][r] is None]
         data = scenario.model_dump_json()
         for start in range(0, len(todo), size):
-            tasks.append((data, engine, todo[start:start + size]))
+            tasks.append((data, picked, todo[start:start + size]))
             owners.append(p)
     with run_progress(sum(len(t[2]) for t in tasks), label, progress) as advance:
         def finished(i: int, result: list[dict]) -> None:
