@@ -39,6 +39,8 @@ def test_probabilities_read_as_percent_with_their_interval():
     assert pct_ci(float("nan"), 0.1, 0.2) == "-"
     assert [pct(p) for p in (0, 1, 0.025, 0.05, 0.003, 0.0004, 0.999)] == [
         "0%", "100%", "2.5%", "5%", "0.3%", "0.04%", "99.9%"]
+    assert pct_ci(0.0, 2.7755575615628914e-17, 0.354) == "0% [0–35%]"  # float noise in a real interval
+    assert pct(0.00000005) == "<0.01%"
     assert count_ci(1440.0, 1300.0, 1600.0) == "1,440 [1,300–1,600]"
 
 
@@ -59,6 +61,15 @@ def test_compare_report_has_the_table_with_intervals_and_a_narrative_from_the_nu
     for fig in report.figures:
         width, height = png_size(fig.png)
         assert width > 500 and height > 300
+
+
+def test_when_every_variant_catches_everything_the_narrative_says_so_and_compares_speed():
+    from simlab.report.narrative import compare_narrative
+    from test_report_fixtures import compare_table
+
+    table = compare_table().assign(p_rollback_bad=1.0)
+    first = compare_narrative(table, {})[0]
+    assert first == "Every variant caught 100% of bad releases; median time to detect ran from 4.2m (canary) to 6.8m (big_bang)."
 
 
 def test_compare_without_runs_still_reports_the_table(tmp_path):

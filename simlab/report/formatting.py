@@ -19,8 +19,12 @@ def pct(p: Any) -> str:
     if missing(p):
         return "-"
     x = 100.0 * float(p)
+    if abs(x) < 1e-9 or abs(x - 100.0) < 1e-9:  # float noise from interval arithmetic, e.g. 2.8e-17
+        x = round(x)
     if x in (0.0, 100.0) or 10 <= x <= 99:
         return f"{x:.0f}%"
+    if x < 0.01:
+        return "<0.01%"
     if x < 0.1:
         return f"{x:.2g}%"
     return f"{x:.1f}".removesuffix(".0") + "%"

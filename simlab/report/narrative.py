@@ -54,16 +54,7 @@ def compare_narrative(table: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
     out = []
     caught = _finite(t, "p_rollback_bad")
     if len(caught):
-        best = caught.loc[caught["p_rollback_bad"].idxmax()]
-        text = f"{best['variant']} caught {pct(best['p_rollback_bad'])} of bad releases"
-        if "ttd_p50_s" in t.columns and not missing(best["ttd_p50_s"]):
-            text += f" within {duration(best['ttd_p50_s'])} on median"
-        worst = caught.loc[caught["p_rollback_bad"].idxmin()]
-        if worst["variant"] != best["variant"]:
-            text += f"; {worst['variant']} caught {pct(worst['p_rollback_bad'])}"
-            if "ttd_p50_s" in t.columns and not missing(worst["ttd_p50_s"]):
-                text += f" within {duration(worst['ttd_p50_s'])}"
-        out.append(text + ".")
+        out.append(_caught_sentence(caught))
     harm = _finite(t, "bad_mean")
     if len(harm) > 1:
         lo, hi = harm.loc[harm["bad_mean"].idxmin()], harm.loc[harm["bad_mean"].idxmax()]
@@ -75,6 +66,13 @@ def compare_narrative(table: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
             else:
                 out.append(f"{hi['variant']} served {count(hi['bad_mean'])} bad requests per deploy on average; "
                            f"{lo['variant']} served none.")
+    recover = _finite(t, "ttr_mean_s")
+    if len(recover) > 1:
+        fast, slow = recover.loc[recover["ttr_mean_s"].idxmin()], recover.loc[recover["ttr_mean_s"].idxmax()]
+        if slow["ttr_mean_s"] > fast["ttr_mean_s"]:
+            out.append(f"After a bad release, {fast['variant']} was back on the old version "
+                       f"{duration(fast['ttr_mean_s'])} after the release started on average; "
+                       f"{slow['variant']} took {duration(slow['ttr_mean_s'])}.")
     promoted = _finite(t, "p_bad_promoted")
     promoted = promoted[promoted["p_bad_promoted"] > 0]
     if len(promoted):
@@ -98,6 +96,29 @@ def compare_narrative(table: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
                        f"to promote with {slow['variant']} against {duration(fast['deploy_duration_good_mean_s'])} "
                        f"with {fast['variant']}.")
     return out
+
+
+def _caught_sentence(caught: pd.DataFrame) -> str:
+    """Who caught most bad releases and how fast; ties broken by the faster median detection."""
+    has_ttd = "ttd_p50_s" in caught.columns
+    order = caught.assign(_ttd=caught["ttd_p50_s"] if has_ttd else 0.0)
+    order = order.sort_values(["p_rollback_bad", "_ttd"], ascending=[False, True], na_position="last")
+    best, worst = order.iloc[0], order.iloc[-1]
+
+    def within(row: pd.Series) -> str:
+        return f" within {duration(row['ttd_p50_s'])}" if has_ttd and not missing(row["ttd_p50_s"]) else ""
+
+    if len(caught) > 1 and best["p_rollback_bad"] == worst["p_rollback_bad"]:
+        text = f"Every variant caught {pct(best['p_rollback_bad'])} of bad releases"
+        ttd = order.dropna(subset=["_ttd"]).sort_values("_ttd") if has_ttd else order.iloc[0:0]
+        if len(ttd) > 1 and ttd["_ttd"].iloc[0] != ttd["_ttd"].iloc[-1]:
+            text += (f"; median time to detect ran from {duration(ttd['_ttd'].iloc[0])} ({ttd['variant'].iloc[0]}) "
+                     f"to {duration(ttd['_ttd'].iloc[-1])} ({ttd['variant'].iloc[-1]})")
+        return text + "."
+    text = f"{best['variant']} caught {pct(best['p_rollback_bad'])} of bad releases{within(best)} on median"
+    if worst["variant"] != best["variant"]:
+        text += f"; {worst['variant']} caught {pct(worst['p_rollback_bad'])}{within(worst)}"
+    return text + "."
 
 
 def _point(row: pd.Series, params: list[str]) -> str:
