@@ -206,7 +206,9 @@ class Plane:
         q_cap = np.minimum(n_live * self.queue_limit, cap_rate * self.timeout)
         # expected arrivals to each live pool this tick decide the regime; realised ones move the backlog
         fluid = (lam_v >= cap_rate) | (lq0 > lq_ss + np.maximum(1.0, 0.5 * lq_ss))
-        relaxed = lq_ss + (lq0 - lq_ss) * np.exp(-1.0 / np.maximum(tau, 1e-9))
+        finite = np.isfinite(lq_ss)
+        ss = np.where(finite, lq_ss, 0.0)
+        relaxed = np.where(finite, ss + (lq0 - ss) * np.exp(-1.0 / np.maximum(tau, 1e-9)), lq0)
         # -- draws: split, outcomes, retries -----------------------------------------
         led.begin_tick(t, A)
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A)

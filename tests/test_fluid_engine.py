@@ -1,0 +1,107 @@
+"""The fluid engine's contract: the same Result shape, reproducible, batch rows equal single runs, control exact."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine_scenarios import scenario
+from simlab import SUMMARY_KEYS, simulate
+from simlab.engines.fluid import FluidEngine, Lockstep, simulate_batch
+from simlab.results import TIMELINE_COLUMNS
+from simlab.rng import stream
+from simlab.simulate import choose_engine
+
+BAD = [{"kind": "error_rate", "rate": 0.2}]
+SHORT = {"duration": "6m", "release.at": "1m"}
+
+
+def test_same_result_shape_as_the_request_engine_and_every_request_ends_once():
+    result = simulate(scenario("canary", **{"release.defects": BAD, **SHORT}), seed=1, engine="fluid")
+    s, tl = result.summary, result.timeline
+    assert list(s.to_dict())[: len(SUMMARY_KEYS)] == list(SUMMARY_KEYS)
+    assert tuple(tl.columns) == TIMELINE_COLUMNS and len(tl) == 360
+    assert s["engine"] == "fluid" and s["outcome"] == "rolled_back"
+    assert (tl["offered"] == tl["succeeded"] + tl["failed"]).all()
+    assert s["requests"] == tl["offered"].sum() and s["failed_error"] > 0
+    assert {"release_started", "analysis", "rollback_finished"} <= set(result.events["kind"])
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    sc = scenario("canary", **{"release.defects": BAD, **SHORT})
+    a, b = FluidEngine(sc, 5).run(), FluidEngine(sc, 5).run()
+    assert a.summary.to_dict() == b.summary.to_dict() and a.timeline.equals(b.timeline)
+    c = FluidEngine(sc, 6).run()
+    assert list(a.timeline["offered"]) != list(c.timeline["offered"])
+    rolling = FluidEngine(scenario("rolling", **{"release.defects": BAD, **SHORT}), 5).run()
+    assert list(a.timeline["offered"]) == list(rolling.timeline["offered"])  # common random numbers
+
+
+@pytest.mark.parametrize("strategy,extra", [
+    ("canary", {"release.defects": BAD}),
+    ("rolling", {}),
+    ("big_bang", {"release.defects": BAD, "duration": "10m"}),
+    ("blue_green", {"release.defects": [{"kind": "crash", "mtbf": "1m"}], "duration": "8m"}),
+    ("canary", {"release": None, "failures": [{"kind": "zone_outage", "zone": 1, "at": "2m", "duration": "1m"}]}),
+])
+def test_waking_the_controller_only_when_it_can_act_changes_nothing(strategy, extra):
+    """The batch ticks a controller at its own deadlines and on fleet changes; ticking every second must agree."""
+    sc = scenario(strategy, **{**SHORT, **extra})
+    woken = FluidEngine(sc, 2).run()
+    every = FluidEngine(sc, 2, exact_control=True).run()
+    assert woken.events.equals(every.events)
+    assert woken.summary.to_dict() == every.summary.to_dict()
+
+
+def test_a_batch_of_one_is_the_single_run_and_rows_keep_their_seed():
+    sc = scenario("canary", **{"release.defects": BAD, **SHORT})
+    single = FluidEngine(sc, 3).run().summary.to_dict()
+    row = simulate_batch(sc, [3]).iloc[0].to_dict()
+    for key in SUMMARY_KEYS:
+        if isinstance(single[key], float):
+            assert row[key] == pytest.approx(single[key]), key
+        elif single[key] is None:
+            assert row[key] is None or row[key] != row[key], key  # None or NaN in a DataFrame
+        else:
+            assert row[key] == single[key], key
+    batch = simulate_batch(sc, [3, 4, 5])
+    assert list(batch["seed"]) == [3, 4, 5] and (batch["outcome"] == "rolled_back").all()
+
+
+def test_bad_release_drawn_per_replication_from_the_release_stream():
+    sc = scenario("canary", **{"release.defects": BAD, **SHORT})
+    seeds = list(range(12))
+    df = simulate_batch(sc, seeds, p_bad=0.3)
+    expected = [stream(s, "release").random() < 0.3 for s in seeds]
+    assert list(df["bad_release"]) == expected and 0 < sum(expected) < len(seeds)
+    assert (df[df.bad_release]["outcome"] == "rolled_back").all()
+    assert (df[~df.bad_release]["outcome"] == "promoted").all()
+    assert df[~df.bad_release]["failed"].max() == 0
+
+
+def test_auto_picks_the_request_engine_for_small_runs_and_fluid_for_large_fleets():
+    small = scenario("canary", **SHORT)
+    assert choose_engine(small) == "request"
+    assert simulate(small, seed=1, engine="auto").summary["engine"] == "request"
+    many = scenario("canary", **{"fleet.instances": 150, "duration": "2m", "release.at": "1m"})
+    busy = scenario("canary", **{"traffic.rps": 3000, "duration": "15m"})
+    assert choose_engine(many) == "fluid" and choose_engine(busy) == "fluid"
+    assert simulate(many, seed=1, engine="auto").summary["engine"] == "fluid"
+
+
+def test_crashes_take_instances_down_and_back():
+    failures = [{"kind": "instance_crash", "mtbf": "2m", "restart": "20s"}]
+    result = FluidEngine(scenario("canary", **{"release": None, "failures": failures, "duration": "8m"}), 1).run()
+    tl = result.timeline
+    crashes = result.events[result.events.kind == "instance_crash"]
+    assert len(crashes) > 5 and tl["old_down"].max() >= 1
+    alive = tl["old_ready"] + tl["old_down"] + tl["old_starting"]
+    assert (alive == 6).all()  # a crashed instance restarts, it is not replaced
+    assert result.summary["failed_reset"] > 0  # what it held when it crashed
+
+
+def test_lockstep_counts_match_the_instances_it_keeps():
+    sim = Lockstep(scenario("rolling", **SHORT), [1, 2]).run()
+    for r, fleet in enumerate(sim.fleets):
+        live = [sum(1 for i in fleet.instances if i.version == v and i.in_rot and i.state == "ready") for v in (0, 1)]
+        assert list(sim.plane.live[r]) == live
+        assert fleet.fleet_state().new.ready == 6 and np.isnan(sim.plane.weight[r])
