@@ -6,14 +6,87 @@ Scenario: the simulation compared with a staging run uses the same one.
 """
 from __future__ import annotations
 
-from typing import Any
+import re
+import string
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from simlab.scenario.types import Duration, Frozen, PositiveDuration, Rate
 
 # Sections a staging block may override by a partial mapping merged into the scenario's own.
 SECTIONS = ("fleet", "traffic", "release", "strategy", "analysis", "rollback", "monitoring", "slo")
+
+
+PLACEHOLDERS = {
+    "start_new_version": {"count", "release_epoch"},
+    "scale": {"version", "count", "release_epoch"},
+    "set_weight": {"percent"},
+    "promote": set(),
+    "rollback": set(),
+    "status": set(),
+}
+
+
+class TargetCommands(Frozen):
+    """Command templates run (without a shell) to act on an external target; `{name}` fields are filled in.
+
+    `start_new_version`: have `{count}` new-version instances running. `scale` (optional): have `{count}`
+    instances of `{version}` (old or new) running; without it, stopping instances is left to `promote` and
+    `rollback`. `set_weight`: send `{percent}` of traffic to the new version (`even`: by instance count).
+    `status`: print JSON `{"old": {"alive": N, "ready": N}, "new": {...}}`.
+    """
+
+    start_new_version: str
+    scale: str | None = None
+    set_weight: str
+    promote: str
+    rollback: str
+    status: str
+
+    @field_validator("*")
+    @classmethod
+    def _known_fields(cls, value, info):
+        if value is None:
+            return value
+        allowed = PLACEHOLDERS[info.field_name]
+        try:
+            used = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"expected a command template, found {value!r} ({exc})") from None
+        unknown = used - allowed
+        if unknown or not value.strip():
+            raise ValueError(f"expected placeholders among {sorted(allowed) or 'none'}, found "
+                             f"{sorted(unknown) or 'an empty command'} in {value!r}")
+        return value
+
+
+class Target(Frozen):
+    """A deploy target simlab does not run: a team's staging, driven through its own commands."""
+
+    url: str = Field(description="base URL users' traffic goes to (Locust's target)")
+    prometheus: str = Field(description="Prometheus base URL answering PromQL with simlab's metric names")
+    commands: TargetCommands
+    env: tuple[str, ...] = Field(default=(), description="environment variables the commands need (credentials); "
+                                                         "checked to be set, their values never written anywhere")
+    prometheus_token_env: str | None = Field(default=None, description="env var holding a bearer token for Prometheus")
+    total_from: Literal["haproxy", "fleet"] = "fleet"
+    command_timeout: PositiveDuration = 60.0
+
+    @field_validator("url", "prometheus")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http:// or https:// URL, found {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("env")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v)]
+        if bad:
+            raise ValueError(f"expected environment variable names, found {bad}")
+        return value
 
 
 class Staging(Frozen):
@@ -34,6 +107,7 @@ class Staging(Frozen):
     failures: list[dict[str, Any]] | None = Field(
         default=None, description="replaces the scenario's failures (staging injects faults with Chaos Toolkit)"
     )
+    target: Target | None = Field(default=None, description="an external target for `simlab deploy --target external`")
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -78,3 +152,8 @@ def staging_scenario(scenario):
     if block.failures is not None:
         data["failures"] = list(block.failures)
     return validate_scenario(data, source=f"{scenario.name} (staging block)")
+
+
+def staging_target(scenario) -> Target | None:
+    """The scenario's external target (`staging.target`), if it names one."""
+    return scenario.staging.target if scenario.staging is not None else None

@@ -103,26 +103,46 @@ def load(
 def deploy(
     scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
     state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory (a running staging is reused)"),
+    target: str = typer.Option("local", "--target", help="local: the staging in --dir (started if not up); "
+                               "external: the scenario's staging.target, driven by its commands"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="a non-loopback host the external target may "
+                                         "use (repeat for several)"),
     with_load: bool = typer.Option(False, "--load", help="drive the scenario's traffic with Locust meanwhile"),
-    out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here"),
+    load_workers: int = typer.Option(0, "--load-workers", help="Locust worker processes on 127.0.0.1 "
+                                     "(0: one Locust process)"),
+    out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv, events.csv and Locust's "
+                                       "request records (load/) here"),
     strategy: Optional[str] = typer.Option(None, help="override the strategy kind"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     record: Optional[Path] = typer.Option(None, "--record", help="write the controller's observations and "
                                           "decisions here (JSON lines; replay with simlab.control.recording)"),
 ) -> None:
     """Run the release on staging with the shared rollout controller, on the wall clock."""
-    from simlab.staging.deployer import deploy as run_deploy
+    from simlab.errors import ScenarioError, StagingError
+    from simlab.scenario import load_scenario
+    from simlab.scenario.staging import staging_scenario, staging_target
+    from simlab.staging.deployer import deploy as run_deploy, deploy_external
     from simlab.staging.supervisor import sigterm_as_interrupt
 
-    s = _staging_scenario(scenario)
+    raw = load_scenario(scenario)
+    s = staging_scenario(raw)
     if strategy:
         s = s.with_strategy(strategy)
+    if target not in ("local", "external"):
+        raise ScenarioError(f"--target: expected local or external, found {target!r}")
+    if load_workers < 0:
+        raise ScenarioError(f"--load-workers: expected 0 or more, found {load_workers}")
     progress = None if as_json else (lambda line: typer.echo(line))
-    from simlab.errors import StagingError
-
+    options = dict(with_load=with_load, out=out, progress=progress, record_to=record, load_workers=load_workers)
     try:
         with sigterm_as_interrupt():
-            result = run_deploy(s, state_dir, with_load=with_load, progress=progress, record_to=record)
+            if target == "external":
+                spec = staging_target(raw)
+                if spec is None:
+                    raise ScenarioError(f"{scenario}: --target external needs a `staging.target` block")
+                result = deploy_external(s, spec, state_dir, allow_hosts=allow_host, **options)
+            else:
+                result = run_deploy(s, state_dir, **options)
     except KeyboardInterrupt:
         # Typer swallows KeyboardInterrupt into a return value; an error the CLI maps keeps the exit non-zero.
         raise StagingError("deploy interrupted: traffic is back on the stable version, new instances stopped") from None
@@ -135,7 +155,7 @@ def deploy(
     typer.echo(f"{summary['outcome']}: {summary['requests']} requests, {summary['failed']} failed, "
                f"detected at {summary['detected_at_s']}, rollback done at {summary['rollback_done_at_s']}")
     if out is not None:
-        typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv")
+        typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv" + (", load/records/" if with_load else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -18,35 +18,41 @@ import numpy as np
 import pandas as pd
 
 from simlab.control import (
-    PERIOD, FleetState, RolloutController, SetWeight, StartInstances, StartMigration, StopInstances, VersionCount,
+    PERIOD, FleetState, RolloutController, StartInstances, StartMigration, StopInstances, VersionCount,
 )
 from simlab.control.recording import RecordingController
 from simlab.errors import StagingError
 from simlab.metrics import error_budget_used
 from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
 from simlab.scenario import Scenario
-from simlab.staging import haproxy, procs
+from simlab.staging import procs
+from simlab.staging.local_fleet import LocalFleet
 from simlab.staging.load import classify, read_records, start_load
-from simlab.staging.prometheus import PromQL, PrometheusMetrics
+from simlab.staging.prometheus import PrometheusMetrics
 from simlab.staging.shape import offered_rate
 from simlab.staging.supervisor import Staging
 
 
 class Deployment:
-    """One release carried out on a staging fleet; `run()` returns the measured Result."""
+    """One release carried out on a deploy target; `run()` returns the measured Result.
 
-    def __init__(self, scenario: Scenario, staging: Staging, with_load: bool = False, out: Path | None = None,
-                 progress: Callable[[str], None] | None = None, record_to: Path | None = None):
+    The target is the local staging (`LocalFleet`) or a team's own (`external.ExternalFleet`).
+    """
+
+    def __init__(self, scenario: Scenario, fleet, with_load: bool = False, out: Path | None = None,
+                 progress: Callable[[str], None] | None = None, record_to: Path | None = None,
+                 load_workers: int = 0):
         self.s = scenario
-        self.st = staging
+        self.fleet = fleet
         self.with_load = with_load
-        self.load_dir = (out or staging.dir) / "load"
+        self.load_workers = load_workers
+        self.load_dir = (out or fleet.dir) / "load"
         self.progress = progress or (lambda line: None)
         self.controller = RolloutController(scenario)
         self.record_to = record_to
         self._decider = self.controller  # the controller itself, or a recorder wrapped round it
-        self.client = PromQL(staging.prometheus_url)
-        self.metrics = PrometheusMetrics(self.client, scenario)
+        self.client = fleet.promql
+        self.metrics = PrometheusMetrics(self.client, scenario, total_from=fleet.total_from)
         self.rows: list[dict] = []
         self.events: list[tuple[float, str, dict]] = []
         self.migration = "none"
@@ -58,19 +64,19 @@ class Deployment:
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> Result:
-        s, st = self.s, self.st
-        st.restart_crashed = True
+        s = self.s
         shutil.rmtree(self.load_dir, ignore_errors=True)
         self.t0 = time.time()
         release_at = s.release.at if s.release else 0.0
-        self.release_epoch = self.t0 + release_at
-        loaders = start_load(s, st.url, self.load_dir, s.duration, self.t0) if self.with_load else []
+        self.fleet.begin(self.t0 + release_at)
+        loaders = (start_load(s, self.fleet.url, self.load_dir, s.duration, self.t0, self.load_workers)
+                   if self.with_load else [])
         recording = None
         if self.record_to is not None:
             # Every tick's observations and decisions, so the controller's run can be replayed offline.
             Path(self.record_to).parent.mkdir(parents=True, exist_ok=True)
             recording = open(self.record_to, "w")
-            self._decider = RecordingController(self.controller, recording.write, driver="staging")
+            self._decider = RecordingController(self.controller, recording.write, driver=f"staging-{self.fleet.kind}")
         try:
             tick = 0
             while tick < math.ceil(s.duration):
@@ -79,8 +85,11 @@ class Deployment:
                 wait = self.t0 + tick * PERIOD - time.time()
                 if wait > 0:
                     time.sleep(wait)
+                elif wait < -PERIOD:
+                    tick = int(self._now())  # behind by over a second: skip to the current one, never run late
         except BaseException:
-            self._emergency_rollback()
+            what = self.fleet.interrupt(s.fleet.instances)
+            self.events.append((self._now(), "interrupted", {"action": what}))
             raise
         finally:
             # Locust's shape ends at the run's end; let it finish the requests in flight, then make sure.
@@ -97,16 +106,25 @@ class Deployment:
 
     def _tick(self, second: int) -> None:
         now = self._now()
-        for kind, name, detail in self.st.reap():
+        for kind, name, detail in self.fleet.reap():
             self.events.append((now, kind, {"instance": name, **detail}))
-        (self.st.dir / "offered_rps").write_text(f"{offered_rate(self.s, now):.3f}")
+        self.fleet.report_offered(offered_rate(self.s, now))
         if self.migration == "running" and now >= self._migration_done_at:
             self.migration = "done"
-        fleet, counts = self._fleet()
+        counts = self.fleet.counts()
+        fleet = FleetState(
+            old=VersionCount(counts["old_alive"], counts["old_ready"]),
+            new=VersionCount(counts["new_alive"], counts["new_ready"]),
+            migration=self.migration,
+        )
+        seen = len(self.controller.events)
         actions = self._decider.tick(now, fleet, self.metrics)
+        for event in self.controller.events[seen:]:
+            if event.kind in ("promoted", "rollback_started", "rollback_finished"):
+                self.fleet.milestone(event.kind)
         for action in actions:
             self._apply(action, now)
-        self._set_weights()
+        self.fleet.hold_weight(self.controller.weight)
         self._report()
         self._instance_seconds += PERIOD * (counts["old_alive"] + counts["new_alive"])
         in_flight = self.client.scalar("sum(simlab_in_flight)") or 0.0
@@ -125,64 +143,18 @@ class Deployment:
             **{f"{v}_{k}": counts[f"{v}_{k}"] for v in ("old", "new") for k in ("ready", "starting", "down", "draining")},
         })
 
-    def _fleet(self) -> tuple[FleetState, dict]:
-        servers = self.st.api.servers()
-        counts = {f"{v}_{k}": 0 for v in ("old", "new") for k in ("alive", "ready", "starting", "down", "draining")}
-        for name, m in self.st.members.items():
-            if m.stopping:
-                if procs.is_running(m.record):
-                    counts[f"{m.record.version}_draining"] += 1
-                continue
-            v = m.record.version
-            counts[f"{v}_alive"] += 1
-            server = servers.get(name)
-            if m.restart_at is not None or not procs.is_running(m.record):
-                counts[f"{v}_down"] += 1
-            elif server is not None and server.in_rotation:
-                counts[f"{v}_ready"] += 1
-            else:
-                counts[f"{v}_starting"] += 1
-        fleet = FleetState(
-            old=VersionCount(counts["old_alive"], counts["old_ready"]),
-            new=VersionCount(counts["new_alive"], counts["new_ready"]),
-            migration=self.migration,
-        )
-        return fleet, counts
-
     def _apply(self, action, now: float) -> None:
         if isinstance(action, StartInstances):
-            for _ in range(action.count):
-                name = self.st.start_instance(action.version, self.release_epoch, weight=0)
-                self.events.append((now, "instance_started", {"instance": name, "version": action.version}))
+            happened = self.fleet.start(action.version, action.count)
         elif isinstance(action, StopInstances):
-            servers = self.st.api.servers()
-            live = [n for n, m in self.st.members.items() if m.record.version == action.version and not m.stopping]
-            # Not-ready instances go first, then the newest.
-            live.sort(key=lambda n: (servers.get(n) is not None and servers[n].in_rotation, -int(n.split("-")[1])))
-            for name in live[:action.count]:
-                self.st.begin_stop(name)
-                self.events.append((now, "instance_stopping", {"instance": name}))
+            happened = self.fleet.stop(action.version, action.count)
         elif isinstance(action, StartMigration):
             self.migration = "running"
             self._migration_done_at = now + self.s.release.migration.duration
-        elif isinstance(action, SetWeight):
-            pass  # applied by _set_weights from controller.weight every tick
-
-    def _set_weights(self) -> None:
-        servers = self.st.api.servers()
-        groups = {"old": [], "new": []}
-        for name, m in self.st.members.items():
-            if not m.stopping:
-                groups[m.record.version].append(name)
-        in_rotation = {v: [n for n in names if n in servers and servers[n].in_rotation] or names
-                       for v, names in groups.items()}
-        split = haproxy.split_weights(self.controller.weight, in_rotation["old"], in_rotation["new"])
-        per_version = {v: (split[names[0]] if names else 0) for v, names in in_rotation.items()}
-        for v, names in groups.items():
-            for name in names:
-                want = split.get(name, per_version[v])
-                if name in servers and servers[name].weight != want:
-                    self.st.api.set_weight(name, want)
+            happened = []
+        else:  # SetWeight: held by fleet.hold_weight from controller.weight every tick
+            happened = []
+        self.events.extend((now, kind, detail) for kind, detail in happened)
 
     def _report(self) -> None:
         for event in self.controller.events[self._reported:]:
@@ -190,30 +162,15 @@ class Deployment:
             self.progress(f"[{event.time:6.1f}s] {event.kind} {detail}".rstrip())
         self._reported = len(self.controller.events)
 
-    def _emergency_rollback(self) -> None:
-        """Interrupted: send all traffic to the stable version and stop every new instance."""
-        try:
-            old = [n for n, m in self.st.members.items() if m.record.version == "old" and not m.stopping]
-            for _ in range(max(0, self.s.fleet.instances - len(old))):
-                self.st.start_instance("old")
-            for name, m in list(self.st.members.items()):
-                if m.record.version == "new" and not m.stopping:
-                    self.st.api.set_weight(name, 0)
-                    self.st.begin_stop(name)
-            for name, m in self.st.members.items():
-                if m.record.version == "old" and not m.stopping:
-                    self.st.api.set_weight(name, 100)
-            procs.stop_many([m.record for m in self.st.members.values() if m.stopping], grace=5.0)
-            self.st.reap()
-            self.events.append((self._now(), "interrupted", {"action": "new version stopped, stable serving"}))
-        except StagingError:
-            pass  # the caller stops the whole staging next
-
     # -- measuring -----------------------------------------------------------
     def _result(self) -> Result:
         s, c = self.s, self.controller
         n = int(math.ceil(s.duration))
-        timeline = pd.DataFrame(self.rows)
+        # A second the loop skipped (a slow target command) repeats the fleet state last seen.
+        timeline = pd.DataFrame(self.rows).set_index("t").reindex(range(n)).ffill().bfill()
+        counted = [c for c in timeline.columns if c.startswith(("old_", "new_")) or c in ("in_flight", "queued")]
+        timeline[counted] = timeline[counted].astype(int)
+        timeline = timeline.rename_axis("t").reset_index()
         users = _per_second(read_records(self.load_dir), s, self.t0, n) if self.with_load else _empty(n)
         timeline = users.merge(timeline, on="t", how="left")[list(TIMELINE_COLUMNS)]
         release_at = s.release.at if s.release else 0.0
@@ -285,7 +242,8 @@ def _per_second(rec: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
 
 
 def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, out: Path | None = None,
-           progress: Callable[[str], None] | None = None, record_to: Path | None = None) -> Result:
+           progress: Callable[[str], None] | None = None, record_to: Path | None = None,
+           load_workers: int = 0) -> Result:
     """Run the scenario's release on the staging in `state_dir` (started here and stopped after if not up)."""
     try:
         st = Staging.open(state_dir)
@@ -302,7 +260,17 @@ def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, o
         st.scenario_file.write_text(scenario.model_dump_json())
         st.scenario = scenario
     try:
-        return Deployment(scenario, st, with_load, out, progress, record_to).run()
+        return Deployment(scenario, LocalFleet(st), with_load, out, progress, record_to, load_workers).run()
     finally:
         if owned:
             st.down()
+
+
+def deploy_external(scenario: Scenario, target, state_dir: str | Path, allow_hosts=(), with_load: bool = False,
+                    out: Path | None = None, progress: Callable[[str], None] | None = None,
+                    record_to: Path | None = None, load_workers: int = 0) -> Result:
+    """Run the scenario's release on an external target (`staging.target`) through its command templates."""
+    from simlab.staging.external import ExternalFleet
+
+    fleet = ExternalFleet(target, state_dir, allow_hosts)
+    return Deployment(scenario, fleet, with_load, out, progress, record_to, load_workers).run()

@@ -8,9 +8,12 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simlab.errors import StagingError
-from simlab.scenario import Scenario
+
+if TYPE_CHECKING:  # annotations only: `target_ctl status` runs every second and must start fast
+    from simlab.scenario import Scenario
 
 BACKEND = "app"
 FRONTEND = "fe"

@@ -73,9 +73,11 @@ def argv(config: Path, data_dir: Path, port: int) -> list[str]:
 class PromQL:
     """A minimal client of Prometheus's HTTP API (`/api/v1/query`)."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0):
+    def __init__(self, base_url: str, timeout: float = 5.0, token: str | None = None):
         self.base = base_url.rstrip("/")
         self.timeout = timeout
+        # A bearer token for a user's own Prometheus; kept in memory only, never logged.
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def query(self, expr: str, at: float | None = None) -> list[dict]:
         params = {"query": expr}
@@ -83,7 +85,8 @@ class PromQL:
             params["time"] = f"{at:.3f}"
         url = f"{self.base}/api/v1/query?{urllib.parse.urlencode(params)}"
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=self._headers),
+                                        timeout=self.timeout) as resp:
                 body = json.load(resp)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
@@ -128,8 +131,10 @@ def _go_float(value: float) -> str:
 class PrometheusMetrics:
     """The controller's MetricsView, answered by PromQL with the scenario's window and delay."""
 
-    def __init__(self, client: PromQL, scenario: Scenario, clock=time.time):
+    def __init__(self, client: PromQL, scenario: Scenario, clock=time.time, total_from: str = "haproxy"):
         self.client = client
+        self.total_from = total_from  # "haproxy": the load balancer's own counts; "fleet": the instances'
+
         self.window = scenario.monitoring.window
         self.delay = scenario.monitoring.delay
         self.threshold = _go_float(scenario.slo.latency_threshold)
@@ -160,6 +165,8 @@ class PrometheusMetrics:
 
     def total_window(self, seconds: float) -> WindowStats:
         """Every request the load balancer answered (its own 503s included); slow and latency from the fleet."""
+        if self.total_from == "fleet":  # a target without HAProxy's exporter: what the instances answered
+            return self._stats('version=~"old|new"', seconds)
         w = _s(seconds)
         return self._stats(
             'version=~"old|new"', seconds,

@@ -1,0 +1,124 @@
+"""The local staging as a deploy target: the supervisor's processes and HAProxy's runtime API.
+
+The deployer asks every target the same few things (count the fleet, start
+and stop instances, hold the traffic split, undo everything on interrupt);
+`external.ExternalFleet` answers them with a team's own commands instead.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from simlab.errors import StagingError
+from simlab.staging import haproxy, procs
+from simlab.staging.prometheus import PromQL
+from simlab.staging.supervisor import Staging
+
+COUNT_KEYS = tuple(f"{v}_{k}" for v in ("old", "new") for k in ("alive", "ready", "starting", "down", "draining"))
+
+
+class LocalFleet:
+    """Instances run by the supervisor in a state directory, traffic split by HAProxy weights."""
+
+    kind = "local"
+
+    def __init__(self, staging: Staging):
+        self.st = staging
+        self.url = staging.url
+        self.prometheus_url = staging.prometheus_url
+        self.dir: Path = staging.dir
+        self.total_from = "haproxy"
+        self.promql = PromQL(staging.prometheus_url)
+        self.release_epoch = 0.0
+
+    def begin(self, release_epoch: float) -> None:
+        self.st.restart_crashed = True
+        self.release_epoch = release_epoch
+
+    def reap(self) -> list[tuple[str, str, dict]]:
+        return self.st.reap()
+
+    def report_offered(self, rps: float) -> None:
+        """The offered load, for defects that appear only above a rate (instances read this file)."""
+        (self.st.dir / "offered_rps").write_text(f"{rps:.3f}")
+
+    def counts(self) -> dict[str, int]:
+        servers = self.st.api.servers()
+        counts = dict.fromkeys(COUNT_KEYS, 0)
+        for name, m in self.st.members.items():
+            v = m.record.version
+            if m.stopping:
+                if procs.is_running(m.record):
+                    counts[f"{v}_draining"] += 1
+                continue
+            counts[f"{v}_alive"] += 1
+            server = servers.get(name)
+            if m.restart_at is not None or not procs.is_running(m.record):
+                counts[f"{v}_down"] += 1
+            elif server is not None and server.in_rotation:
+                counts[f"{v}_ready"] += 1
+            else:
+                counts[f"{v}_starting"] += 1
+        return counts
+
+    def start(self, version: str, count: int) -> list[tuple[str, dict]]:
+        events = []
+        for _ in range(count):
+            name = self.st.start_instance(version, self.release_epoch, weight=0)
+            events.append(("instance_started", {"instance": name, "version": version}))
+        return events
+
+    def stop(self, version: str, count: int) -> list[tuple[str, dict]]:
+        servers = self.st.api.servers()
+        live = [n for n, m in self.st.members.items() if m.record.version == version and not m.stopping]
+        # Not-ready instances go first, then the newest.
+        live.sort(key=lambda n: (servers.get(n) is not None and servers[n].in_rotation, -int(n.split("-")[1])))
+        events = []
+        for name in live[:count]:
+            self.st.begin_stop(name)
+            events.append(("instance_stopping", {"instance": name}))
+        return events
+
+    def hold_weight(self, new_percent: float | None) -> None:
+        """Every tick: per-server weights giving the new version `new_percent` of what the ready servers get."""
+        apply_split(self.st, new_percent)
+
+    def milestone(self, kind: str) -> None:
+        """Promotion and rollback need nothing beyond the instance and weight changes on a local fleet."""
+
+    def interrupt(self, instances: int) -> str:
+        """Interrupted: send all traffic to the stable version and stop every new instance."""
+        st = self.st
+        try:
+            old = [n for n, m in st.members.items() if m.record.version == "old" and not m.stopping]
+            for _ in range(max(0, instances - len(old))):
+                st.start_instance("old")
+            for name, m in list(st.members.items()):
+                if m.record.version == "new" and not m.stopping:
+                    st.api.set_weight(name, 0)
+                    st.begin_stop(name)
+            for name, m in st.members.items():
+                if m.record.version == "old" and not m.stopping:
+                    st.api.set_weight(name, 100)
+            procs.stop_many([m.record for m in st.members.values() if m.stopping], grace=5.0)
+            st.reap()
+        except StagingError:
+            pass  # the caller stops the whole staging next
+        return "new version stopped, stable serving"
+
+
+def apply_split(st: Staging, new_percent: float | None) -> None:
+    """Set HAProxy weights so the new version gets `new_percent` of traffic (None: every ready server equal)."""
+    servers = st.api.servers()
+    groups: dict[str, list[str]] = {"old": [], "new": []}
+    for name, m in st.members.items():
+        if not m.stopping:
+            groups[m.record.version].append(name)
+    in_rotation = {v: [n for n in names if n in servers and servers[n].in_rotation] or names
+                   for v, names in groups.items()}
+    split = haproxy.split_weights(new_percent, in_rotation["old"], in_rotation["new"])
+    per_version = {v: (split[names[0]] if names else 0) for v, names in in_rotation.items()}
+    for v, names in groups.items():
+        for name in names:
+            want = split.get(name, per_version[v])
+            if name in servers and servers[name].weight != want:
+                st.api.set_weight(name, want)
