@@ -7,6 +7,8 @@ observations it makes the same decisions, in simulation and on staging.
 """
 from __future__ import annotations
 
+import math
+
 from simlab.control.analysis import measure
 from simlab.control.observations import (
     Action,
@@ -85,6 +87,44 @@ class RolloutController:
             and self.phase in ("promoted", "rolled_back")
             and self._manual_rollback_at is None
         )
+
+    def next_wakeup(self, now: float) -> float:
+        """Earliest time after `now` at which `tick` could act if the fleet does not change.
+
+        Between fleet changes the controller's decisions depend on time only
+        through a few deadlines (the release, the next analysis or alert
+        evaluation, the on-call's acknowledgement, the end of a bake or of the
+        progress deadline); a driver may skip ticks until then.
+        """
+        if self.release is None:
+            return math.inf
+        if self._plan is None and not self._in_rollback and self.phase == "stable":
+            return max(self.release.at, now + PERIOD) if now >= self.release.at else self.release.at
+        times = [math.inf]
+        deadline = self.scenario.strategy.progress_deadline
+        if self._plan is not None:
+            item = self._waiting
+            if item is None or isinstance(item, plans.Tick):
+                return now + PERIOD
+            if isinstance(item, plans.Bake):
+                end = self._wait_since + item.seconds
+                if now < end:
+                    times.append(end)
+                elif item.need_pass and self._analysis_on and not self._passed_since_bake:
+                    if not self._in_rollback:
+                        times.append(end + deadline)
+                else:
+                    return now + PERIOD
+            elif isinstance(item, plans.Until) and item.deadline and not self._in_rollback:
+                times.append(self._wait_since + deadline)
+        if self.phase != "rolled_back" and not self._in_rollback:
+            if self._analysis_on and self.analysis_spec is not None:
+                times.append(self._next_analysis)
+            if not self._alerted:
+                times.append(self._next_alert)
+            if self._manual_rollback_at is not None:
+                times.append(self._manual_rollback_at)
+        return max(min(times), now + PERIOD)
 
     # -- phases --------------------------------------------------------------
     def _begin(self, now: float, metrics: MetricsView) -> None:

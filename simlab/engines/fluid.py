@@ -18,7 +18,6 @@ from simlab.engines.effects import Effects
 from simlab.engines.fluid_fleet import NEW, OLD, FluidFleet
 from simlab.engines.fluid_plane import Plane
 from simlab.engines.fluid_timeline import build_result, summary_values
-from simlab.engines.fluid_wake import next_wake
 from simlab.engines.traffic import OfferedLoad
 from simlab.metrics import visible_until
 from simlab.rng import stream
@@ -151,7 +150,7 @@ class Lockstep:
                 fleet.migration = "running"
                 plane.changed[r] = True
         self.next_ev[r] = fleet.next_time()
-        self.wake[r] = np.ceil(next_wake(c, float(t)) - 1e-9)
+        self.wake[r] = np.ceil(c.next_wakeup(float(t)) - 1e-9)
 
     # -- results -------------------------------------------------------------
     def summary(self, r: int) -> dict:
