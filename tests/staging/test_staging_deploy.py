@@ -13,8 +13,8 @@ from simlab.staging.deployer import deploy
 from simlab.staging.supervisor import Staging
 from staging_helpers import deploy_scenario, rollout_steps as _steps
 
-SHORT = "staging: {duration: 30s}\n"
-BAD = "staging: {duration: 30s, release: {defects: [{kind: error_rate, rate: 0.3}]}}\n"
+SHORT = "staging: {duration: 24s}\n"
+BAD = "staging: {duration: 24s, release: {defects: [{kind: error_rate, rate: 0.3}]}}\n"
 
 
 def test_a_good_release_is_promoted_by_canary_and_written_like_a_simulation(tmp_path):
@@ -23,7 +23,7 @@ def test_a_good_release_is_promoted_by_canary_and_written_like_a_simulation(tmp_
     summary = result.summary.to_dict()
     assert summary["outcome"] == "promoted" and summary["engine"] == "staging"
     assert list(summary)[:len(SUMMARY_KEYS)] == list(SUMMARY_KEYS)
-    assert summary["failed"] == 0 and summary["requests"] > 0.8 * 40 * 30
+    assert summary["failed"] == 0 and summary["requests"] > 0.8 * 40 * 24
     assert summary["detected_at_s"] is None and summary["deploy_duration_s"] > 8  # one 8 s bake at least
     last = result.timeline.iloc[-1]
     assert (last["new_ready"], last["old_ready"], last["new_weight"]) == (2, 0, 100.0)
