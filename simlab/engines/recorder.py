@@ -7,6 +7,7 @@ counted by version in the second it completed, as /metrics would count it).
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left
 
 import numpy as np
@@ -29,14 +30,15 @@ class Recorder:
         self.slow = [0] * n
         self.queued = [0] * n  # attempts that waited in an instance queue, by second sent
         self.failed = {cause: [0] * n for cause in CAUSES}
-        self.user_sec: list[int] = []
-        self.user_latency: list[float] = []
+        # compact typed arrays: a run keeps one entry per request (8 bytes each, not a boxed float)
+        self.user_sec = array("q")
+        self.user_latency = array("d")
         # servers' ledger, by version (OLD, NEW, NO_BACKEND) and completion second
         self.srv_requests = [[0] * n for _ in range(3)]
         self.srv_errors = [[0] * n for _ in range(3)]
         self.srv_slow = [[0] * n for _ in range(3)]
-        self.srv_times: list[list[float]] = [[], [], []]
-        self.srv_latency: list[list[float]] = [[], [], []]
+        self.srv_times = [array("d") for _ in range(3)]
+        self.srv_latency = [array("d") for _ in range(3)]
 
     # -- the servers' ledger -------------------------------------------------
     def attempt_done(self, version: int, now: float, latency: float, error: bool) -> None:
@@ -59,20 +61,21 @@ class Recorder:
             slow += sum(self.srv_slow[v][a:b])
         if not quantiles:
             return WindowStats(requests, errors, slow)
-        samples = []
+        parts = []
         for v in versions:
             times = self.srv_times[v]
             i, j = bisect_left(times, float(a)), bisect_left(times, float(b))
-            samples.extend(self.srv_latency[v][i:j])
-        if not samples:
+            if j > i:
+                parts.append(np.frombuffer(self.srv_latency[v], dtype=np.float64)[i:j])
+        if not parts:
             return WindowStats(requests, errors, slow)
-        arr = np.asarray(samples)
+        arr = np.concatenate(parts)
         p50, p99 = np.percentile(arr, [50, 99])
         return WindowStats(requests, errors, slow, float(arr.mean()), float(p50), float(p99))
 
     # -- summaries -----------------------------------------------------------
     def user_latencies(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.user_sec, dtype=np.int64), np.asarray(self.user_latency)
+        return np.array(self.user_sec, dtype=np.int64), np.array(self.user_latency, dtype=np.float64)
 
     def failed_total(self, sec: int) -> int:
         return sum(self.failed[c][sec] for c in CAUSES)
