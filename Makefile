@@ -11,7 +11,7 @@ DEMO_OUT ?= reports/demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,staging,scale]'
+	$(PY) -m pip install --quiet -e '.[test,staging,scale,report]'
 	touch $(STAMP)
 
 setup: $(STAMP)
