@@ -61,9 +61,13 @@ class Instance:
         self.waited = Counter("simlab_waited", "Requests that had to wait for a worker", labels,
                               registry=self.registry)
         self.memory = Gauge("simlab_leak_bytes", "Memory held by a leak defect", labels, registry=self.registry)
-        for code in ("2xx", "5xx"):  # present from the first scrape so increase() sees every request
-            self.requests.labels(version, name, code)
-            self.latency.labels(version, name, code)
+        # Label children bound once: a `.labels()` lookup per request is most of the metrics' cost.
+        self._answered = {code: (self.requests.labels(version, name, code), self.latency.labels(version, name, code))
+                          for code in ("2xx", "5xx")}  # present from the first scrape so increase() sees all
+        self._in_flight = self.in_flight.labels(version, name)
+        self._queued = self.queued.labels(version, name)
+        self._waited = self.waited.labels(version, name)
+        self.memory.labels(version, name)
 
     @property
     def ready(self) -> bool:
@@ -74,32 +78,34 @@ class Instance:
         limit = self.scenario.fleet
         if self.busy >= limit.workers and self.waiting >= limit.queue_limit:
             return self._answer(503, arrived, "queue full")
-        if self.busy >= limit.workers:
-            self.waited.labels(self.version, self.name).inc()
-        self.waiting += 1
-        self.queued.labels(self.version, self.name).set(self.waiting)
-        try:
-            await self.workers.acquire()
-        finally:
-            self.waiting -= 1
-            self.queued.labels(self.version, self.name).set(self.waiting)
+        if self.busy >= limit.workers or self.waiting:
+            if self.busy >= limit.workers:
+                self._waited.inc()
+            self.waiting += 1
+            self._queued.set(self.waiting)
+            try:
+                await self.workers.acquire()
+            finally:
+                self.waiting -= 1
+                self._queued.set(self.waiting)
+        else:
+            await self.workers.acquire()  # a worker is free: returns at once
         self.busy += 1
-        self.in_flight.labels(self.version, self.name).set(self.busy)
+        self._in_flight.set(self.busy)
         try:
             plan = self.behaviour.plan(time.time(), self.ready_at)
             await asyncio.sleep(plan.service_time)
         finally:
             self.busy -= 1
-            self.in_flight.labels(self.version, self.name).set(self.busy)
+            self._in_flight.set(self.busy)
             self.workers.release()
         return self._answer(500 if plan.error else 200, arrived, "defect" if plan.error else "ok")
 
     def _answer(self, status: int, arrived: float, text: str) -> web.Response:
-        code = f"{status // 100}xx"
-        self.requests.labels(self.version, self.name, code).inc()
-        self.latency.labels(self.version, self.name, code).observe(time.time() - arrived)
-        return web.Response(status=status, text=text,
-                            headers={"X-Instance": self.name, "X-Version": self.version})
+        count, latency = self._answered["2xx" if status < 300 else "5xx"]
+        count.inc()
+        latency.observe(time.time() - arrived)
+        return web.Response(status=status, text=text, headers={"X-Instance": self.name, "X-Version": self.version})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="alive")
