@@ -105,3 +105,11 @@ def test_lockstep_counts_match_the_instances_it_keeps():
         live = [sum(1 for i in fleet.instances if i.version == v and i.in_rot and i.state == "ready") for v in (0, 1)]
         assert list(sim.plane.live[r]) == live
         assert fleet.fleet_state().new.ready == 6 and np.isnan(sim.plane.weight[r])
+
+
+def test_a_memory_leak_slows_the_new_version_and_ends_in_ooms():
+    leak = [{"kind": "memory_leak", "fraction": 1.0, "oom_after": "2m", "max_slowdown": 4}]
+    result = FluidEngine(scenario("canary", **{"release.defects": leak, "duration": "8m", "release.at": "1m"}), 1).run()
+    crashes = result.events[result.events.kind == "instance_crash"]
+    assert len(crashes) > 0 and {d["why"] for d in crashes["detail"]} == {"oom"}
+    assert result.timeline["latency_p99_ms"].max() > 250  # slower than the 200 ms p99 of a healthy instance

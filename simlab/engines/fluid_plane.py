@@ -52,7 +52,7 @@ class Plane:
         self.token_cap = self.tokens[0]
         self.retry_factor = np.zeros(reps)
         self.leak = np.ones((reps, 2))
-        self.leaky_reps: list = []
+        self.leaky_reps: set = set()
         self._keys: dict = {}
         self._table: list = []
         self._grow_table()
