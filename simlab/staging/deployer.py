@@ -27,7 +27,7 @@ from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
 from simlab.scenario import Scenario
 from simlab.staging import procs
 from simlab.staging.local_fleet import LocalFleet
-from simlab.staging.load import classify, read_records, start_load
+from simlab.staging.load import classify, read_records, start_load, user_requests
 from simlab.staging.prometheus import PrometheusMetrics
 from simlab.staging.shape import offered_rate
 from simlab.staging.supervisor import Staging
@@ -216,15 +216,21 @@ def _empty(n: int) -> pd.DataFrame:
     return frame
 
 
-def _per_second(rec: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
-    """Users' view per second from Locust's records: offered, outcome by cause, slow, latency."""
+def _per_second(attempts: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
+    """Users' view per second from Locust's records: offered, attempts, outcome by cause, slow, latency.
+
+    As in the simulator, a user request counts in the second it arrived, with the outcome of its last try.
+    """
     frame = _empty(n)
+    tried = np.floor(attempts["t"] - t0).astype(int)
+    tried = tried[(tried >= 0) & (tried < n)]
+    rec = user_requests(attempts)
     sec = np.floor(rec["t"] - t0).astype(int)
     keep = (sec >= 0) & (sec < n)
     masks = {k: m[keep] for k, m in classify(rec, s.traffic.timeout).items()}
     sec, lat = sec[keep], rec["latency"][keep]
     frame["offered"] = np.bincount(sec, minlength=n)
-    frame["attempts"] = frame["offered"]  # Locust sends no retries; traffic.retries is not applied on staging
+    frame["attempts"] = np.bincount(tried, minlength=n)
     frame["succeeded"] = np.bincount(sec[masks["ok"]], minlength=n)
     for cause in ("error", "rejected", "timeout", "reset"):
         frame[f"failed_{cause}"] = np.bincount(sec[masks[cause] & ~masks["ok"]], minlength=n)

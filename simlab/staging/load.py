@@ -31,8 +31,11 @@ def start_load(scenario: Scenario, url: str, out: Path, duration: float, start: 
                workers: int = 0) -> list[procs.ProcRecord]:
     """Start Locust driving `url` with the scenario's rates from wall-clock `start` for `duration` seconds."""
     out.mkdir(parents=True, exist_ok=True)
+    retries = scenario.traffic.retries
+    # The simulator's retry budget, shared out between Locust's processes (each keeps its own bucket).
+    cap = max(10.0, retries.budget * scenario.traffic.rps * 10.0) / max(1, workers)
     shape = {"rates": schedule(scenario, duration), "start": start, "timeout": scenario.traffic.timeout,
-             "per_user_rps": 2.0}
+             "per_user_rps": 2.0, "retries": {**retries.model_dump(mode="json"), "token_cap": cap}}
     (out / "shape.json").write_text(json.dumps(shape))
     env = {**os.environ, "SIMLAB_SHAPE": str(out / "shape.json"), "SIMLAB_RECORDS": str(out / "records")}
     base = [_locust_bin(), "-f", str(LOCUSTFILE), "--headless", "-H", url, "--only-summary",
@@ -51,10 +54,11 @@ def start_load(scenario: Scenario, url: str, out: Path, duration: float, start: 
 
 
 def read_records(out: Path) -> dict[str, np.ndarray]:
-    """Every request Locust made: start time, latency (s), status (0: no response), error name."""
-    t, lat, status, error = [], [], [], []
+    """Every attempt Locust made: start time, latency (s), status (0: no response), error name,
+    user request id and attempt number (1: the first), in order of start time."""
+    t, lat, status, error, user, attempt = [], [], [], [], [], []
     for path in sorted((out / "records").glob("requests-*.jsonl")):
-        for line in path.read_text().splitlines():
+        for i, line in enumerate(path.read_text().splitlines()):
             try:
                 row = json.loads(line)
             except ValueError:
@@ -63,16 +67,37 @@ def read_records(out: Path) -> dict[str, np.ndarray]:
             lat.append(row["ms"] / 1000.0)
             status.append(row["status"])
             error.append(row["error"] or "")
+            user.append(row.get("u") or f"{path.stem}:{i}")  # records without an id: one attempt per request
+            attempt.append(row.get("k", 1))
     order = np.argsort(np.asarray(t, dtype=float), kind="stable")
     return {
         "t": np.asarray(t, dtype=float)[order], "latency": np.asarray(lat, dtype=float)[order],
         "status": np.asarray(status, dtype=int)[order], "error": np.asarray(error, dtype=object)[order],
+        "user": np.asarray(user, dtype=object)[order], "attempt": np.asarray(attempt, dtype=int)[order],
     }
+
+
+def user_requests(rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One row per user request: its first attempt's start, its last attempt's outcome, latency over all tries."""
+    if len(rec["t"]) == 0 or rec["attempt"].max(initial=1) <= 1:
+        return rec
+    end = rec["t"] + rec["latency"]
+    _, first_index, group = np.unique(rec["user"].astype(str), return_index=True, return_inverse=True)
+    # The last attempt of each user request: the one with the highest attempt number.
+    order = np.lexsort((rec["attempt"], group))
+    last = order[np.r_[np.nonzero(np.diff(group[order]))[0], len(order) - 1]]
+    first = first_index[group[last]]
+    out = {k: v[last] for k, v in rec.items()}
+    out["t"] = rec["t"][first]
+    out["attempt_latency"] = rec["latency"][last]  # the last try's own time, to tell a timeout
+    out["latency"] = end[last] - rec["t"][first]
+    keep = np.argsort(out["t"], kind="stable")
+    return {k: v[keep] for k, v in out.items()}
 
 
 def classify(rec: dict[str, np.ndarray], timeout: float) -> dict[str, np.ndarray]:
     """Boolean masks: ok, error (5xx but 503), rejected (503), timeout, reset (no response)."""
-    status, err, lat = rec["status"], rec["error"], rec["latency"]
+    status, err, lat = rec["status"], rec["error"], rec.get("attempt_latency", rec["latency"])
     no_answer = status == 0
     timed_out = no_answer & ((np.char.find(err.astype(str), "Timeout") >= 0) | (lat >= timeout * 0.999))
     return {
@@ -95,11 +120,12 @@ def run_load(scenario: Scenario, url: str, out: Path, duration: float | None = N
             time.sleep(0.2)
     finally:
         procs.stop_many(running, grace=5.0)
-    rec = read_records(out)
+    attempts = read_records(out)
+    rec = user_requests(attempts)
     masks = classify(rec, scenario.traffic.timeout)
     target = float(np.mean(schedule(scenario, duration))) if duration else 0.0
     return {
-        "offered": int(len(rec["t"])), "failed": int((~masks["ok"]).sum()),
+        "offered": int(len(rec["t"])), "attempts": int(len(attempts["t"])), "failed": int((~masks["ok"]).sum()),
         "achieved_rps": len(rec["t"]) / duration if duration else 0.0, "target_rps": target,
         "duration": duration, "records": rec,
     }

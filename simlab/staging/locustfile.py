@@ -2,8 +2,14 @@
 
 Run by `simlab.staging.load` as `locust -f THIS_FILE --headless ...`, never
 imported by simlab (Locust patches the process with gevent). Reads
-SIMLAB_SHAPE (a JSON file: rates per second, timeout, users) and writes one
-JSON line per request to SIMLAB_RECORDS/requests-PID.jsonl.
+SIMLAB_SHAPE (a JSON file: rates per second, timeout, users, retries) and
+writes one JSON line per attempt to SIMLAB_RECORDS/requests-PID.jsonl: `u`
+names the user request, `k` the attempt (1 first, then retries).
+
+Retries follow `traffic.retries` as the simulator applies them: a failed
+attempt (5xx, timeout, reset) is retried while fewer than `max` retries were
+made and the process's retry budget holds a token (each user request adds
+`budget`, capped), after `backoff * 2**(retry-1)`, times U(0,1) with jitter.
 """
 import json
 import math
@@ -18,6 +24,8 @@ with open(os.environ["SIMLAB_SHAPE"]) as _f:
 RATES = SHAPE["rates"]
 START = SHAPE.get("start") or time.time()
 PER_USER = SHAPE.get("per_user_rps", 2.0)
+RETRIES = SHAPE.get("retries") or {"max": 0, "backoff": 0.1, "budget": 0.0, "jitter": True, "token_cap": 0.0}
+_budget = {"tokens": RETRIES["token_cap"], "seq": 0}
 
 
 def current_rate() -> float:
@@ -44,7 +52,7 @@ _recorder = None
 
 @events.request.add_listener
 def _record(request_type, name, response_time, response_length, response=None, exception=None,
-            start_time=None, **kwargs):
+            start_time=None, context=None, **kwargs):
     global _recorder
     if _recorder is None:
         _recorder = _Recorder()
@@ -53,6 +61,7 @@ def _record(request_type, name, response_time, response_length, response=None, e
         "t": round(start_time if start_time is not None else time.time() - response_time / 1000.0, 4),
         "ms": round(response_time, 3), "status": status,
         "error": None if exception is None else type(exception).__name__,
+        "u": (context or {}).get("u"), "k": (context or {}).get("k", 1),
     })
 
 
@@ -83,7 +92,20 @@ class ScenarioUser(FastHttpUser):
 
     @task
     def get(self):
-        self.client.get("/", name="/")
+        _budget["seq"] += 1
+        user_request = f"{os.getpid()}-{_budget['seq']}"
+        _budget["tokens"] = min(RETRIES["token_cap"], _budget["tokens"] + RETRIES["budget"])
+        retries = 0
+        while True:
+            response = self.client.get("/", name="/", context={"u": user_request, "k": retries + 1})
+            if 200 <= (response.status_code or 0) < 400:
+                return
+            if retries >= RETRIES["max"] or _budget["tokens"] < 1.0:
+                return
+            _budget["tokens"] -= 1.0
+            retries += 1
+            backoff = RETRIES["backoff"] * 2 ** (retries - 1)
+            time.sleep(backoff * random.random() if RETRIES["jitter"] else backoff)  # gevent-patched: yields
 
 
 class ScenarioShape(LoadTestShape):
