@@ -5,6 +5,7 @@ are identical whatever runs them; only the wall time differs.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable, Sequence
 
@@ -73,9 +74,8 @@ def _run_pool(fn, tasks, done) -> None:
             raise SimulationError(
                 f"executor: a worker process died ({exc}); runs already returned are kept only by a sweep with out="
             ) from None
-        except BaseException:
-            for future in futures:
-                future.cancel()
+        except BaseException:  # Ctrl-C or a failing run: do not wait for the queued runs
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
 
 
@@ -89,7 +89,8 @@ def _run_dask(fn, tasks, scheduler, done) -> None:
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            silence_logs=logging.ERROR,  # worker start/stop chatter is not the user's business
         )
     try:
         try:
