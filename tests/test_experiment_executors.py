@@ -43,11 +43,15 @@ def test_executor_and_scheduler_are_checked():
 
 
 def test_a_given_scheduler_address_is_used_and_closed_clusters_agree():
+    import dask
     from dask.distributed import LocalCluster
 
     s = scenario("canary", **TINY)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    # Profiler off as in simlab's own LocalCluster: its sampled frames keep the request recorder's
+    # np.frombuffer views alive, and a later append then fails with BufferError (engine issue, reported).
+    with dask.config.set({"distributed.worker.profile.enabled": False}), LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         remote = replicate(s, runs=2, seed=2, executor="dask", scheduler=cluster.scheduler_address)
     pd.testing.assert_frame_equal(remote, replicate(s, runs=2, seed=2, executor="serial"))
 

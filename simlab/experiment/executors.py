@@ -86,12 +86,18 @@ def _run_dask(fn, tasks, scheduler, done) -> None:
         raise ScenarioError(
             "executor: 'dask' needs dask.distributed; install simlab[scale] (pip install 'simlab[scale]')"
         ) from None
+    import dask
+
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-            silence_logs=logging.ERROR,  # worker start/stop chatter is not the user's business
-        )
+        # The worker's statistical profiler holds sampled frames, and with them the engine's
+        # buffer views, past their function's return (see the report on the request recorder);
+        # it also costs CPU the runs need, so the cluster simlab starts goes without it.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                silence_logs=logging.ERROR,  # worker start/stop chatter is not the user's business
+            )
     try:
         try:
             client = Client(cluster if cluster is not None else scheduler, timeout="10s")
