@@ -39,7 +39,7 @@ class View:
         return self.ledger.window(self.rep, (v,), self.end - self.window_len, self.end, quantiles=True)
 
     def total_window(self, seconds: float):
-        return self.ledger.window(self.rep, (0, 1, 2), self.end - seconds, self.end, quantiles=False)
+        return self.ledger.total_window(self.rep, self.end - seconds, self.end)
 
 
 def batch_seed(seeds) -> int:

@@ -42,6 +42,7 @@ class Ledger:
         self.qk = np.zeros((reps, self.Lq, 2, self.K))
         self.qsum = np.zeros((reps, self.Lq, 2))
         self.qslow: list[dict] = [dict() for _ in range(reps)]
+        self._totals: dict = {}
         if record:
             self.rec = {name: np.zeros((reps, self.n)) for name in RECORDED}
             self.rec_failed = np.zeros((reps, self.n, 4))
@@ -57,6 +58,7 @@ class Ledger:
         self.tick_slow = np.zeros(R, dtype=np.int64)
         self.tick_served = np.zeros((R, 2), dtype=np.int64)
         self.srv = np.zeros((R, 3, 3))
+        self._totals = {}  # windows of all replications, computed once per tick (see total_window)
 
     def outcomes(self, groups, p_rej, p_qto, p_to, err, p_slow, rng) -> np.ndarray:
         """Draw what happens to this round of attempts; returns failures by cause (R, 4)."""
@@ -161,7 +163,7 @@ class Ledger:
         rows = np.arange(self.R)
         for v in (0, 1):
             w = np.where(fast[:, v], ok_v[:, v], 0)
-            np.add.at(self.acc_keys, (rows, keys[:, v]), w)
+            self.acc_keys[rows, keys[:, v]] += w  # one key per row: no repeated index
             self.qk[rows, slot, v, keys[:, v]] += w
         for (r, v), cdf in self.cdfs.items():
             if ok_v[r, v]:
@@ -206,6 +208,21 @@ class Ledger:
             return WindowStats(requests, errors, slow)
         p50, p99 = self.model.quantiles(cdf)
         return WindowStats(requests, errors, slow, float(total_lat / n_ok), p50, p99)
+
+    def total_window(self, r: int, start: float, end: float) -> WindowStats:
+        """All versions' counts over [start, end): window(r, (0, 1, 2), ...), computed for every replication at once.
+
+        Replications tick their controllers on a shared clock (alert evaluations every scrape), so a
+        window asked for by one is asked for by most in the same tick.
+        """
+        a, b = max(0, int(start)), max(0, int(end))
+        if b <= a:
+            return WindowStats(0, 0, 0)
+        rows = self._totals.get((a, b))
+        if rows is None:
+            diff = self.cum[:, b % self.Lc] - self.cum[:, a % self.Lc]
+            rows = self._totals[(a, b)] = np.rint(diff.sum(axis=1)).astype(np.int64).tolist()
+        return WindowStats(*rows[r])
 
     def run_quantiles(self, r: int) -> list:
         cdf = self.acc_keys[r, : len(self.plane.k_cdf)] @ self.plane.k_cdf + self.acc_slow[r]

@@ -18,6 +18,7 @@ from simlab.engines import fluid_queue as fq
 from simlab.engines.fluid_latency import NO_WAIT, LatencyModel
 from simlab.engines.fluid_ledger import Ledger
 from simlab.engines.recorder import CAUSES
+from simlab.scenario.release import Dependency
 
 OLD, NEW = 0, 1
 MIGRATION = ("none", "running", "done")
@@ -57,6 +58,11 @@ class Plane:
         self._table: list = []
         self._grow_table()
         self.ledger = Ledger(scenario, reps, self.model, record)
+        # Most ticks change nothing a formula reads: cache what only depends on slowly changing inputs.
+        self._queue_memo = ElementMemo(self.queue)
+        self._share_memo = ArrayMemo(self.shares)
+        self._effect_times = _effect_change_times(s)
+        self._ek: tuple | None = None  # (combo, keys, valid until)
 
     # -- effect states, cached by key ----------------------------------------
     def _grow_table(self) -> None:
@@ -76,8 +82,20 @@ class Plane:
         return k
 
     def effect_keys(self, t: int) -> np.ndarray:
-        """(R, 2) key of the effect state each replication's versions are in at second t."""
+        """(R, 2) key of the effect state each replication's versions are in at second t.
+
+        Effects change only with the migration state and at a few known seconds (defect onsets,
+        dependency failures), so the keys of one second hold until the next of those.
+        """
         combo = self.kinds * 3 + self.mig
+        if self._ek is not None and t < self._ek[2] and np.array_equal(combo, self._ek[0]):
+            return self._ek[1]
+        times = self._effect_times
+        until = t + 1 if times is None else min([x for x in times if x > t], default=math.inf)
+        self._ek = (combo, self._effect_keys(t, combo), until)
+        return self._ek[1]
+
+    def _effect_keys(self, t: int, combo: np.ndarray) -> np.ndarray:
         out = np.empty((self.R, 2), dtype=np.int64)
         for c in np.unique(combo):
             fx = self.effects[c // 3]
@@ -124,13 +142,11 @@ class Plane:
             return np.divide(dead, den, out=naive.copy(), where=den > 0)
         return np.minimum(1.0, naive * (1.0 + (1.0 - p0) * np.divide(live, total, out=np.zeros_like(live), where=total > 0)))
 
-    def shares(self, lam_att: np.ndarray) -> np.ndarray:
+    def shares(self, lam_att, L, D, w, last_mean) -> np.ndarray:
         """(R, 5) probabilities: old live, old dead, new live, new dead, no backend."""
-        L, D = self.live_avg, self.dead_avg
-        mean = self.last_mean.mean(axis=1)
+        mean = last_mean.mean(axis=1)
         out = np.zeros((self.R, 5))
         rot = L + D
-        w = self.weight
         by_count = np.isnan(w)
         if by_count.any():
             Lt, Dt = L.sum(axis=1), D.sum(axis=1)
@@ -197,11 +213,11 @@ class Plane:
             else:
                 self.leak[r, NEW] = 1.0
         lam_att = self.lam[t] * (1.0 + self.retry_factor)
-        share = self.shares(lam_att)
+        share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
         live_share = share[:, [0, 2]]
         lam_v = lam_att[:, None] * live_share
         n_live = self.live_avg
-        cap_rate, pw, theta, lq_ss, block, tau = self.queue(lam_v, mean, scv, np.maximum(n_live, 1e-9))
+        cap_rate, pw, theta, lq_ss, block, tau = self._queue_memo(lam_v, mean, scv, np.maximum(n_live, 1e-9))
         lq0 = self.lq
         q_cap = np.minimum(n_live * self.queue_limit, cap_rate * self.timeout)
         # expected arrivals to each live pool this tick decide the regime; realised ones move the backlog
@@ -275,6 +291,58 @@ class Plane:
         mean_latency = self.k_mean[keys] * self.leak + np.where(fast, 0.0, wait)
         self.ledger.set_latency(keys, fast, cdfs, self, mean_latency)
         return p_to, np.clip(p_slow, 0.0, 1.0)
+
+
+class ElementMemo:
+    """An elementwise function of same-shaped arrays, recomputed only at the elements whose inputs changed."""
+
+    def __init__(self, fn):
+        self.fn, self.inputs, self.outputs = fn, None, None
+
+    def __call__(self, *inputs):
+        if self.inputs is None or inputs[0].shape != self.inputs[0].shape:
+            self.outputs = tuple(np.asarray(o) for o in self.fn(*inputs))
+        else:
+            changed = inputs[0] != self.inputs[0]
+            for a, b in zip(inputs[1:], self.inputs[1:]):
+                changed |= a != b
+            if not changed.any():
+                return self.outputs
+            idx = np.nonzero(changed)
+            outputs = tuple(o.copy() for o in self.outputs)
+            for o, part in zip(outputs, self.fn(*(a[idx] for a in inputs))):
+                o[idx] = part
+            self.outputs = outputs
+        self.inputs = tuple(np.array(a, copy=True) for a in inputs)
+        return self.outputs
+
+
+class ArrayMemo:
+    """A function of whole arrays, recomputed only when one of them changed (NaN equals NaN)."""
+
+    def __init__(self, fn):
+        self.fn, self.inputs, self.output = fn, None, None
+
+    def __call__(self, *inputs):
+        if self.inputs is None or not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(inputs, self.inputs)):
+            self.output = self.fn(*inputs)
+            self.inputs = tuple(np.array(a, copy=True) for a in inputs)
+        return self.output
+
+
+def _effect_change_times(scenario) -> list[int] | None:
+    """Seconds at which an attempt's effects can change other than by migration; None: any second."""
+    release, times = scenario.release, []
+    for d in (release.defects if release else ()):
+        if getattr(d, "only_above_rps", None) is not None:
+            return None
+        onset = getattr(d, "onset", None)
+        if onset is not None:
+            times.append(release.at + onset.after)
+    for f in scenario.failures:
+        if isinstance(f, Dependency):
+            times += [f.at, f.at + f.duration]
+    return sorted({int(math.floor(x)) for x in times} | {int(math.ceil(x)) for x in times})
 
 
 def _split(rng, n: np.ndarray, p: np.ndarray) -> np.ndarray:
