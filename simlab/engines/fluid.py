@@ -91,8 +91,7 @@ class Lockstep:
         self.record = record
         self.rows: list[list] = [[] for _ in range(self.R)] if record else []
         for fleet in self.fleets:
-            for _ in range(s.fleet.instances):
-                fleet.launch(OLD, 0.0, ready=True)
+            fleet.launch_ready(OLD, s.fleet.instances, 0.0)
         self.next_ev = np.array([f.next_time() for f in self.fleets])
 
     def _advance(self, until: float, inclusive: bool) -> None:

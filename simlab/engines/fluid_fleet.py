@@ -135,6 +135,29 @@ class FluidFleet:
             self._begin_start(inst, t)
         return inst
 
+    def launch_ready(self, version: int, count: int, t: float) -> None:
+        """`count` instances already in rotation at t (the initial fleet), as `launch(..., ready=True)` would make them.
+
+        In bulk when that is exact: no failure to draw a time for and no weight of the current tick
+        to spread (each instance then only draws its health-check phase, one after the other).
+        """
+        if self.crash_failures or version == NEW or self.plane.tick_end > t or self.zone_down:
+            for _ in range(count):
+                self.launch(version, t, ready=True)
+            return
+        firsts = (t + self.failure_rng.random(count) * self.hc.interval).tolist()
+        start, zones = len(self.instances), self.zones
+        for i, first in enumerate(firsts):
+            inst = Inst(start + i, version, (self.next_zone + i) % zones, t, first)
+            inst.state, inst.in_rot = READY, True
+            self.instances.append(inst)
+        self.next_zone += count
+        c = self.counts[version]
+        for i, d in enumerate((1, 1, 1, 0, 1)):  # alive, in rotation, live in rotation, dead in rotation, up
+            c[i] += count * d
+        self.changed = True
+        self.plane.fleet_changed(self.rep, version, count, 0, count, t, True)  # weight 0: whole counts, exact
+
     def _check_after(self, inst: Inst, t: float, nth: int) -> float:
         """Time of the nth health check at or after t (nth = 1 is the first)."""
         hc = self.hc
