@@ -101,14 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click's usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:  # click's usage errors (typer may bundle its own click) and anything unexpected
+        kind = type(exc).__name__
+        if kind == "Abort":
             return 130
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # UsageError, BadParameter, ClickException
+            exc.show()
+            return 2 if isinstance(exc.exit_code, int) and exc.exit_code == 2 else exc.exit_code
         raise
     # In non-standalone mode click returns an exit code (e.g. 130 for Ctrl-C) instead of exiting.
     return code if isinstance(code, int) else 0

@@ -25,6 +25,17 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, engine: s
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     seed = scenario.seed if seed is None else seed
+    from simlab.scenario.release import draw_release
+
+    # Whether this replication's release is bad, and its drawn defect parameters (release.bad_probability,
+    # distribution-valued defects). Idempotent on a scenario that is already concrete.
+    scenario, drawn = draw_release(scenario, seed)
+    result = _run(scenario, seed, engine)
+    result.summary.values.update(drawn)
+    return result
+
+
+def _run(scenario: Scenario, seed: int, engine: str) -> Result:
     if engine == "auto":
         engine = choose_engine(scenario)  # the summary's "engine" key says which one ran
     if engine == "fluid":

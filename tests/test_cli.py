@@ -128,3 +128,29 @@ def test_the_installed_command_and_python_dash_m(tmp_path):
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert "traffic.rps" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["nosuchcmd"], ["run", "--seed", "x", "s.yaml"], ["compare", "--runs", "x", "s.yaml"]])
+def test_usage_errors_exit_2_without_a_traceback(argv, capsys):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert "Traceback" not in err + out and "Error" in err + out
+
+
+def test_run_draws_the_release_of_this_replication(tmp_path, capsys):
+    """release.bad_probability and distribution-valued defects are drawn per seed, as in replicate()."""
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD.replace(
+        "defects: [{kind: error_rate, rate: 0.3}]",
+        "bad_probability: 0.5\n  defects: [{kind: error_rate, rate: {dist: uniform, low: 0.2, high: 0.4}}]",
+    ))
+    seen = set()
+    for seed in range(8):
+        code, out, _ = run_cli(capsys, "run", str(path), "--seed", str(seed), "--json")
+        summary = json.loads(out)
+        assert code == 0
+        rate = summary.get("param.error_rate.rate")
+        assert summary["bad_release"] == (rate is not None)
+        assert rate is None or 0.2 <= rate <= 0.4
+        seen.add(summary["bad_release"])
+    assert seen == {True, False}

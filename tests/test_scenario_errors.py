@@ -54,7 +54,7 @@ CASES = {
     "typo'd key": (8, "  rsp: 100", "traffic.rsp: unknown key 'rsp'; did you mean 'rps'?"),
     "typo'd key in a list item": (
         17, "    - {weight: 50, bkae: 5m}", "strategy.steps[1].bkae: unknown key 'bkae'; did you mean 'bake'?"),
-    "unknown key": (10, "  when: 10m", "release.when: unknown key 'when' (expected one of: at, version, defects, migration)"),
+    "unknown key": (10, "  when: 10m", "release.when: unknown key 'when' (expected one of: at, version, defects, migration, bad_probability)"),
     "negative rate": (8, "  rps: -5", "traffic.rps: expected a value at least 0.0, found -5"),
     "error rate above 1": (12, "    - {kind: error_rate, rate: 1.5}", "release.defects[0].rate: expected a value at most 1.0, found 1.5"),
     "canary weights falling": (

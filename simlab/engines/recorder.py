@@ -66,7 +66,9 @@ class Recorder:
             times = self.srv_times[v]
             i, j = bisect_left(times, float(a)), bisect_left(times, float(b))
             if j > i:
-                parts.append(np.frombuffer(self.srv_latency[v], dtype=np.float64)[i:j])
+                # view a sliced copy, never the growing array itself: an outstanding view (a profiler
+                # holding frames, say) would make the next append raise BufferError
+                parts.append(np.frombuffer(self.srv_latency[v][i:j], dtype=np.float64))
         if not parts:
             return WindowStats(requests, errors, slow)
         arr = np.concatenate(parts)
