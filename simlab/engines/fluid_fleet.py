@@ -89,6 +89,19 @@ class FluidFleet:
             self.plane.fleet_changed(self.rep, inst.version, after[2] - before[2], after[3] - before[3],
                                      after[4] - before[4], t, visible)
 
+    def _rotate(self, inst: Inst, t: float, in_rot: bool) -> None:
+        """An alive instance enters or leaves rotation: `_update(inst, t, in_rot=...)` without the generic diff."""
+        if inst.in_rot == in_rot:
+            return
+        inst.in_rot = in_rot
+        d = 1 if in_rot else -1
+        up = inst.state == READY
+        c = self.counts[inst.version]
+        c[1] += d
+        c[2 if up else 3] += d
+        self.changed = True
+        self.plane.fleet_changed(self.rep, inst.version, d if up else 0, 0 if up else d, 0, t, True)
+
     def fleet_state(self) -> FleetState:
         if self.changed or self._fleet_state is None or self._fleet_state.migration != self.migration:
             o, n = self.counts
@@ -108,9 +121,12 @@ class FluidFleet:
                 self._zone(t, kind, tag)
             elif kind in ("rot_in", "rot_out"):
                 if tag == inst.health and inst.state != STOPPED and not inst.stopping:
-                    self._update(inst, t, in_rot=(kind == "rot_in"))
+                    self._rotate(inst, t, kind == "rot_in")
             elif kind == "stopped":
-                self._update(inst, t, state=STOPPED, stopped_at=t)
+                if inst.state == READY:  # it was stopping (not alive, out of rotation): only "up" moves
+                    self.counts[inst.version][4] -= 1
+                    self.plane.fleet_changed(self.rep, inst.version, 0, 0, -1, t, False)
+                inst.state, inst.stopped_at = STOPPED, t
             elif tag == inst.epoch:
                 {"start": self._begin_start, "up": self._up, "crash": self._crash}[kind](inst, t)
 
@@ -127,6 +143,12 @@ class FluidFleet:
             inst.looping = fx.crash_loop is not None and draw() < fx.crash_loop.fraction
             self.leaky_alive += inst.leaky
         inst.first_check = t + self.failure_rng.random() * hc.interval
+        if not ready:  # counted as alive, nothing else: only the controller's view changes
+            self.counts[version][0] += 1
+            self.changed = True
+            self.plane.changed[self.rep] = True
+            self._begin_start(inst, t)
+            return inst
         self._update(inst, t, fresh=True)  # counts it as alive
         if ready:
             self._update(inst, t, state=READY, in_rot=True)
@@ -169,7 +191,7 @@ class FluidFleet:
             self._update(inst, t, state=DOWN)
             self.zone_wait.append(inst)
             return
-        self._update(inst, t, state=STARTING)
+        inst.state = STARTING  # from starting or down: no count moves
         self._push(t + self.startup, "up", inst, inst.epoch)
 
     def _up(self, inst: Inst, t: float) -> None:
@@ -181,7 +203,14 @@ class FluidFleet:
             inst.backoff = min(inst.backoff * 2, 300.0)
             return
         inst.health += 1  # cancels a pending rotation out: the next check finds it healthy
-        self._update(inst, t, state=READY, up_since=t)
+        # up, and live instead of dead if still in rotation; alive and in-rotation counts stay
+        rot = int(inst.in_rot)
+        inst.state, inst.up_since = READY, t
+        c = self.counts[inst.version]
+        c[2] += rot
+        c[3] -= rot
+        c[4] += 1
+        self.plane.fleet_changed(self.rep, inst.version, rot, -rot, 1, t, False)
         if not inst.in_rot:
             self._push(self._check_after(inst, t, self.hc.healthy_after), "rot_in", inst, inst.health)
         self._schedule_failure(inst, t)
@@ -245,11 +274,19 @@ class FluidFleet:
             inst.health += 1
             if inst.leaky:
                 self.leaky_alive -= 1
-            if inst.state == READY:
-                self._update(inst, t, stopping=True, in_rot=False)
+            rot, up = int(inst.in_rot), inst.state == READY
+            inst.stopping, inst.in_rot = True, False
+            c = self.counts[version]
+            c[0] -= 1
+            c[1] -= rot
+            c[2 if up else 3] -= rot
+            self.changed = True
+            if up:  # drains what it holds; still up until then
+                self.plane.fleet_changed(self.rep, version, -rot, 0, 0, t, True)
                 self._push(t + self.plane.drain_time(self.rep, version), "stopped", inst, 0)
             else:
-                self._update(inst, t, stopping=True, in_rot=False, state=STOPPED, stopped_at=t)
+                inst.state, inst.stopped_at = STOPPED, t
+                self.plane.fleet_changed(self.rep, version, 0, -rot, 0, t, True)
 
     # -- what the data plane and the timeline read ---------------------------
     def leak_factor(self, version: int, t: float) -> float:

@@ -107,12 +107,16 @@ class Plane:
     # -- called by the fleet -------------------------------------------------
     def fleet_changed(self, rep, version, dlive, ddead, dup, t, visible) -> None:
         """Counts moved at time t; mid-tick changes weigh into the tick's averages by the share of the tick left."""
-        self.live[rep, version] += dlive
-        self.dead[rep, version] += ddead
-        self.up[rep, version] += dup
-        w = min(1.0, max(0.0, self.tick_end - t))
-        self.live_avg[rep, version] += dlive * w
-        self.dead_avg[rep, version] += ddead * w
+        if dup:
+            self.up[rep, version] += dup
+        if dlive or ddead:  # adding zero changes nothing: skip the scalar array updates
+            w = min(1.0, max(0.0, self.tick_end - t))
+            if dlive:
+                self.live[rep, version] += dlive
+                self.live_avg[rep, version] += dlive * w
+            if ddead:
+                self.dead[rep, version] += ddead
+                self.dead_avg[rep, version] += ddead * w
         if visible:  # alive or in-rotation counts moved: the controller's FleetState differs
             self.changed[rep] = True
 
