@@ -39,7 +39,10 @@ class Ledger:
         self.K = 8
         self.acc_keys = z(self.K)
         self.acc_slow = z(len(model.grid))
-        self.qk = np.zeros((reps, self.Lq, 2, self.K))
+        # successes by (version, cached effect state), cumulative before each second: whole numbers, so a
+        # window's counts are one exact subtraction (like `cum`)
+        self.qrun = np.zeros((reps, 2, self.K))
+        self.qcum = np.zeros((reps, self.Lq, 2, self.K))
         self.qsum = np.zeros((reps, self.Lq, 2))
         self.qslow: list[dict] = [dict() for _ in range(reps)]
         self._totals: dict = {}
@@ -155,16 +158,17 @@ class Ledger:
         if keys.max() >= self.K:
             grow = max(self.K, int(keys.max()) + 1 - self.K)
             self.acc_keys = np.pad(self.acc_keys, ((0, 0), (0, grow)))
-            self.qk = np.pad(self.qk, ((0, 0), (0, 0), (0, 0), (0, grow)))
+            self.qrun = np.pad(self.qrun, ((0, 0), (0, 0), (0, grow)))
+            self.qcum = np.pad(self.qcum, ((0, 0), (0, 0), (0, 0), (0, grow)))
             self.K += grow
         slot = t % self.Lq
-        self.qk[:, slot] = 0.0
         self.qsum[:, slot] = ok_v * self.mean_latency
         rows = np.arange(self.R)
         for v in (0, 1):
             w = np.where(fast[:, v], ok_v[:, v], 0)
             self.acc_keys[rows, keys[:, v]] += w  # one key per row: no repeated index
-            self.qk[rows, slot, v, keys[:, v]] += w
+            self.qrun[rows, v, keys[:, v]] += w
+        self.qcum[:, (t + 1) % self.Lq] = self.qrun
         for (r, v), cdf in self.cdfs.items():
             if ok_v[r, v]:
                 self.acc_slow[r] += ok_v[r, v] * cdf
@@ -194,13 +198,14 @@ class Ledger:
             return WindowStats(requests, errors, slow)
         secs = np.arange(a, b) % self.Lq
         vs = list(versions)
-        counts = self.qk[r][secs][:, vs].sum(axis=(0, 1))
+        counts = (self.qcum[r, b % self.Lq, vs] - self.qcum[r, a % self.Lq, vs]).sum(axis=0)
         total_lat = self.qsum[r][secs][:, vs].sum()
         k_cdf = self.plane.k_cdf
         cdf = counts[: len(k_cdf)] @ k_cdf if counts.any() else np.zeros(len(self.model.grid))
         n_ok = counts.sum()
-        for sec in range(a, b):
-            for v, weighted in self.qslow[r].get(sec, ()):
+        slow_cdfs = self.qslow[r]
+        for sec in (range(a, b) if slow_cdfs else ()):
+            for v, weighted in slow_cdfs.get(sec, ()):
                 if v in versions:
                     cdf = cdf + weighted
                     n_ok += weighted[-1]
