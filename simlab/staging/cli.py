@@ -96,7 +96,7 @@ def load(
     st = Staging.open(state_dir)
     with sigterm_as_interrupt():
         report = run_load(s, st.url, out, duration=duration, workers=workers)
-    typer.echo(f"offered {report['offered']} requests, {report['failed']} failed, "
+    typer.echo(f"offered {report['offered']} requests ({report['attempts']} attempts), {report['failed']} failed, "
                f"achieved {report['achieved_rps']:.1f} rps of {report['target_rps']:.1f}; records in {out}")
 
 
