@@ -128,7 +128,11 @@ class Staging:
         data.pop("owner_pid", None)
         st.meta = data
         if st.scenario_file.exists():
-            st.scenario = Scenario.model_validate_json(st.scenario_file.read_text())
+            try:
+                st.scenario = Scenario.model_validate_json(st.scenario_file.read_text())
+            except ValueError:
+                # Written by another simlab version: what runs can still be listed and stopped.
+                st.scenario = None
         return st
 
     def records(self) -> list[ProcRecord]:

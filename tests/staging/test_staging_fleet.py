@@ -61,6 +61,10 @@ def test_down_leaves_no_process_and_no_port(tmp_path):
     records = st.records()
     ports = [r.port for r in records] + [st.meta["stats_port"]]
     assert all(procs.is_running(r) for r in records) and all(procs.port_open(p) for p in ports)
+    # A scenario file this simlab cannot read (another version wrote it) must not block the cleanup.
+    (state / "scenario.json").write_text('{"name": "from-the-future", "unknown_key": 1}')
+    st = Staging.open(state)
+    assert st.scenario is None and len(st.records()) == len(records)
     st.down()
     assert not any(procs.is_running(r) for r in records)
     assert not any(procs.port_open(p) for p in ports)
