@@ -238,5 +238,5 @@ def _take(rng, n: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Binomial(n, p) and what is left; no draw when p is zero everywhere (the common case)."""
     if not n.any() or not p.any():
         return np.zeros_like(n), n
-    k = rng.binomial(n, np.clip(p, 0.0, 1.0))
+    k = rng.binomial(n, np.minimum(np.maximum(p, 0.0), 1.0))  # np.clip's values, without its slow wrapper
     return k, n - k

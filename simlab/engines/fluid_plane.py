@@ -355,7 +355,7 @@ def _split(rng, n: np.ndarray, p: np.ndarray) -> np.ndarray:
     left = n.astype(np.int64)
     rest = np.ones(len(n))
     for j in range(p.shape[1] - 1):
-        q = np.clip(np.divide(p[:, j], rest, out=np.zeros(len(n)), where=rest > 1e-12), 0.0, 1.0)
+        q = np.minimum(np.maximum(np.divide(p[:, j], rest, out=np.zeros(len(n)), where=rest > 1e-12), 0.0), 1.0)
         out[:, j] = rng.binomial(left, q) if left.any() else 0
         left = left - out[:, j]
         rest = rest - p[:, j]
