@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from simlab.control.recording import replay_file
 from simlab.results import SUMMARY_KEYS, TIMELINE_COLUMNS
