@@ -15,7 +15,9 @@ import pandas as pd
 
 from simlab.control import RolloutController, SetWeight, StartInstances, StartMigration, StopInstances
 from simlab.engines.effects import Effects
+from simlab.engines.fluid_block import tick_block
 from simlab.engines.fluid_fleet import NEW, OLD, FluidFleet
+from simlab.engines.fluid_ledger import BLOCK_MAX
 from simlab.engines.fluid_plane import Plane
 from simlab.engines.fluid_timeline import build_result, summary_values
 from simlab.engines.traffic import OfferedLoad
@@ -88,6 +90,7 @@ class Lockstep:
         mon = s.monitoring
         self.views = [View(self.ledger, r, mon.window) for r in range(self.R)]
         self.wake = np.zeros(self.R)
+        self.block_ticks = 0  # ticks drawn in blocks (fluid_block), for tests and profiles
         self.record = record
         self.rows: list[list] = [[] for _ in range(self.R)] if record else []
         for fleet in self.fleets:
@@ -104,7 +107,8 @@ class Lockstep:
     def run(self) -> "Lockstep":
         s, plane = self.s, self.plane
         mon = s.monitoring
-        for t in range(self.n):
+        t = 0
+        while t < self.n:
             done = (plane.mig == 1) & (plane.mig_done_at <= t)
             if done.any():
                 plane.mig[done] = 2
@@ -120,19 +124,53 @@ class Lockstep:
             plane.dead_avg[:] = plane.dead
             plane.tick_end = t + 1.0
             self._advance(t + 1.0, inclusive=False)
-            plane.tick(t, self.fleets)
+            k = self._block_length(t)
+            if k > 1 and tick_block(plane, t, k):
+                self._quiet_seconds(t, k)
+                self.block_ticks += k
+            else:
+                k = 1
+                plane.tick(t, self.fleets)
             if self.record:
                 for r in range(self.R):
-                    c = self.controllers[r]
-                    w = plane.weight[r]
-                    self.rows[r].append((t, self.fleets[r].snapshot(), None if np.isnan(w) else w * 100.0, c.phase))
+                    c, w, snap = self.controllers[r], plane.weight[r], self.fleets[r].snapshot()
+                    self.rows[r] += [(u, snap, None if np.isnan(w) else w * 100.0, c.phase) for u in range(t, t + k)]
+            t += k
         return self
 
-    def _control(self, r: int, t: int, end: float) -> None:
+    def _block_length(self, t: int) -> int:
+        """Ticks from t on in which no replication has a fleet event, a controller wake or a migration end.
+
+        Computed from deadlines only (not from which controllers were ticked), so ticking every
+        controller every second gives the same blocks and the same draws.
+        """
+        plane = self.plane
+        if plane.changed.any():
+            return 1
+        end = min(t + BLOCK_MAX, self.n, self.wake.min(), np.floor(self.next_ev.min()))
+        running = plane.mig == 1
+        if running.any():
+            end = min(end, np.ceil(plane.mig_done_at[running].min()))
+        return max(1, int(end) - t)
+
+    def _quiet_seconds(self, t: int, k: int) -> None:
+        """Inside a block, tick every controller each second if asked to (exact control); none may act."""
+        if not self.exact:
+            return
+        mon = self.s.monitoring
+        for u in range(t + 1, t + k):
+            end = visible_until(float(u), mon.scrape_interval, mon.delay)
+            for r in range(self.R):
+                if self._control(r, u, end):
+                    raise RuntimeError(f"replication {r}'s controller acted at {u}s inside a block of unchanged ticks")
+
+    def _control(self, r: int, t: int, end: float) -> int:
+        """Tick replication r's controller at t and carry out its actions; returns how many there were."""
         c, fleet, plane, view = self.controllers[r], self.fleets[r], self.plane, self.views[r]
         view.end = end
         plane.changed[r] = False
-        for action in c.tick(float(t), fleet.fleet_state(), view):
+        actions = c.tick(float(t), fleet.fleet_state(), view)
+        for action in actions:
             if isinstance(action, StartInstances):
                 v = NEW if action.version == "new" else OLD
                 for _ in range(action.count):
@@ -150,6 +188,7 @@ class Lockstep:
                 plane.changed[r] = True
         self.next_ev[r] = fleet.next_time()
         self.wake[r] = np.ceil(c.next_wakeup(float(t)) - 1e-9)
+        return len(actions)
 
     # -- results -------------------------------------------------------------
     def summary(self, r: int) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 from simlab.control.observations import WindowStats
 
 ERROR, REJECTED, TIMEOUT, RESET = 0, 1, 2, 3  # recorder.CAUSES order
+BLOCK_MAX = 64  # longest block of ticks drawn at once (fluid_block)
 RECORDED = ("offered", "attempts", "succeeded", "slow", "queued", "in_flight", "area", "capacity", "p50", "p99")
 
 
@@ -32,8 +33,9 @@ class Ledger:
         self.min_ready = np.full(reps, np.inf)
         alert = s.slo.alert
         longest = max(mon.window, alert.long_window, alert.short_window)
-        self.Lc = int(math.ceil(mon.delay + mon.scrape_interval + longest)) + 4
-        self.Lq = int(math.ceil(mon.delay + mon.scrape_interval + mon.window)) + 4
+        # + BLOCK_MAX: a block writes that many seconds ahead of the windows read inside it
+        self.Lc = int(math.ceil(mon.delay + mon.scrape_interval + longest)) + 4 + BLOCK_MAX
+        self.Lq = int(math.ceil(mon.delay + mon.scrape_interval + mon.window)) + 4 + BLOCK_MAX
         self.cum = np.zeros((reps, self.Lc, 3, 3))  # cumulative (version, requests/errors/slow) before each second
         self.running = z(3, 3)
         self.K = 8
@@ -153,14 +155,115 @@ class Ledger:
                 rec["p50"][r, t], rec["p99"][r, t] = (np.nan if q is None else q for q in self.model.quantiles(cdf))
         assert (ok + n_failed == self.tick_offered).all(), "every user request ends once"
 
-    def _latency_counts(self, t, ok_v) -> None:
-        plane, keys, fast = self.plane, self.keys, self.fast
+    def block(self, t, k, offered, groups, p_rej, p_to, err, p_slow, rng, mean, pw, lam_v, lq, up, live) -> None:
+        """Ticks t .. t+k-1 at once (fluid_block): draws by tick as (R, k) arrays, then end_tick's accounting.
+
+        Every pool is below saturation with no noticeable wait (`fast`), so no rejection beyond `p_rej`, no
+        queue timeout, no per-pool CDF, no retry and no crash to account for.
+        """
+        R = self.R
+        self.t = t + k - 1
+        self._totals = {}
+        failed = np.zeros((R, k, 4), dtype=np.int64)
+        ok_v = np.zeros((R, k, 2), dtype=np.int64)
+        served = np.zeros((R, k, 2), dtype=np.int64)
+        slow_n = np.zeros((R, k), dtype=np.int64)
+        srv = np.zeros((R, k, 3, 3))
+        for v, il, idd in ((0, 0, 1), (1, 2, 3)):
+            n = groups[:, :, il]
+            rej, rest = _take(rng, n, p_rej[:, v, None])
+            to, rest = _take(rng, rest, p_to[:, v, None])
+            e, ok = _take(rng, rest, err[:, v, None])
+            sl, _ = _take(rng, ok, p_slow[:, v, None])
+            dead = groups[:, :, idd]
+            srv[:, :, v, 0] += n
+            srv[:, :, v, 1] += rej + to + e
+            srv[:, :, 2, :2] += dead[:, :, None]
+            srv[:, :, v, 2] += sl
+            failed[:, :, ERROR] += e
+            failed[:, :, REJECTED] += rej
+            failed[:, :, TIMEOUT] += to
+            failed[:, :, RESET] += dead
+            ok_v[:, :, v] = ok
+            served[:, :, v] = ok + e + to
+            slow_n += sl
+        none = groups[:, :, 4]
+        srv[:, :, 2, 0] += none
+        srv[:, :, 2, 1] += none
+        failed[:, :, REJECTED] += none
+        ok = ok_v.sum(axis=2)
+        attempts = groups.sum(axis=2)
+        self.tick_attempts = attempts[:, -1]
+        self.requests += offered.sum(axis=1)
+        self.attempts += attempts.sum(axis=1)
+        self.succeeded += ok.sum(axis=1)
+        self.failed += failed.sum(axis=1)
+        self.slow += slow_n.sum(axis=1)
+        queued = (served * pw[:, None, :]).sum(axis=2)
+        self.queued += queued.sum(axis=1)
+        self.lat_sum += (ok_v * self.mean_latency[:, None, :]).sum(axis=(1, 2))
+        self.lat_n += ok.sum(axis=1)
+        seconds = np.arange(t, t + k)
+        running = self.running[:, None] + np.cumsum(srv, axis=1)
+        self.cum[:, (seconds + 1) % self.Lc] = running
+        self.running = running[:, -1].copy()
+        self._block_latency_counts(seconds, ok_v)
+        area = (served * mean[:, None, :]).sum(axis=2)
+        capacity = up.sum(axis=1) * self.workers
+        util = np.where(capacity[:, None] > 0, np.minimum(1.0, area / np.maximum(capacity, 1e-9)[:, None]),
+                        (area > 1e-9).astype(float))
+        self.peak_util = np.maximum(self.peak_util, util.max(axis=1))
+        if t + k - 1 >= self.release_at:
+            self.min_ready = np.minimum(self.min_ready, live.sum(axis=1))
+        if self.record:
+            rec = self.rec
+            in_flight = (lam_v * mean)[:, None, :].sum(axis=2) + lq.sum(axis=2)
+            for name, value in (("offered", offered), ("attempts", attempts), ("succeeded", ok),
+                                ("slow", slow_n), ("queued", queued), ("in_flight", in_flight),
+                                ("area", area), ("capacity", capacity[:, None])):
+                rec[name][:, t:t + k] = value
+            self.rec_failed[:, t:t + k] = failed
+            for r in range(R):
+                for j in range(k):
+                    cdf = self._tick_cdf(r, ok_v[r, j])
+                    rec["p50"][r, t + j], rec["p99"][r, t + j] = (np.nan if q is None else q
+                                                                  for q in self.model.quantiles(cdf))
+        assert (ok + failed.sum(axis=2) == offered).all(), "every user request ends once"
+
+    def _block_latency_counts(self, seconds, ok_v) -> None:
+        """_latency_counts for a block of fast pools: no per-pool CDFs, counts by effect key only."""
+        keys, k = self.keys, len(seconds)
+        self._grow_keys(keys)
+        self.qsum[:, seconds % self.Lq] = ok_v * self.mean_latency[:, None, :]
+        rows = np.arange(self.R)
+        qcum = np.repeat(self.qrun[:, None], k, axis=1)  # (R, k, 2, K)
+        steps = np.arange(k)[None, :]
+        for v in (0, 1):
+            w = ok_v[:, :, v]
+            self.acc_keys[rows, keys[:, v]] += w.sum(axis=1)
+            qcum[rows[:, None], steps, v, keys[:, v][:, None]] += np.cumsum(w, axis=1)
+        self.qcum[:, (seconds + 1) % self.Lq] = qcum
+        self.qrun = qcum[:, -1].copy()
+        if seconds[0] // self.Lq != seconds[-1] // self.Lq or seconds[0] % self.Lq == 0:
+            self._forget_cdfs(int(seconds[-1]))
+
+    def _grow_keys(self, keys) -> None:
         if keys.max() >= self.K:
             grow = max(self.K, int(keys.max()) + 1 - self.K)
             self.acc_keys = np.pad(self.acc_keys, ((0, 0), (0, grow)))
             self.qrun = np.pad(self.qrun, ((0, 0), (0, 0), (0, grow)))
             self.qcum = np.pad(self.qcum, ((0, 0), (0, 0), (0, 0), (0, grow)))
             self.K += grow
+
+    def _forget_cdfs(self, t) -> None:
+        """Drop per-second CDFs no window can reach any more."""
+        for store in self.qslow:
+            for sec in [s for s in store if s < t - self.Lq]:
+                del store[sec]
+
+    def _latency_counts(self, t, ok_v) -> None:
+        plane, keys, fast = self.plane, self.keys, self.fast
+        self._grow_keys(keys)
         slot = t % self.Lq
         self.qsum[:, slot] = ok_v * self.mean_latency
         rows = np.arange(self.R)
@@ -173,10 +276,8 @@ class Ledger:
             if ok_v[r, v]:
                 self.acc_slow[r] += ok_v[r, v] * cdf
                 self.qslow[r].setdefault(t, []).append((v, ok_v[r, v] * cdf))
-        if t % self.Lq == 0:  # forget CDFs no window can reach any more
-            for store in self.qslow:
-                for sec in [s for s in store if s < t - self.Lq]:
-                    del store[sec]
+        if t % self.Lq == 0:
+            self._forget_cdfs(t)
 
     def _tick_cdf(self, r, ok_v) -> np.ndarray:
         out = np.zeros(len(self.model.grid))
