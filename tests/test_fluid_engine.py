@@ -52,6 +52,23 @@ def test_waking_the_controller_only_when_it_can_act_changes_nothing(strategy, ex
     assert woken.summary.to_dict() == every.summary.to_dict()
 
 
+@pytest.mark.parametrize("strategy,extra", [
+    ("canary", {"release.defects": BAD}),
+    ("rolling", {}),
+    ("big_bang", {"release.defects": BAD, "duration": "10m"}),  # the burn-rate alert fires
+])
+def test_an_alert_check_found_quiet_without_the_controller_is_one_where_its_tick_does_nothing(strategy, extra):
+    """The batch checks due alerts for all replications at once and ticks only those that may fire or have
+    another reason to wake; ticking every controller every second, those ticks return no action and emit no event."""
+    sc = scenario(strategy, **{**SHORT, **extra})
+    woken = Lockstep(sc, [2], record=True).run()
+    every = Lockstep(sc, [2], record=True, exact_control=True).run()
+    skipped = set(woken.trace["quiet"])
+    assert len(skipped) >= 2 and every.trace["acted"]
+    assert not skipped & every.trace["acted"]
+    assert woken.controllers[0].events == every.controllers[0].events
+
+
 def test_a_batch_of_one_is_the_single_run_and_rows_keep_their_seed():
     sc = scenario("canary", **{"release.defects": BAD, **SHORT})
     single = FluidEngine(sc, 3).run().summary.to_dict()

@@ -88,13 +88,16 @@ class RolloutController:
             and self._manual_rollback_at is None
         )
 
-    def next_wakeup(self, now: float) -> float:
+    def next_wakeup(self, now: float, alert: bool = True) -> float:
         """Earliest time after `now` at which `tick` could act if the fleet does not change.
 
         Between fleet changes the controller's decisions depend on time only
         through a few deadlines (the release, the next analysis or alert
         evaluation, the on-call's acknowledgement, the end of a bake or of the
-        progress deadline); a driver may skip ticks until then.
+        progress deadline); a driver may skip ticks until then. With
+        `alert=False` the alert evaluation is left out: a driver that checks
+        the alert itself (`next_alert_check`, `alert_checked_quiet`) wakes
+        the controller at the earlier of that and a firing alert.
         """
         if self.release is None:
             return math.inf
@@ -120,11 +123,31 @@ class RolloutController:
         if self.phase != "rolled_back" and not self._in_rollback:
             if self._analysis_on and self.analysis_spec is not None:
                 times.append(self._next_analysis)
-            if not self._alerted:
+            if not self._alerted and alert:
                 times.append(self._next_alert)
             if self._manual_rollback_at is not None:
                 times.append(self._manual_rollback_at)
         return max(min(times), now + PERIOD)
+
+    def next_alert_check(self) -> float:
+        """When `tick` next evaluates the SLO burn-rate alert; math.inf while it is not watching the alert."""
+        if self.release is None or (self._plan is None and not self._in_rollback and self.phase == "stable"):
+            return math.inf
+        if self.phase == "rolled_back" or self._in_rollback or self._alerted:
+            return math.inf
+        return self._next_alert
+
+    def alert_checked_quiet(self, now: float) -> None:
+        """A driver evaluated the alert due at `now` and found it not firing (a window with no requests, or
+        one whose burn rate, bad rate / (1 - availability), is under `slo.alert.burn_rate`).
+
+        This is what `tick(now, ...)` does when the alert check is all that is due (the fleet unchanged,
+        `next_wakeup(now', alert=False) > now`): it schedules the next check, and returns no action and
+        emits no event. Lets a driver of many replications check their alerts in one vectorised step.
+        """
+        if not self.next_alert_check() <= now:
+            raise ValueError(f"no alert check is due at {now}s (next: {self.next_alert_check()}s)")
+        self._next_alert = now + self.scenario.monitoring.scrape_interval
 
     # -- phases --------------------------------------------------------------
     def _begin(self, now: float, metrics: MetricsView) -> None:

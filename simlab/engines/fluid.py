@@ -90,6 +90,12 @@ class Lockstep:
         mon = s.monitoring
         self.views = [View(self.ledger, r, mon.window) for r in range(self.R)]
         self.wake = np.zeros(self.R)
+        self.wake_other = np.zeros(self.R)  # the controller's next wake leaving out its alert check
+        self.alert_at = np.full(self.R, np.inf)  # its next alert check
+        alert = s.slo.alert
+        self.alert_rule = (alert.long_window, alert.short_window, alert.burn_rate, 1.0 - s.slo.availability / 100.0)
+        self.quiet_checks = 0  # alert checks found quiet here instead of by a controller tick
+        self.trace: dict = {"quiet": [], "acted": set()}  # (rep, second) pairs, kept when recording
         self.block_ticks = 0  # ticks drawn in blocks (fluid_block), for tests and profiles
         self.record = record
         self.rows: list[list] = [[] for _ in range(self.R)] if record else []
@@ -117,7 +123,11 @@ class Lockstep:
                     self.fleets[r].migration = "done"
             self._advance(float(t), inclusive=True)
             end = visible_until(float(t), mon.scrape_interval, mon.delay)
-            due = np.arange(self.R) if self.exact else np.nonzero((self.wake <= t) | plane.changed)[0]
+            if self.exact:
+                due = np.arange(self.R)
+            else:
+                due_mask = (self.wake <= t) | plane.changed
+                due = np.nonzero(due_mask & ~self._quiet_alerts(t, end, due_mask))[0] if due_mask.any() else ()
             for r in due:
                 self._control(r, t, end)
             plane.live_avg[:] = plane.live
@@ -164,12 +174,43 @@ class Lockstep:
                 if self._control(r, u, end):
                     raise RuntimeError(f"replication {r}'s controller acted at {u}s inside a block of unchanged ticks")
 
+    def _quiet_alerts(self, t: int, end: float, due: np.ndarray) -> np.ndarray:
+        """Replications due only for an alert check that cannot fire: checked here for all at once.
+
+        Their controllers' ticks would only schedule the next check (`alert_checked_quiet`); a window
+        within a relative 1e-9 of the threshold is left to the controller to judge.
+        """
+        plane = self.plane
+        cand = due & ~plane.changed & (self.wake_other > t) & (self.alert_at <= t)
+        if not cand.any():
+            return cand
+        long_s, short_s, threshold, budget = self.alert_rule
+        may_fire = np.ones(self.R, dtype=bool)
+        for seconds in (long_s, short_s):
+            counts = self.ledger.total_counts(end - seconds, end)
+            requests = counts[:, 0]
+            burn = np.divide(counts[:, 1] + counts[:, 2], requests, out=np.zeros(self.R), where=requests > 0) / budget
+            may_fire &= (requests > 0) & (burn >= threshold * (1.0 - 1e-9))
+        quiet = cand & ~may_fire
+        idx = np.nonzero(quiet)[0]
+        for r in idx:
+            self.controllers[r].alert_checked_quiet(float(t))
+        self.alert_at[idx] = t + self.s.monitoring.scrape_interval
+        self.wake[idx] = np.minimum(self.wake_other[idx], np.ceil(np.maximum(self.alert_at[idx], t + 1.0) - 1e-9))
+        self.quiet_checks += len(idx)
+        if self.record:
+            self.trace["quiet"] += [(int(r), t) for r in idx]
+        return quiet
+
     def _control(self, r: int, t: int, end: float) -> int:
         """Tick replication r's controller at t and carry out its actions; returns how many there were."""
         c, fleet, plane, view = self.controllers[r], self.fleets[r], self.plane, self.views[r]
         view.end = end
         plane.changed[r] = False
+        n_events = len(c.events)
         actions = c.tick(float(t), fleet.fleet_state(), view)
+        if self.record and (actions or len(c.events) > n_events):
+            self.trace["acted"].add((r, t))
         for action in actions:
             if isinstance(action, StartInstances):
                 v = NEW if action.version == "new" else OLD
@@ -187,7 +228,10 @@ class Lockstep:
                 fleet.migration = "running"
                 plane.changed[r] = True
         self.next_ev[r] = fleet.next_time()
-        self.wake[r] = np.ceil(c.next_wakeup(float(t)) - 1e-9)
+        # next_wakeup(t) is the earlier of its wake without the alert check and that check (or t + 1)
+        self.wake_other[r] = other = np.ceil(c.next_wakeup(float(t), alert=False) - 1e-9)
+        self.alert_at[r] = alert = c.next_alert_check()
+        self.wake[r] = min(other, np.ceil(max(alert, t + 1.0) - 1e-9))
         return len(actions)
 
     # -- results -------------------------------------------------------------

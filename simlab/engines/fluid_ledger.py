@@ -321,14 +321,20 @@ class Ledger:
         Replications tick their controllers on a shared clock (alert evaluations every scrape), so a
         window asked for by one is asked for by most in the same tick.
         """
+        return WindowStats(*self.total_counts(start, end)[r].tolist())
+
+    def total_counts(self, start: float, end: float) -> np.ndarray:
+        """(R, 3) requests, errors, slow of all versions over [start, end), for every replication; cached per tick."""
         a, b = max(0, int(start)), max(0, int(end))
-        if b <= a:
-            return WindowStats(0, 0, 0)
         rows = self._totals.get((a, b))
         if rows is None:
-            diff = self.cum[:, b % self.Lc] - self.cum[:, a % self.Lc]
-            rows = self._totals[(a, b)] = np.rint(diff.sum(axis=1)).astype(np.int64).tolist()
-        return WindowStats(*rows[r])
+            if b <= a:
+                rows = np.zeros((self.R, 3), dtype=np.int64)
+            else:
+                diff = self.cum[:, b % self.Lc] - self.cum[:, a % self.Lc]
+                rows = np.rint(diff.sum(axis=1)).astype(np.int64)
+            self._totals[(a, b)] = rows
+        return rows
 
     def run_quantiles(self, r: int) -> list:
         cdf = self.acc_keys[r, : len(self.plane.k_cdf)] @ self.plane.k_cdf + self.acc_slow[r]
