@@ -49,7 +49,7 @@ defaults
     timeout server {_s(scenario.traffic.timeout)}
     timeout http-request 10s
     timeout queue {_s(scenario.traffic.timeout)}
-    retries 0
+{_redispatch(fleet.redispatch)}
 
 frontend {FRONTEND}
     bind 127.0.0.1:{port}
@@ -67,6 +67,13 @@ backend {BACKEND}
     option httpchk GET /readyz
     http-check expect status 200
 """
+
+
+def _redispatch(on: bool) -> str:
+    """fleet.redispatch: a refused connection is retried once on another server, as the simulator's balancer does."""
+    if on:
+        return "    retries 1\n    option redispatch 1"
+    return "    retries 0"
 
 
 def check_args(scenario: Scenario) -> str:
