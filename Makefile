@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_SCENARIO ?= experiments/checkout-canary.yaml
 DEMO_OUT ?= reports/demo
+DEMO_RUNS ?= 12
 
 .PHONY: demo test setup system-deps bench clean
 
@@ -31,14 +32,17 @@ system-deps:
 	fi
 
 demo: setup
-	$(VENV)/bin/simlab run $(DEMO_SCENARIO) --out $(DEMO_OUT)
-	@echo "demo output: $(DEMO_OUT)/ (summary.json, timeline.csv, events.csv)"
+	$(VENV)/bin/simlab compare $(DEMO_SCENARIO) --runs $(DEMO_RUNS) --engine fluid --out $(DEMO_OUT) --report
+	@echo "demo output: $(DEMO_OUT)/ (compare.csv, runs.parquet) and the report $(DEMO_OUT)/report.html"
 
 test: setup system-deps
 	$(PY) -m pytest -q
 
+# Recorded figures (README, docs/fluid-engine.md); not part of the test suite.
 bench: setup
-	$(PY) benchmarks/request_engine.py
+	$(PY) benchmarks/request_engine.py --seconds 120 --repeat 3
+	$(PY) benchmarks/fluid_engine.py --minutes 8 --seeds 2
+	$(PY) benchmarks/reference_monte_carlo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
