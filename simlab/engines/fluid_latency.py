@@ -112,8 +112,7 @@ class LatencyModel:
             return [None for _ in qs]
         f = cdf / total
         out = []
-        for q in qs:
-            i = int(np.searchsorted(f, q))
+        for q, i in zip(qs, f.searchsorted(qs).tolist()):
             if i <= 0:
                 out.append(float(self.grid[0]))
                 continue
