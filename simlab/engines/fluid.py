@@ -214,8 +214,7 @@ class Lockstep:
         for action in actions:
             if isinstance(action, StartInstances):
                 v = NEW if action.version == "new" else OLD
-                for _ in range(action.count):
-                    fleet.launch(v, float(t))
+                fleet.launch_many(v, action.count, float(t))
                 if fleet.leaky_alive:
                     plane.leaky_reps.add(r)
             elif isinstance(action, StopInstances):

@@ -157,6 +157,29 @@ class FluidFleet:
             self._begin_start(inst, t)
         return inst
 
+    def launch_many(self, version: int, count: int, t: float) -> None:
+        """`count` calls of `launch(version, t)`: the same instances, draws and events, with one draw call
+        for the health-check phases (the failure stream's numbers in the same order)."""
+        if count <= 0:
+            return
+        firsts = (t + self.failure_rng.random(count) * self.hc.interval).tolist()
+        fx, draw = self.fx, self.defect_rng.random
+        defects = version == NEW and (fx.crash is not None or fx.memory_leak is not None or fx.crash_loop is not None)
+        self.counts[version][0] += count  # alive, nothing else: only the controller's view changes
+        self.changed = True
+        self.plane.changed[self.rep] = True
+        start, zones = len(self.instances), self.zones
+        for i, first in enumerate(firsts):
+            inst = Inst(start + i, version, self.next_zone % zones, t, first)
+            self.next_zone += 1
+            self.instances.append(inst)
+            if defects:
+                inst.crashy = fx.crash is not None and draw() < fx.crash.fraction
+                inst.leaky = fx.memory_leak is not None and draw() < fx.memory_leak.fraction
+                inst.looping = fx.crash_loop is not None and draw() < fx.crash_loop.fraction
+                self.leaky_alive += inst.leaky
+            self._begin_start(inst, t)
+
     def launch_ready(self, version: int, count: int, t: float) -> None:
         """`count` instances already in rotation at t (the initial fleet), as `launch(..., ready=True)` would make them.
 
@@ -269,24 +292,35 @@ class FluidFleet:
         """Drain `count` instances of `version`: not-ready ones first, then the newest new or the oldest old."""
         alive = [i for i in self.instances if i.version == version and not i.stopping and i.state != STOPPED]
         alive.sort(key=lambda i: (i.state == READY and i.in_rot, -i.created if version == NEW else i.created))
-        for inst in alive[:count]:
+        chosen = alive[:count]
+        if not chosen:
+            return
+        # the plane's counts move once for all (same tick, same weight); each drain time sees the live count
+        # after the stops before it: the pool's mean response time plus its queue at the remaining rate
+        plane, rep, c = self.plane, self.rep, self.counts[version]
+        live = float(plane.live[rep, version])
+        mean, lq, workers = float(plane.last_mean[rep, version]), float(plane.lq[rep, version]), plane.workers
+        dlive = ddead = 0
+        for inst in chosen:
             inst.epoch += 1
             inst.health += 1
             if inst.leaky:
                 self.leaky_alive -= 1
             rot, up = int(inst.in_rot), inst.state == READY
             inst.stopping, inst.in_rot = True, False
-            c = self.counts[version]
             c[0] -= 1
             c[1] -= rot
             c[2 if up else 3] -= rot
-            self.changed = True
             if up:  # drains what it holds; still up until then
-                self.plane.fleet_changed(self.rep, version, -rot, 0, 0, t, True)
-                self._push(t + self.plane.drain_time(self.rep, version), "stopped", inst, 0)
+                dlive -= rot
+                live -= rot
+                rate = max(live, 1.0) * workers / max(mean, 1e-9)
+                self._push(t + float(mean + lq / rate), "stopped", inst, 0)
             else:
+                ddead -= rot
                 inst.state, inst.stopped_at = STOPPED, t
-                self.plane.fleet_changed(self.rep, version, 0, -rot, 0, t, True)
+        self.changed = True
+        plane.fleet_changed(rep, version, dlive, ddead, 0, t, True)
 
     # -- what the data plane and the timeline read ---------------------------
     def leak_factor(self, version: int, t: float) -> float:

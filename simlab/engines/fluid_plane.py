@@ -127,10 +127,6 @@ class Plane:
         self.held_reset[rep, version] += (busy + self.lq[rep, version]) / n
         self.lq[rep, version] -= self.lq[rep, version] / n
 
-    def drain_time(self, rep, version) -> float:
-        rate = max(self.live[rep, version], 1.0) * self.workers / max(self.last_mean[rep, version], 1e-9)
-        return float(self.last_mean[rep, version] + self.lq[rep, version] / rate)
-
     # -- routing -------------------------------------------------------------
     def _dead_share(self, dead, live, lam, mean):
         """Share of a pool's traffic sent to crashed instances still in rotation (connection refused)."""
