@@ -159,96 +159,95 @@ class Ledger:
         """Ticks t .. t+k-1 at once (fluid_block): draws by tick as (R, k) arrays, then end_tick's accounting.
 
         Every pool is below saturation with no noticeable wait (`fast`), so no rejection beyond `p_rej`, no
-        queue timeout, no per-pool CDF, no retry and no crash to account for.
+        queue timeout, no per-pool CDF, no retry (attempts are the arrivals) and no crash to account for.
+        Arrays are kept per version as contiguous (R, k) planes: reductions over a short last axis are slow.
         """
         R = self.R
         self.t = t + k - 1
         self._totals = {}
-        failed = np.zeros((R, k, 4), dtype=np.int64)
-        ok_v = np.zeros((R, k, 2), dtype=np.int64)
-        served = np.zeros((R, k, 2), dtype=np.int64)
-        slow_n = np.zeros((R, k), dtype=np.int64)
+        zero = np.zeros((R, k), dtype=np.int64)
+        none = groups[:, :, 4]
+        refused = none + groups[:, :, 1] + groups[:, :, 3]  # no version's response (request.py)
+        errors, rejected, timeouts = zero, none, zero
+        ok_v, served, slow_v = [zero, zero], [zero, zero], [zero, zero]
         srv = np.zeros((R, k, 3, 3))
-        for v, il, idd in ((0, 0, 1), (1, 2, 3)):
-            n, dead = groups[:, :, il], groups[:, :, idd]
-            if not n.any() and not dead.any():  # no traffic to this version in any replication (most of a run)
+        for v, il in ((0, 0), (1, 2)):
+            n = groups[:, :, il]
+            if not n.any():  # no traffic to this version in any replication (most of a run)
                 continue
             rej, rest = _take(rng, n, p_rej[:, v, None])
             to, rest = _take(rng, rest, p_to[:, v, None])
             e, ok = _take(rng, rest, err[:, v, None])
             sl, _ = _take(rng, ok, p_slow[:, v, None])
-            srv[:, :, v, 0] += n
-            srv[:, :, v, 1] += rej + to + e
-            srv[:, :, 2, :2] += dead[:, :, None]
-            srv[:, :, v, 2] += sl
-            failed[:, :, ERROR] += e
-            failed[:, :, REJECTED] += rej
-            failed[:, :, TIMEOUT] += to
-            failed[:, :, RESET] += dead
-            ok_v[:, :, v] = ok
-            served[:, :, v] = ok + e + to
-            slow_n += sl
-        none = groups[:, :, 4]
-        srv[:, :, 2, 0] += none
-        srv[:, :, 2, 1] += none
-        failed[:, :, REJECTED] += none
-        ok = ok_v.sum(axis=2)
-        attempts = groups.sum(axis=2)
-        self.tick_attempts = attempts[:, -1]
-        self.requests += offered.sum(axis=1)
-        self.attempts += attempts.sum(axis=1)
+            srv[:, :, v, 0] = n
+            srv[:, :, v, 1] = rej + to + e
+            srv[:, :, v, 2] = sl
+            errors, rejected, timeouts = errors + e, rejected + rej, timeouts + to
+            ok_v[v], served[v], slow_v[v] = ok, ok + e + to, sl
+        srv[:, :, 2, 0] = refused
+        srv[:, :, 2, 1] = refused
+        ok = ok_v[0] + ok_v[1]
+        slow_n = slow_v[0] + slow_v[1]
+        resets = groups[:, :, 1] + groups[:, :, 3]
+        self.tick_attempts = offered[:, -1]
+        requests = offered.sum(axis=1)
+        self.requests += requests
+        self.attempts += requests
         self.succeeded += ok.sum(axis=1)
-        self.failed += failed.sum(axis=1)
+        for cause, counts in ((ERROR, errors), (REJECTED, rejected), (TIMEOUT, timeouts), (RESET, resets)):
+            self.failed[:, cause] += counts.sum(axis=1)
         self.slow += slow_n.sum(axis=1)
-        queued = (served * pw[:, None, :]).sum(axis=2)
+        queued = served[0] * pw[:, 0, None] + served[1] * pw[:, 1, None]
         self.queued += queued.sum(axis=1)
-        self.lat_sum += (ok_v * self.mean_latency[:, None, :]).sum(axis=(1, 2))
-        self.lat_n += ok.sum(axis=1)
-        seconds = np.arange(t, t + k)
+        ok_sums = np.stack([ok_v[0].sum(axis=1), ok_v[1].sum(axis=1)], axis=1)
+        self.lat_sum += (ok_sums * self.mean_latency).sum(axis=1)
+        self.lat_n += ok_sums.sum(axis=1)
         running = self.running[:, None] + np.cumsum(srv, axis=1)
-        self.cum[:, (seconds + 1) % self.Lc] = running
+        self.cum[:, _ring(t + 1, k, self.Lc)] = running
         self.running = running[:, -1].copy()
-        self._block_latency_counts(seconds, ok_v)
-        area = (served * mean[:, None, :]).sum(axis=2)
+        self._block_latency_counts(t, k, ok_v)
+        area = served[0] * mean[:, 0, None] + served[1] * mean[:, 1, None]
         capacity = up.sum(axis=1) * self.workers
         util = np.where(capacity[:, None] > 0, np.minimum(1.0, area / np.maximum(capacity, 1e-9)[:, None]),
                         (area > 1e-9).astype(float))
         self.peak_util = np.maximum(self.peak_util, util.max(axis=1))
         if t + k - 1 >= self.release_at:
             self.min_ready = np.minimum(self.min_ready, live.sum(axis=1))
+        failed = errors + rejected + timeouts + resets
         if self.record:
             rec = self.rec
-            in_flight = (lam_v * mean)[:, None, :].sum(axis=2) + lq.sum(axis=2)
-            for name, value in (("offered", offered), ("attempts", attempts), ("succeeded", ok),
+            in_flight = (lam_v * mean).sum(axis=1)[:, None] + lq.sum(axis=2)
+            for name, value in (("offered", offered), ("attempts", offered), ("succeeded", ok),
                                 ("slow", slow_n), ("queued", queued), ("in_flight", in_flight),
                                 ("area", area), ("capacity", capacity[:, None])):
                 rec[name][:, t:t + k] = value
-            self.rec_failed[:, t:t + k] = failed
+            self.rec_failed[:, t:t + k] = np.stack([errors, rejected, timeouts, resets], axis=2)
             for r in range(R):
                 for j in range(k):
-                    cdf = self._tick_cdf(r, ok_v[r, j])
+                    cdf = self._tick_cdf(r, (ok_v[0][r, j], ok_v[1][r, j]))
                     rec["p50"][r, t + j], rec["p99"][r, t + j] = (np.nan if q is None else q
                                                                   for q in self.model.quantiles(cdf))
-        assert (ok + failed.sum(axis=2) == offered).all(), "every user request ends once"
+        assert (ok + failed == offered).all(), "every user request ends once"
 
-    def _block_latency_counts(self, seconds, ok_v) -> None:
+    def _block_latency_counts(self, t, k, ok_v) -> None:
         """_latency_counts for a block of fast pools: no per-pool CDFs, counts by effect key only."""
-        keys, k = self.keys, len(seconds)
+        keys = self.keys
         self._grow_keys(keys)
-        self.qsum[:, seconds % self.Lq] = ok_v * self.mean_latency[:, None, :]
+        self.qsum[:, _ring(t, k, self.Lq)] = np.stack(ok_v, axis=2) * self.mean_latency[:, None, :]
+        slots = _ring(t + 1, k, self.Lq)
+        self.qcum[:, slots] = self.qrun[:, None]
         rows = np.arange(self.R)
-        qcum = np.repeat(self.qrun[:, None], k, axis=1)  # (R, k, 2, K)
-        steps = np.arange(k)[None, :]
+        at = np.arange(t + 1, t + k + 1) % self.Lq
         for v in (0, 1):
-            w = ok_v[:, :, v]
+            w = ok_v[v]
             if not w.any():
                 continue
-            self.acc_keys[rows, keys[:, v]] += w.sum(axis=1)
-            qcum[rows[:, None], steps, v, keys[:, v][:, None]] += np.cumsum(w, axis=1)
-        self.qcum[:, (seconds + 1) % self.Lq] = qcum
-        self.qrun = qcum[:, -1].copy()
-        if seconds[0] // self.Lq != seconds[-1] // self.Lq or seconds[0] % self.Lq == 0:
-            self._forget_cdfs(int(seconds[-1]))
+            grown = np.cumsum(w, axis=1)
+            self.qcum[rows[:, None], at[None, :], v, keys[:, v][:, None]] += grown
+            self.acc_keys[rows, keys[:, v]] += grown[:, -1]
+            self.qrun[rows, v, keys[:, v]] += grown[:, -1]
+        if t // self.Lq != (t + k - 1) // self.Lq or t % self.Lq == 0:
+            self._forget_cdfs(t + k - 1)
 
     def _grow_keys(self, keys) -> None:
         if keys.max() >= self.K:
@@ -345,6 +344,12 @@ class Ledger:
     def run_quantiles(self, r: int) -> list:
         cdf = self.acc_keys[r, : len(self.plane.k_cdf)] @ self.plane.k_cdf + self.acc_slow[r]
         return self.model.quantiles(cdf)
+
+
+def _ring(start: int, k: int, length: int):
+    """Slots of seconds start .. start+k-1 in a ring of `length`: a slice unless they wrap around."""
+    s = start % length
+    return slice(s, s + k) if s + k <= length else np.arange(start, start + k) % length
 
 
 def _take(rng, n: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
