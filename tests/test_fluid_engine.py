@@ -152,3 +152,17 @@ def test_blocks_of_unchanged_ticks_draw_the_same_distribution_as_single_ticks(mo
     slow_a, slow_b = sum(x["slow"] for x in a), sum(x["slow"] for x in b)
     assert slow_a == pytest.approx(slow_b, rel=0.15, abs=20)
     assert np.mean([x["latency_p99_ms"] for x in a]) == pytest.approx(np.mean([x["latency_p99_ms"] for x in b]), rel=0.02)
+
+
+def test_starting_instances_at_once_is_starting_them_one_by_one():
+    """launch_many (what a StartInstances action does) makes the same instances, draws and events as launch."""
+    leak = [{"kind": "memory_leak", "fraction": 0.5, "oom_after": "2m", "max_slowdown": 4}]
+    sc = scenario("canary", **{"release.defects": leak, **SHORT})
+    one, many = Lockstep(sc, [4]), Lockstep(sc, [4])
+    for _ in range(5):
+        one.fleets[0].launch(1, 7.0)
+    many.fleets[0].launch_many(1, 5, 7.0)
+    fields = lambda f: [(i.zone, i.first_check, i.leaky, i.state) for i in f.instances]  # noqa: E731
+    assert fields(one.fleets[0]) == fields(many.fleets[0]) and any(i.leaky for i in many.fleets[0].instances)
+    assert [e[:3] for e in one.fleets[0].heap] == [e[:3] for e in many.fleets[0].heap]
+    assert one.fleets[0].counts == many.fleets[0].counts and one.fleets[0].leaky_alive == many.fleets[0].leaky_alive
