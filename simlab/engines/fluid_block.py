@@ -33,7 +33,7 @@ def tick_block(plane, t: int, k: int) -> bool:
     share = plane._share_memo(lam_att, plane.live_avg, plane.dead_avg, plane.weight, plane.last_mean)
     lam_v = lam_att[:, None] * share[:, [0, 2]]
     n_live = plane.live_avg
-    cap_rate, pw, theta, lq_ss, block, tau = plane._queue_memo(lam_v, mean, scv, np.maximum(n_live, 1e-9))
+    cap_rate, pw, _theta, lq_ss, block, tau = plane._queue_memo(lam_v, mean, scv, np.maximum(n_live, 1e-9))
     lq0 = plane.lq
     q_cap = np.minimum(n_live * plane.queue_limit, cap_rate * plane.timeout)
     fluid = (lam_v >= cap_rate) | (lq0 > lq_ss + np.maximum(1.0, 0.5 * lq_ss))
