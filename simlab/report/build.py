@@ -11,7 +11,7 @@ from simlab.report.document import Figure, Report, Section, Table
 from simlab.report.formatting import aggregate_table, short_param
 from simlab.report.narrative import compare_narrative, run_narrative, sweep_narrative
 from simlab.report.plotting import colors_for
-from simlab.report.sources import CompareResults, Results, RunResults, SweepResults
+from simlab.report.sources import CompareResults, PairResults, Results, RunResults, SweepResults
 
 MAX_EVENT_ROWS = 80
 
@@ -21,6 +21,10 @@ def build_report(results: Results) -> Report:
         return run_report(results)
     if isinstance(results, CompareResults):
         return compare_report(results)
+    if isinstance(results, PairResults):
+        from simlab.report.pair import pair_report
+
+        return pair_report(results)
     return sweep_report(results)
 
 

@@ -49,7 +49,15 @@ class SweepResults:
     source: Path = Path(".")
 
 
-Results = RunResults | CompareResults | SweepResults
+@dataclass
+class PairResults:
+    """A prediction next to an observation: two runs of one scenario (e.g. `simlab run` and `simlab deploy`)."""
+
+    predicted: RunResults
+    observed: RunResults
+
+
+Results = RunResults | CompareResults | SweepResults | PairResults
 
 
 def detect_kind(results_dir: Path) -> str:
@@ -84,6 +92,18 @@ def load_results(results_dir: str | Path) -> Results:
     d = Path(results_dir)
     kind = detect_kind(d)
     return {"run": load_run, "compare": load_compare, "sweep": load_sweep}[kind](d)
+
+
+def load_pair(predicted_dir: str | Path, observed_dir: str | Path) -> PairResults:
+    """Both directories must hold one run (summary.json + timeline.csv); the error says which does not."""
+    runs = {}
+    for role, d in (("predicted", Path(predicted_dir)), ("observed", Path(observed_dir))):
+        kind = detect_kind(d)
+        if kind != "run":
+            raise ScenarioError(f"{role} {d} holds a {kind}; a pair report puts one run next to another "
+                                f"(simlab run --out, simlab deploy --out)")
+        runs[role] = load_run(d)
+    return PairResults(runs["predicted"], runs["observed"])
 
 
 def load_run(d: Path) -> RunResults:

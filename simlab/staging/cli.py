@@ -116,6 +116,9 @@ def deploy(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     record: Optional[Path] = typer.Option(None, "--record", help="write the controller's observations and "
                                           "decisions here (JSON lines; replay with simlab.control.recording)"),
+    predict: bool = typer.Option(False, "--predict", help="after the deploy, simulate the same staging scenario "
+                                 "(same seed, request engine) into OUT/predicted/ and write the prediction-next-"
+                                 "to-observation report to OUT/report/ (needs --out)"),
 ) -> None:
     """Run the release on staging with the shared rollout controller, on the wall clock."""
     from simlab.errors import ScenarioError, StagingError
@@ -132,6 +135,9 @@ def deploy(
         raise ScenarioError(f"--target: expected local or external, found {target!r}")
     if load_workers < 0:
         raise ScenarioError(f"--load-workers: expected 0 or more, found {load_workers}")
+    if predict and out is None:
+        raise ScenarioError("--predict: expected --out DIR as well (the prediction and the report are written "
+                            "next to the deploy's results)")
     progress = None if as_json else (lambda line: typer.echo(line))
     options = dict(with_load=with_load, out=out, progress=progress, record_to=record, load_workers=load_workers)
     try:
@@ -148,6 +154,9 @@ def deploy(
         raise StagingError("deploy interrupted: traffic is back on the stable version, new instances stopped") from None
     if out is not None:
         result.write(out)
+    if predict:
+        _predict(s, out, result, as_json, with_load)
+        return
     if as_json:
         typer.echo(json.dumps(result.summary.to_dict()))
         return
@@ -156,6 +165,38 @@ def deploy(
                f"detected at {summary['detected_at_s']}, rollback done at {summary['rollback_done_at_s']}")
     if out is not None:
         typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv" + (", load/records/" if with_load else ""))
+
+
+# The key figures `deploy --predict` prints side by side; the report has every summary key.
+PREDICT_KEYS = ("outcome", "requests", "failed", "slow", "bad", "latency_p99_ms", "detected_at_s",
+                "rollback_done_at_s", "deploy_duration_s", "min_capacity")
+
+
+def _predict(s, out: Path, observed, as_json: bool, with_load: bool) -> None:
+    """Simulate the deployed staging scenario into OUT/predicted/, write the pair report to OUT/report/, print both.
+
+    Here in the CLI, not in simlab.staging: staging never imports the engines.
+    """
+    from simlab.report import write_pair_report
+    from simlab.report.pair import compare_row
+    from simlab.simulate import simulate
+
+    predicted = simulate(s, seed=s.seed, engine="request")
+    predicted.write(out / "predicted")
+    report = write_pair_report(out / "predicted", out, out_root=out, name="report")
+    p, o = predicted.summary.to_dict(), observed.summary.to_dict()
+    if as_json:
+        typer.echo(json.dumps({"observed": o, "predicted": p, "report": str(report / "report.html")}))
+        return
+    rows = [["", "predicted", "observed", "difference", "relative"]]
+    rows += [compare_row(k, p.get(k), o.get(k)) for k in PREDICT_KEYS]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    typer.echo(f"predicted (simulation, request engine, seed {s.seed}) next to observed (staging):")
+    for r in rows:
+        typer.echo("  " + r[0].ljust(widths[0]) + "".join("  " + r[i].rjust(widths[i]) for i in range(1, 5)).rstrip())
+    typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv, " + ("load/records/, " if with_load else "")
+               + "predicted/")
+    typer.echo(f"report: {report / 'report.html'} (and report.md)")
 
 
 def register(app: typer.Typer) -> None:
