@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from simlab.scenario import parse_scenario
-from simlab.simulate import simulate
+from simlab.simulation import simulate
 
 SCENARIO = """
 name: bench-fluid

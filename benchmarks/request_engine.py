@@ -17,7 +17,7 @@ import simpy
 
 from simlab.dists import from_spec
 from simlab.scenario import parse_scenario
-from simlab.simulate import simulate
+from simlab.simulation import simulate
 
 SCENARIO = """
 name: bench-50

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Scenario": "simlab.scenario",
     "load_scenario": "simlab.scenario",
-    "simulate": "simlab.simulate",
+    "simulate": "simlab.simulation",
     "Result": "simlab.results",
     "SUMMARY_KEYS": "simlab.results",
     "replicate": "simlab.experiment",
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from simlab.experiment import compare, replicate, sweep
     from simlab.results import SUMMARY_KEYS, Result
     from simlab.scenario import Scenario, load_scenario
-    from simlab.simulate import simulate
+    from simlab.simulation import simulate
 
 
 def __getattr__(name: str) -> Any:

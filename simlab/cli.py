@@ -57,7 +57,7 @@ def run(
     report: bool = typer.Option(False, "--report", help="also write an HTML and Markdown report (needs --out)"),
 ) -> None:
     """Simulate one rollout and print its summary."""
-    from simlab.simulate import simulate
+    from simlab.simulation import simulate
 
     if report and out is None:
         raise ScenarioError("--report: expected --out DIR as well (the report is built from the written results)")

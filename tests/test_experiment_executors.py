@@ -58,7 +58,7 @@ def test_a_given_scheduler_address_is_used_and_closed_clusters_agree():
 
 def test_fluid_runs_go_through_simulate_batch_grouped_by_drawn_release(monkeypatch):
     """When the fluid engine offers simulate_batch, runs sharing a concrete release share one call."""
-    import simlab.simulate as sim
+    import simlab.simulation as sim
 
     calls = []
 
@@ -73,3 +73,18 @@ def test_fluid_runs_go_through_simulate_batch_grouped_by_drawn_release(monkeypat
     assert sorted(bad for bad, _ in calls) == [False, True]  # one call for good releases, one for bad
     assert sorted(seed for _, seeds in calls for seed in seeds) == sorted(batched["run_seed"])
     pd.testing.assert_frame_equal(batched, replicate(s, runs=4, seed=3, executor="serial"))
+
+
+def test_fluid_batches_are_fixed_blocks_of_runs_so_every_executor_gives_the_same_numbers():
+    """The real vectorised engine: its replications share a data-plane stream, batched by run index only."""
+    from simlab.experiment.replication import FLUID_BLOCK, _tasks_of
+
+    todo = [(r, run_seed(0, r)) for r in range(FLUID_BLOCK + 5)]
+    assert [len(t) for t in _tasks_of("fluid", todo)] == [FLUID_BLOCK, 5]
+    assert [len(t) for t in _tasks_of("request", todo[:3])] == [1, 1, 1]
+    s = scenario("canary", **{**TINY, "release.defects": [{"kind": "error_rate", "rate": 0.3}]})
+    serial = replicate(s, runs=5, seed=4, engine="fluid", executor="serial")
+    local = replicate(s, runs=5, seed=4, engine="fluid", executor="local")
+    pd.testing.assert_frame_equal(local, serial)
+    assert set(serial["engine"]) == {"fluid"}
+    assert serial["bad_release"].any() and not serial["bad_release"].all()

@@ -9,7 +9,7 @@ from simlab import SUMMARY_KEYS, simulate
 from simlab.engines.fluid import FluidEngine, Lockstep, simulate_batch
 from simlab.results import TIMELINE_COLUMNS
 from simlab.rng import stream
-from simlab.simulate import choose_engine
+from simlab.simulation import choose_engine
 
 BAD = [{"kind": "error_rate", "rate": 0.2}]
 SHORT = {"duration": "6m", "release.at": "1m"}

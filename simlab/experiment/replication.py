@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simlab.errors import ScenarioError
-from simlab.experiment.executors import check_executor, execute, workers
+from simlab.experiment.executors import check_executor, execute
 from simlab.experiment.progress import run_progress
 from simlab.experiment.work import run_chunk
 from simlab.results import SUMMARY_KEYS
@@ -35,7 +35,7 @@ def as_scenario(scenario: Scenario | str | Path) -> Scenario:
 
 
 def check_engine(engine: str) -> None:
-    from simlab.simulate import ENGINES
+    from simlab.simulation import ENGINES
 
     known = tuple(ENGINES) + (("auto",) if "fluid" in ENGINES and "auto" not in ENGINES else ())
     if engine not in known:
@@ -47,7 +47,7 @@ def pick_engine(engine: str, scenario: Scenario) -> str:
     fluid engine's batch is used when auto picks it; the rows' `engine` column says which ran."""
     if engine != "auto":
         return engine
-    import simlab.simulate as sim
+    import simlab.simulation as sim
 
     choose = getattr(sim, "choose_engine", None)
     return choose(scenario) if choose is not None else engine
@@ -60,14 +60,25 @@ def check_runs(runs: int, seed: int) -> None:
         raise ScenarioError(f"seed: expected a whole number of at least 0, found {seed!r}")
 
 
-def _chunk_size(engine: str, runs: int, executor: str) -> int:
+FLUID_BLOCK = 32
+"""Fluid runs are simulated in lockstep in fixed blocks of run indices (0–31, 32–63, …).
+
+A batch shares one data-plane stream, so a run's numbers depend on the runs
+simulated with it; fixing the blocks by run index (never by executor or
+worker count) keeps results identical whatever the executor, and a resumed
+sweep re-runs whole blocks only.
+"""
+
+
+def _tasks_of(engine: str, todo: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     # One run per task loses at most one run when a worker dies; the fluid engine's batch
-    # wants many seeds per call, so it gets a share of the runs per worker instead.
+    # wants many seeds per call, so it gets one task per fixed block of run indices.
     if engine != "fluid":
-        return 1
-    if executor == "serial":
-        return runs
-    return max(1, -(-runs // (2 * workers(executor))))
+        return [[item] for item in todo]
+    blocks: dict[int, list[tuple[int, int]]] = {}
+    for run, seed in todo:
+        blocks.setdefault(run // FLUID_BLOCK, []).append((run, seed))
+    return [blocks[b] for b in sorted(blocks)]
 
 
 def run_points(
@@ -93,11 +104,10 @@ def run_points(
     tasks, owners = [], []
     for p, scenario in enumerate(points):
         picked = pick_engine(engine, scenario)
-        size = _chunk_size(picked, runs, executor)
         todo = [(r, run_seed(seed, r)) for r in range(runs) if rows[p][r] is None]
         data = scenario.model_dump_json()
-        for start in range(0, len(todo), size):
-            tasks.append((data, picked, todo[start:start + size]))
+        for chunk in _tasks_of(picked, todo):
+            tasks.append((data, picked, chunk))
             owners.append(p)
     with run_progress(sum(len(t[2]) for t in tasks), label, progress) as advance:
         def finished(i: int, result: list[dict]) -> None:

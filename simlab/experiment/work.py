@@ -39,7 +39,7 @@ def _summary_dict(result: Any) -> dict[str, Any]:
 
 def run_chunk(scenario_json: str, engine: str, runs: list[Run]) -> list[dict[str, Any]]:
     """Simulate each (run, run_seed) of one scenario; vectorised when the fluid engine offers a batch."""
-    import simlab.simulate as sim
+    import simlab.simulation as sim
 
     scenario = _scenario(scenario_json)
     drawn = [(run, seed, *draw_release(scenario, seed)) for run, seed in runs]

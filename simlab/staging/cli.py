@@ -179,7 +179,7 @@ def _predict(s, out: Path, observed, as_json: bool, with_load: bool) -> None:
     """
     from simlab.report import write_pair_report
     from simlab.report.pair import compare_row
-    from simlab.simulate import simulate
+    from simlab.simulation import simulate
 
     predicted = simulate(s, seed=s.seed, engine="request")
     predicted.write(out / "predicted")

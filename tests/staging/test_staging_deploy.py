@@ -6,7 +6,7 @@ import json
 
 from simlab.control.recording import replay_file
 from simlab.results import SUMMARY_KEYS, TIMELINE_COLUMNS
-from simlab.simulate import simulate
+from simlab.simulation import simulate
 from simlab.staging import procs
 from simlab.staging.deployer import deploy
 from simlab.staging.supervisor import Staging

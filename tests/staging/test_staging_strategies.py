@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from simlab.simulate import simulate
+from simlab.simulation import simulate
 from simlab.staging.deployer import deploy
 from staging_helpers import deploy_scenario, rollout_steps
 

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simlab.errors import ScenarioError
 from simlab.results import Result
 from simlab.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 ENGINES = ("request", "fluid", "auto")
 AUTO_REQUESTS = 2_000_000  # expected simulated requests above which `auto` picks the fluid engine
@@ -33,6 +37,17 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, engine: s
     result = _run(scenario, seed, engine)
     result.summary.values.update(drawn)
     return result
+
+
+def simulate_batch(scenario: Scenario, seeds) -> "pd.DataFrame":
+    """Replications of a concrete scenario in lockstep on the fluid engine: one summary row per seed.
+
+    The replications share one data-plane stream, so a seed's numbers depend on
+    the seeds batched with it (a batch of one equals `simulate(engine="fluid")`).
+    """
+    from simlab.engines.fluid import simulate_batch as batch
+
+    return batch(scenario, seeds)
 
 
 def _run(scenario: Scenario, seed: int, engine: str) -> Result:
