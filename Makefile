@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_SCENARIO ?= experiments/checkout-canary.yaml
 DEMO_OUT ?= reports/demo
-DEMO_RUNS ?= 12
+DEMO_RUNS ?= 50
 
 .PHONY: demo test setup system-deps bench clean
 
