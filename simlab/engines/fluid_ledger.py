@@ -264,7 +264,7 @@ class Ledger:
                 del store[sec]
 
     def _latency_counts(self, t, ok_v) -> None:
-        plane, keys, fast = self.plane, self.keys, self.fast
+        keys, fast = self.keys, self.fast
         self._grow_keys(keys)
         slot = t % self.Lq
         self.qsum[:, slot] = ok_v * self.mean_latency

@@ -17,7 +17,6 @@ import numpy as np
 from simlab.engines import fluid_queue as fq
 from simlab.engines.fluid_latency import NO_WAIT, LatencyModel
 from simlab.engines.fluid_ledger import Ledger
-from simlab.engines.recorder import CAUSES
 from simlab.scenario.release import Dependency
 
 OLD, NEW = 0, 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simlab.engines.instance import DOWN, DRAINING, READY, STARTING
-from simlab.engines.recorder import CAUSES, NEW, OLD
+from simlab.engines.recorder import CAUSES
+from simlab.engines.timeline import add_fleet_columns, utilization
 from simlab.metrics import error_budget_used
 from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
 
@@ -71,17 +71,8 @@ def build_result(sim, r: int) -> Result:
             cols[f"failed_{cause}"].append(int(failed[i]))
         cols["latency_p50_ms"].append(rec["p50"][r, t] * 1000.0)
         cols["latency_p99_ms"].append(rec["p99"][r, t] * 1000.0)
-        ready_old, ready_new = counts[(OLD, READY)], counts[(NEW, READY)]
-        if weight is None:
-            weight = 100.0 * ready_new / (ready_old + ready_new) if ready_old + ready_new else 0.0
-        cols["new_weight"].append(weight)
-        for v, name in ((OLD, "old"), (NEW, "new")):
-            cols[f"{name}_ready"].append(counts[(v, READY)])
-            cols[f"{name}_starting"].append(counts[(v, STARTING)])
-            cols[f"{name}_down"].append(counts[(v, DOWN)])
-            cols[f"{name}_draining"].append(counts[(v, DRAINING)])
-        area, capacity = rec["area"][r, t], rec["capacity"][r, t]
-        cols["utilization"].append(min(1.0, max(0.0, area / capacity)) if capacity else (1.0 if area > 1e-9 else 0.0))
+        add_fleet_columns(cols, counts, weight)
+        cols["utilization"].append(utilization(rec["area"][r, t], rec["capacity"][r, t]))
         cols["phase"].append(phase)
         cols["in_flight"].append(float(rec["in_flight"][r, t]))
         cols["queued"].append(int(round(rec["queued"][r, t])))

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from simlab.engines.instance import DOWN, DRAINING, READY, STARTING
-from simlab.engines.recorder import CAUSES, NEW, OLD, per_second_percentiles
+
+from simlab.engines.recorder import CAUSES, per_second_percentiles
+from simlab.engines.timeline import add_fleet_columns, utilization
 from simlab.metrics import error_budget_used
 from simlab.results import Result, TIMELINE_COLUMNS, events_frame, make_summary
 
@@ -35,17 +36,8 @@ def build_result(engine) -> Result:
         cols["slow"].append(rec.slow[sec])
         cols["latency_p50_ms"].append(p50[sec] * 1000.0)
         cols["latency_p99_ms"].append(p99[sec] * 1000.0)
-        ready_old, ready_new = counts[(OLD, READY)], counts[(NEW, READY)]
-        if weight is None:
-            weight = 100.0 * ready_new / (ready_old + ready_new) if ready_old + ready_new else 0.0
-        cols["new_weight"].append(weight)
-        for v, name in ((OLD, "old"), (NEW, "new")):
-            cols[f"{name}_ready"].append(counts[(v, READY)])
-            cols[f"{name}_starting"].append(counts[(v, STARTING)])
-            cols[f"{name}_down"].append(counts[(v, DOWN)])
-            cols[f"{name}_draining"].append(counts[(v, DRAINING)])
-        # busy worker-seconds over worker-seconds of up instances; capped because capacity is sampled once a second
-        cols["utilization"].append(min(1.0, max(0.0, area / capacity)) if capacity else 0.0)
+        add_fleet_columns(cols, counts, weight)
+        cols["utilization"].append(utilization(area, capacity))
         cols["phase"].append(phase)
         cols["in_flight"].append(in_flight)
         cols["queued"].append(rec.queued[sec])

@@ -1,0 +1,23 @@
+"""Timeline columns both engines fill the same way: instances by version and state, weight, utilization."""
+from __future__ import annotations
+
+from simlab.engines.instance import DOWN, DRAINING, READY, STARTING
+from simlab.engines.recorder import NEW, OLD
+
+STATES = ((READY, "ready"), (STARTING, "starting"), (DOWN, "down"), (DRAINING, "draining"))
+
+
+def add_fleet_columns(cols: dict[str, list], counts: dict, weight: float | None) -> None:
+    """Append one second's new-version share and {old,new}_{ready,starting,down,draining} counts."""
+    ready_old, ready_new = counts[(OLD, READY)], counts[(NEW, READY)]
+    if weight is None:  # traffic spread over ready instances: the new version's share is its share of them
+        weight = 100.0 * ready_new / (ready_old + ready_new) if ready_old + ready_new else 0.0
+    cols["new_weight"].append(weight)
+    for v, version in ((OLD, "old"), (NEW, "new")):
+        for state, name in STATES:
+            cols[f"{version}_{name}"].append(counts[(v, state)])
+
+
+def utilization(area: float, capacity: float) -> float:
+    """Busy worker-seconds over worker-seconds of up instances, capped at 1 (capacity is sampled once a second)."""
+    return min(1.0, max(0.0, area / capacity)) if capacity else 0.0
