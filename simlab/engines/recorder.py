@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left
 
 import numpy as np
 
@@ -37,8 +36,10 @@ class Recorder:
         self.srv_requests = [[0] * n for _ in range(3)]
         self.srv_errors = [[0] * n for _ in range(3)]
         self.srv_slow = [[0] * n for _ in range(3)]
-        self.srv_times = [array("d") for _ in range(3)]
-        self.srv_latency = [array("d") for _ in range(3)]
+        self.srv_latency = [array("d") for _ in range(3)]  # successful attempts' latencies, in completion order
+        # srv_index[v][s]: how many of version v's latencies completed before second s (filled up to srv_last[v])
+        self.srv_index = [[0] * n for _ in range(3)]
+        self.srv_last = [-1, -1, -1]
 
     # -- the servers' ledger -------------------------------------------------
     def attempt_done(self, version: int, now: float, latency: float, error: bool) -> None:
@@ -47,10 +48,23 @@ class Recorder:
         if error:
             self.srv_errors[version][sec] += 1
         else:
-            self.srv_times[version].append(now)
+            if sec > self.srv_last[version]:
+                self.mark_second(version, sec)
             self.srv_latency[version].append(latency)
             if latency > self.slow_threshold:
                 self.srv_slow[version][sec] += 1
+
+    def mark_second(self, version: int, sec: int) -> None:
+        """Record where seconds up to `sec` begin in version's latency samples (before its first sample lands)."""
+        row, start = self.srv_index[version], len(self.srv_latency[version])
+        for s in range(self.srv_last[version] + 1, sec + 1):
+            row[s] = start
+        self.srv_last[version] = sec
+
+    def _index_at(self, version: int, sec: int) -> int:
+        if sec <= self.srv_last[version]:
+            return self.srv_index[version][sec]
+        return len(self.srv_latency[version])
 
     def window(self, versions: tuple[int, ...], start: float, end: float, quantiles: bool) -> WindowStats:
         a, b = max(0, int(start)), max(0, int(end))
@@ -63,8 +77,7 @@ class Recorder:
             return WindowStats(requests, errors, slow)
         parts = []
         for v in versions:
-            times = self.srv_times[v]
-            i, j = bisect_left(times, float(a)), bisect_left(times, float(b))
+            i, j = self._index_at(v, a), self._index_at(v, b)
             if j > i:
                 # view a sliced copy, never the growing array itself: an outstanding view (a profiler
                 # holding frames, say) would make the next append raise BufferError

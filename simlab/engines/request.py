@@ -87,7 +87,6 @@ class RequestEngine(FleetProcesses):
         self._last_capacity = fleet.instances * fleet.workers
         self.events: list[tuple[float, str, dict]] = []
         self.rows: list[tuple] = []
-        self._cb_arrive = self._arrive
         self._cb_complete = self._complete
         self._cb_expire = self._queue_deadline
         self._cb_client_timeout = self._client_timeout
@@ -108,8 +107,33 @@ class RequestEngine(FleetProcesses):
         for failure in self.s.failures:
             if isinstance(failure, ZoneOutage):
                 env.process(self._zone_outage(failure))
-        env.run(until=self.duration + self.drain)
+        self._run_until(self.duration + self.drain)
         return build_result(self)
+
+    def _run_until(self, until: float) -> None:
+        """SimPy's run loop with the arrival stream merged in.
+
+        The next arrival's time is always known (one pending arrival), so it
+        is taken straight from the stream instead of being pushed onto and
+        popped off the event heap: a third fewer heap operations per request.
+        Completions, timeouts, retries and every control-plane process stay
+        SimPy events, stepped by `env.step()` in time order with the arrivals.
+        """
+        env = self.env
+        heap = env._queue  # simpy's event heap of (time, priority, id, event)
+        step, arrive = env.step, self._arrive
+        while True:
+            t = self._next_t
+            if t <= (heap[0][0] if heap else math.inf):
+                if t >= until:
+                    break
+                env._now = t
+                arrive()
+            else:
+                if heap[0][0] >= until:
+                    break
+                step()
+        env._now = until
 
     def _schedule(self, delay: float, callback, arg=None) -> None:
         self.env.schedule(_Ev(callback, arg), NORMAL, delay)
@@ -143,15 +167,11 @@ class RequestEngine(FleetProcesses):
 
     def _schedule_first_arrival(self) -> None:
         self._seg_rate, self._seg_end = None, 0.0
-        if self.load.max_rate <= 0:
-            return
-        t = self._next_arrival_time(0.0)
-        if t is not None:
-            self._arrival_ev = _Ev(self._cb_arrive, None)
-            self.env.schedule(self._arrival_ev, NORMAL, t)
+        t = self._next_arrival_time(0.0) if self.load.max_rate > 0 else None
+        self._next_t = math.inf if t is None else t
 
-    def _arrive(self, ev) -> None:
-        now = self.env._now
+    def _arrive(self) -> None:
+        now = self._next_t
         req = Request(now)
         self.rec.offered[req.sec] += 1
         tokens = self.tokens + self.retries.budget
@@ -167,9 +187,7 @@ class RequestEngine(FleetProcesses):
                 t = None
         else:
             t = self._next_arrival_time(now)
-        if t is not None:
-            ev.callbacks = [self._cb_arrive]  # the same event object carries every arrival
-            self.env.schedule(ev, NORMAL, t - now)
+        self._next_t = math.inf if t is None else t
 
     # -- balancing -----------------------------------------------------------
     def _pick(self) -> Instance | None:
@@ -295,7 +313,8 @@ class RequestEngine(FleetProcesses):
         else:
             v, csec = inst.version, int(now)
             rec.srv_requests[v][csec] += 1
-            rec.srv_times[v].append(now)
+            if csec > rec.srv_last[v]:
+                rec.mark_second(v, csec)
             rec.srv_latency[v].append(latency)
             if latency > rec.slow_threshold:
                 rec.srv_slow[v][csec] += 1
