@@ -15,6 +15,7 @@ import math
 from simlab.control import FleetState, VersionCount
 from simlab.engines.effects import Effects, defect_active
 from simlab.engines.instance import DOWN, DRAINING, READY, STARTING, STOPPED
+from simlab.engines.timeline import timeline_state
 from simlab.scenario.release import InstanceCrash, ZoneOutage
 
 OLD, NEW = 0, 1
@@ -342,15 +343,7 @@ class FluidFleet:
         for inst in self.instances:
             if inst.state == STOPPED:
                 continue
-            if inst.stopping:
-                state = DRAINING
-            elif inst.in_rot and inst.state == READY:
-                state = READY
-            elif inst.state in (READY, STARTING):
-                state = STARTING
-            else:
-                state = DOWN
-            counts[(inst.version, state)] += 1
+            counts[(inst.version, timeline_state(inst.state, inst.stopping, inst.in_rot))] += 1
         return counts
 
     def instance_seconds(self, duration: float) -> float:

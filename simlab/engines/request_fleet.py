@@ -14,6 +14,7 @@ from simlab.control import PERIOD, FleetState, SetWeight, StartInstances, StartM
 from simlab.engines.effects import defect_active
 from simlab.engines.instance import DOWN, DRAINING, READY, STARTING, STOPPED, Instance
 from simlab.engines.recorder import NEW, OLD, MonitoringView
+from simlab.engines.timeline import timeline_state
 from simlab.scenario.release import InstanceCrash, ZoneOutage
 
 
@@ -234,15 +235,7 @@ class FleetProcesses:
         for inst in self.instances:
             if inst.state == STOPPED:
                 continue
-            if inst.stopping:
-                state = DRAINING
-            elif inst.in_rotation and inst.state == READY:
-                state = READY
-            elif inst.state in (READY, STARTING):
-                state = STARTING  # starting, or up but not yet through its health checks
-            else:
-                state = DOWN  # crashed or restarting (possibly still in rotation until checks notice)
-            counts[(inst.version, state)] += 1
+            counts[(inst.version, timeline_state(inst.state, inst.stopping, inst.in_rotation))] += 1
             if inst.state == READY:
                 capacity += self.workers
         area = self.work[sec]

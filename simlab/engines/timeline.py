@@ -7,6 +7,17 @@ from simlab.engines.recorder import NEW, OLD
 STATES = ((READY, "ready"), (STARTING, "starting"), (DOWN, "down"), (DRAINING, "draining"))
 
 
+def timeline_state(state: str, stopping: bool, in_rotation: bool) -> str:
+    """The timeline's category of an instance that is not stopped."""
+    if stopping:
+        return DRAINING  # told to stop, finishing what it holds
+    if in_rotation and state == READY:
+        return READY
+    if state in (READY, STARTING):
+        return STARTING  # starting, or up but not yet through its health checks
+    return DOWN  # crashed or restarting (possibly still in rotation until checks notice)
+
+
 def add_fleet_columns(cols: dict[str, list], counts: dict, weight: float | None) -> None:
     """Append one second's new-version share and {old,new}_{ready,starting,down,draining} counts."""
     ready_old, ready_new = counts[(OLD, READY)], counts[(NEW, READY)]
