@@ -144,11 +144,7 @@ def stop(record: ProcRecord, grace: float = 5.0) -> None:
         os.killpg(record.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    deadline = time.monotonic() + 2.0
-    while is_running(record) and time.monotonic() < deadline:
-        _reap(record.pid)
-        time.sleep(0.02)
-    _reap(record.pid)
+    _wait_gone(record, poll=0.02)
 
 
 def kill(record: ProcRecord) -> None:
@@ -158,10 +154,15 @@ def kill(record: ProcRecord) -> None:
             os.kill(record.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + 2.0
+    _wait_gone(record, poll=0.01)
+
+
+def _wait_gone(record: ProcRecord, poll: float, seconds: float = 2.0) -> None:
+    """After a SIGKILL: reap the process and wait (bounded) until it is really gone."""
+    deadline = time.monotonic() + seconds
     while is_running(record) and time.monotonic() < deadline:
         _reap(record.pid)
-        time.sleep(0.01)
+        time.sleep(poll)
     _reap(record.pid)
 
 
