@@ -46,6 +46,7 @@ class Behaviour:
             if not isinstance(d, (Crash, CrashLoop, MemoryLeak)) or rng.random() < d.fraction
         )
         self.offered_rps = 0.0  # the whole service's offered load, as the supervisor last reported it
+        self.dependency: dict | None = None  # a degraded downstream dependency (both versions), or None
         self._buffer: list[bytearray] = []
 
     def _active(self, defect, now: float) -> bool:
@@ -70,6 +71,11 @@ class Behaviour:
                 t = t * d.multiplier + d.add
             elif isinstance(d, MemoryLeak):
                 t *= self.leak_slowdown(d, now, started)
+        dep = self.dependency
+        if dep is not None:  # as the simulator's `dependency` failure: every request, either version
+            t += dep["add_latency"]
+            if dep["error_rate"] > 0.0:
+                error = error or bool(self.rng.random() < dep["error_rate"])
         return Plan(t, error)
 
     def leak_slowdown(self, leak: MemoryLeak, now: float, started: float) -> float:

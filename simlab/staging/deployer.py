@@ -24,8 +24,10 @@ from simlab.control.recording import RecordingController
 from simlab.errors import StagingError
 from simlab.metrics import error_budget_used
 from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
+from simlab.rng import stream
 from simlab.scenario import Scenario
 from simlab.staging import procs
+from simlab.staging.faults import FaultSchedule
 from simlab.staging.local_fleet import LocalFleet
 from simlab.staging.load import classify, read_records, start_load, user_requests
 from simlab.staging.prometheus import PrometheusMetrics
@@ -61,6 +63,15 @@ class Deployment:
         self._reported = 0
         self._instance_seconds = 0.0
         self._waited = 0.0
+        # The scenario's failures on the wall clock: drawn from the run's own stream, like the simulator's.
+        self.faults = FaultSchedule(scenario, stream(scenario.seed, "staging/failures"))
+        if not self.faults.empty and not hasattr(fleet, "inject"):
+            kinds = sorted({f.kind for f in scenario.failures})
+            raise StagingError(
+                f"failures: {', '.join(kinds)} cannot be injected on a {fleet.kind} target; simlab injects the "
+                "scenario's failures on the local staging only. Remove `failures:` (e.g. `staging: {failures: []}`) "
+                "and inject faults with your own tooling or Chaos Toolkit (docs/chaos.md)"
+            )
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> Result:
@@ -92,6 +103,8 @@ class Deployment:
             self.events.append((self._now(), "interrupted", {"action": what}))
             raise
         finally:
+            if not self.faults.empty:
+                self.fleet.end_faults()  # zones up, dependency healthy: what follows starts from a clean fleet
             # Locust's shape ends at the run's end; let it finish the requests in flight, then make sure.
             deadline = time.time() + s.traffic.timeout + 3.0
             while any(procs.is_running(r) for r in loaders) and time.time() < deadline:
@@ -108,6 +121,8 @@ class Deployment:
         now = self._now()
         for kind, name, detail in self.fleet.reap():
             self.events.append((now, kind, {"instance": name, **detail}))
+        if not self.faults.empty:
+            self._inject(now)
         self.fleet.report_offered(offered_rate(self.s, now))
         if self.migration == "running" and now >= self._migration_done_at:
             self.migration = "done"
@@ -142,6 +157,12 @@ class Deployment:
             "in_flight": int(in_flight + queued), "queued": int(waited_now),
             **{f"{v}_{k}": counts[f"{v}_{k}"] for v in ("old", "new") for k in ("ready", "starting", "down", "draining")},
         })
+
+    def _inject(self, now: float) -> None:
+        """The scenario's failures due by now: zone outages, crashes, the dependency's state."""
+        for step in self.faults.step(now, self.fleet.running_instances()):
+            self.events.extend((now, kind, detail) for kind, detail in self.fleet.inject(step))
+        self.fleet.set_dependency(self.faults.active_dependency(now))
 
     def _apply(self, action, now: float) -> None:
         if isinstance(action, StartInstances):
@@ -254,7 +275,7 @@ def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, o
     try:
         st = Staging.open(state_dir)
         owned = False
-        if not all(procs.is_running(r) for r in st.records()):
+        if not st.running():
             raise StagingError("stale")
     except StagingError:
         st = Staging.up(scenario, state_dir)

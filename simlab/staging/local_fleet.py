@@ -82,6 +82,40 @@ class LocalFleet:
         """Every tick: per-server weights giving the new version `new_percent` of what the ready servers get."""
         apply_split(self.st, new_percent)
 
+    # -- faults: the scenario's failures (see faults.FaultSchedule) --------------
+    def running_instances(self) -> list[str]:
+        """Instances that can crash now: running, not stopping, not held down by a fault."""
+        return [n for n, m in self.st.members.items()
+                if not m.stopping and not m.held and m.restart_at is None and procs.is_running(m.record)]
+
+    def inject(self, step) -> list[tuple[str, dict]]:
+        if step.kind == "crash":
+            self.st.crash_instance(step.detail["instance"], step.detail["restart_after"])
+            return [("instance_crash", {"instance": step.detail["instance"], "why": "failure"})]
+        if step.kind == "zone_down":
+            names = self.st.zone_down(step.detail["zone"])
+            return [("zone_down", {"zone": step.detail["zone"], "instances": len(names)})]
+        if step.kind == "zone_up":
+            self.st.zone_up(step.detail["zone"])
+            return [("zone_up", {"zone": step.detail["zone"]})]
+        kind = "dependency_failure_started" if step.kind == "dependency_on" else "dependency_failure_ended"
+        return [(kind, dict(step.detail))]
+
+    def set_dependency(self, fault: dict | None) -> None:
+        from simlab.staging.faults import clear_dependency_fault, dependency_fault, set_dependency_fault
+
+        if fault is None:
+            if dependency_fault(self.dir) is not None:
+                clear_dependency_fault(self.dir)
+        elif dependency_fault(self.dir) != fault:
+            set_dependency_fault(self.dir, **fault)
+
+    def end_faults(self) -> None:
+        try:
+            self.st.restore()
+        except StagingError:
+            pass
+
     def milestone(self, kind: str) -> None:
         """Promotion and rollback need nothing beyond the instance and weight changes on a local fleet."""
 

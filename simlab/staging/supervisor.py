@@ -57,6 +57,8 @@ class Member:
     crashes: int = 0
     backoff: float = CRASH_LOOP_BACKOFF[0]
     spawned_at: float = field(default_factory=time.time)
+    zone: int = 0
+    held: bool = False  # down by a fault (zone outage, chaos kill): not restarted until released
 
 
 @dataclass
@@ -108,7 +110,9 @@ class Staging:
             **self.meta,
             "owner_pid": os.getpid(),
             "services": {k: r.to_json() for k, r in self.services.items()},
-            "instances": {k: {**m.record.to_json(), "stopping": m.stopping} for k, m in self.members.items()},
+            "instances": {k: {**m.record.to_json(), "stopping": m.stopping, "zone": m.zone, "held": m.held,
+                              "restart_at": m.restart_at}
+                          for k, m in self.members.items()},
         }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -123,8 +127,8 @@ class Staging:
         data = json.loads(st.state_file.read_text())
         st.services = {k: ProcRecord(**v) for k, v in data.pop("services", {}).items()}
         for name, v in data.pop("instances", {}).items():
-            stopping = v.pop("stopping", False)
-            st.members[name] = Member(ProcRecord(**v), stopping=stopping)
+            extra = {k: v.pop(k) for k in ("stopping", "zone", "held", "restart_at") if k in v}
+            st.members[name] = Member(ProcRecord(**v), **extra)
         data.pop("owner_pid", None)
         st.meta = data
         if st.scenario_file.exists():
@@ -134,6 +138,11 @@ class Staging:
                 # Written by another simlab version: what runs can still be listed and stopped.
                 st.scenario = None
         return st
+
+    def running(self) -> bool:
+        """Whether everything recorded here runs, but for instances a fault holds down."""
+        records = [r for r in self.records() if not (r.name in self.members and self.members[r.name].held)]
+        return bool(records) and all(procs.is_running(r) for r in records)
 
     def records(self) -> list[ProcRecord]:
         return [m.record for m in self.members.values()] + list(self.services.values())
@@ -153,7 +162,7 @@ class Staging:
         st.meta = {
             "scenario": scenario.name, "created": time.time(), "cleaned": cleaned,
             "port": procs.free_port(), "stats_port": procs.free_port(), "prometheus_port": procs.free_port(),
-            "next_index": {"old": 0, "new": 0},
+            "next_index": {"old": 0, "new": 0}, "next_zone": 0,
         }
         st.scenario_file.write_text(scenario.model_dump_json())
         prom.write_targets(st.targets_file, {})
@@ -221,7 +230,8 @@ class Staging:
             raise StagingError(f"could not stop: {', '.join(still)}")
         self.members.clear()
         self.services.clear()
-        for path in (self.state_file, self.socket_path, self.targets_file, self.dir / "offered_rps"):
+        for path in (self.state_file, self.socket_path, self.targets_file, self.dir / "offered_rps",
+                     self.dir / "dependency.json"):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.dir / "prometheus-data", ignore_errors=True)
         return names
@@ -242,7 +252,12 @@ class Staging:
         port = procs.free_port()
         argv = self._instance_argv(name, version, port, release_epoch)
         record = procs.spawn(name, "instance", argv, self.dir / "logs" / f"{name}.log", port, version)
-        self.members[name] = Member(record)
+        # Zones round-robin over every instance ever started, as the simulator places them.
+        zone = self.meta.get("next_zone", 0) % self.scenario.fleet.zones
+        self.meta["next_zone"] = self.meta.get("next_zone", 0) + 1
+        self.members[name] = Member(record, zone=zone)
+        if zone in self.meta.get("zones_down", []):
+            self._hold(name)  # started into a zone that is down: it waits for the zone, as in the simulator
         self.save()
         self.api.add_server(name, port, weight, haproxy.check_args(self.scenario))
         self._write_targets()
@@ -264,6 +279,77 @@ class Staging:
     def kill_instance(self, name: str) -> None:
         """SIGKILL an instance (a crash, for tests and chaos); it is not restarted unless restarts are on."""
         procs.kill(self.members[name].record)
+
+    # -- faults (scenario `failures:` on staging, and Chaos Toolkit's actions) --
+    def zone_of(self, name: str) -> int:
+        return self.members[name].zone
+
+    def crash_instance(self, name: str, restart_after: float | None = 0.0, now: float | None = None) -> None:
+        """SIGKILL `name` as a crash: in-flight requests fail; `reap()` restarts it `restart_after` s later.
+
+        `restart_after=None` holds it down until `restore()` (a chaos kill with no supervisor loop to
+        restart it). A crash counts like any other in the instance's crash count.
+        """
+        m = self.members[name]
+        if m.stopping or m.held or not procs.is_running(m.record):
+            return
+        procs.kill(m.record)
+        now = time.time() if now is None else now
+        m.crashes += 1
+        if restart_after is None:
+            m.held, m.restart_at = True, float("inf")
+        else:
+            m.restart_at = now + max(0.0, restart_after)
+        self.save()
+
+    def _hold(self, name: str) -> None:
+        m = self.members[name]
+        if procs.is_running(m.record):
+            procs.kill(m.record)
+        m.held, m.restart_at = True, float("inf")
+
+    def zone_down(self, zone: int) -> list[str]:
+        """Every instance of `zone` crashes and stays down (so do instances started there) until `zone_up`."""
+        if not 0 <= zone < self.scenario.fleet.zones:
+            raise StagingError(f"zone {zone} does not exist: fleet.zones is {self.scenario.fleet.zones} "
+                               f"(zones 0..{self.scenario.fleet.zones - 1})")
+        down = sorted(set(self.meta.get("zones_down", [])) | {zone})
+        self.meta["zones_down"] = down
+        names = [n for n, m in self.members.items() if m.zone == zone and not m.stopping]
+        for name in names:
+            self._hold(name)
+        self.save()
+        return names
+
+    def zone_up(self, zone: int) -> list[str]:
+        """The zone is back: its instances start again (through start-up and health checks)."""
+        self.meta["zones_down"] = [z for z in self.meta.get("zones_down", []) if z != zone]
+        return self._release([n for n, m in self.members.items() if m.zone == zone and m.held])
+
+    def restore(self) -> list[str]:
+        """Undo every fault: zones up, held and crashed instances started again, dependency healthy."""
+        from simlab.staging.faults import clear_dependency_fault
+
+        clear_dependency_fault(self.dir)
+        self.meta["zones_down"] = []
+        return self._release([n for n, m in self.members.items()
+                              if not m.stopping and (m.held or not procs.is_running(m.record))])
+
+    def _release(self, names: list[str]) -> list[str]:
+        for name in names:
+            m = self.members[name]
+            m.held = False
+            if not procs.is_running(m.record):
+                self._respawn(name, time.time())
+        self.save()
+        return names
+
+    def _respawn(self, name: str, now: float) -> None:
+        m = self.members[name]
+        m.record = procs.spawn(name, "instance", m.record.argv, Path(m.record.log), m.record.port, m.record.version)
+        m.restart_at = None
+        m.memory_limit = None
+        m.spawned_at = now
 
     def reap(self, now: float | None = None) -> list[tuple[str, str, dict]]:
         """Finish stops, notice crashes and memory-limit kills, restart crashed instances if enabled.
@@ -291,6 +377,8 @@ class Staging:
                         procs.kill(m.record)
                         events.append(("instance_oom_killed", name, {"rss_mb": round(rss / 2**20, 1)}))
                 continue
+            if m.held:
+                continue  # down by a fault until it is released
             if m.restart_at is None:
                 m.crashes += 1
                 code = procs.exit_code(m.record)
@@ -300,11 +388,7 @@ class Staging:
                     delay, m.backoff = m.backoff, min(m.backoff * 2, CRASH_LOOP_BACKOFF[1])
                 m.restart_at = now + delay if self.restart_crashed else float("inf")
             elif now >= m.restart_at:
-                argv = m.record.argv
-                m.record = procs.spawn(name, "instance", argv, Path(m.record.log), m.record.port, m.record.version)
-                m.restart_at = None
-                m.memory_limit = None
-                m.spawned_at = now
+                self._respawn(name, now)
                 events.append(("instance_restarted", name, {}))
                 self.save()
         return events
@@ -338,7 +422,7 @@ class Staging:
                                              "UP" if s.up else "DOWN")
             rows.append({
                 "name": name, "version": m.record.version, "pid": m.record.pid, "port": m.record.port,
-                "running": procs.is_running(m.record), "health": health,
+                "running": procs.is_running(m.record), "health": health, "zone": m.zone, "held": m.held,
                 "weight": None if s is None else s.weight,
             })
         return {
@@ -358,8 +442,7 @@ def clean_stale(state_dir: Path) -> list[str]:
         st = Staging.open(state_dir)
     except (ValueError, TypeError, KeyError) as exc:
         raise StagingError(f"{state_dir}/state.json is unreadable ({exc}); remove it after stopping its processes")
-    records = st.records()
-    if records and all(procs.is_running(r) for r in records):
+    if st.running():
         raise StagingError(
             f"a staging is already running in {st.dir} ({st.url}); run `simlab staging down --dir {state_dir}` first"
         )

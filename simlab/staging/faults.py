@@ -1,0 +1,124 @@
+"""Faults on the local staging: a degraded dependency, and the scenario's `failures:` on the wall clock.
+
+A dependency fault is a small JSON file in the state directory that every
+instance reads once a second (as it reads the offered load), so it reaches
+both versions within a second and outlives any one process. Crashes and zone
+outages are the supervisor's (`Staging.crash_instance`, `zone_down`, `zone_up`).
+
+`FaultSchedule` turns the scenario's failures into what the deployer does at
+each tick; Chaos Toolkit's actions (`simlab.chaos`) call the same primitives.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simlab.scenario import Scenario
+from simlab.scenario.release import Dependency, InstanceCrash, ZoneOutage
+
+DEPENDENCY_FILE = "dependency.json"
+
+
+def set_dependency_fault(state_dir: str | Path, add_latency: float = 0.0, error_rate: float = 0.0) -> None:
+    """Every request of every instance gets `add_latency` more seconds and fails with `error_rate`."""
+    if not (isinstance(add_latency, (int, float)) and math.isfinite(add_latency) and add_latency >= 0):
+        raise ValueError(f"add_latency: expected seconds >= 0, found {add_latency!r}")
+    if not (isinstance(error_rate, (int, float)) and 0.0 <= error_rate <= 1.0):
+        raise ValueError(f"error_rate: expected a probability in [0, 1], found {error_rate!r}")
+    path = Path(state_dir) / DEPENDENCY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"add_latency": float(add_latency), "error_rate": float(error_rate)}))
+    os.replace(tmp, path)
+
+
+def clear_dependency_fault(state_dir: str | Path) -> None:
+    (Path(state_dir) / DEPENDENCY_FILE).unlink(missing_ok=True)
+
+
+def dependency_fault(state_dir: str | Path) -> dict | None:
+    """The fault in force, or None (also for a file being replaced or unreadable)."""
+    try:
+        data = json.loads((Path(state_dir) / DEPENDENCY_FILE).read_text())
+        return {"add_latency": float(data.get("add_latency", 0.0)), "error_rate": float(data.get("error_rate", 0.0))}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class FaultStep:
+    """Something to do at a tick: kind is dependency_on/off, zone_down/up or crash."""
+
+    kind: str
+    detail: dict
+
+
+class FaultSchedule:
+    """The scenario's failures, relative to the start of the run, stepped once per tick.
+
+    Dependencies and zone outages happen at their `at` for their `duration`.
+    `instance_crash` crashes each running instance with probability
+    1 - exp(-dt / mtbf) per tick (a Poisson process per instance, as the
+    simulator draws exponential times to failure), restarted `restart` after the
+    crash less start-up; draws come from the run's own stream.
+    """
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator):
+        self.rng = rng
+        self.startup = scenario.fleet.startup
+        self.windows = sorted(
+            [(f.at, f.at + f.duration, f) for f in scenario.failures if isinstance(f, (Dependency, ZoneOutage))],
+            key=lambda w: w[0],
+        )
+        self.crashes = [f for f in scenario.failures if isinstance(f, InstanceCrash)]
+        self._on: set[int] = set()
+        self._last: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.windows and not self.crashes
+
+    def step(self, t: float, running: list[str]) -> list[FaultStep]:
+        """What starts or ends by `t` (seconds since the run began), and which of `running` crash."""
+        out: list[FaultStep] = []
+        for i, (start, end, f) in enumerate(self.windows):
+            if i not in self._on and start <= t < end:
+                self._on.add(i)
+                out.append(self._begin(f))
+            elif i in self._on and t >= end:
+                self._on.discard(i)
+                out.append(self._end(f))
+            elif i not in self._on and t >= end and (self._last is None or self._last < start):
+                out += [self._begin(f), self._end(f)]  # a window shorter than a tick still happens
+        dt = 0.0 if self._last is None else max(0.0, t - self._last)
+        self._last = t
+        for f in self.crashes:
+            p = 1.0 - math.exp(-dt / f.mtbf)
+            for name in running:
+                if self.rng.random() < p:
+                    out.append(FaultStep("crash", {"instance": name, "restart_after": max(0.0, f.restart - self.startup)}))
+        return out
+
+    def active_dependency(self, t: float) -> dict | None:
+        """The combined dependency fault in force at `t` (latencies add, success rates multiply)."""
+        add, ok, any_on = 0.0, 1.0, False
+        for start, end, f in self.windows:
+            if isinstance(f, Dependency) and start <= t < end:
+                add, ok, any_on = add + f.add_latency, ok * (1.0 - f.error_rate), True
+        return {"add_latency": add, "error_rate": 1.0 - ok} if any_on else None
+
+    @staticmethod
+    def _begin(f) -> FaultStep:
+        if isinstance(f, ZoneOutage):
+            return FaultStep("zone_down", {"zone": f.zone})
+        return FaultStep("dependency_on", {"add_latency": f.add_latency, "error_rate": f.error_rate})
+
+    @staticmethod
+    def _end(f) -> FaultStep:
+        if isinstance(f, ZoneOutage):
+            return FaultStep("zone_up", {"zone": f.zone})
+        return FaultStep("dependency_off", {})
