@@ -126,12 +126,18 @@ def clear_dependency_fault(wait: float = DEPENDENCY_PROPAGATION, configuration: 
 def restore(settle: float = 0.0, configuration: dict | None = None, state_dir: str | None = None) -> list:
     """Undo every fault (the rollback): zones up, killed instances started, dependency healthy.
 
-    Returns the instances started again. With `settle` > 0 it waits that long
+    Returns the instances started again, once every instance has the dependency
+    healthy again (if it was not). With `settle` > 0 it also waits that long
     at most for the whole fleet to be back in rotation, and fails if it is not,
     so a journal never reports a rollback that left the fleet short.
     """
+    from simlab.staging.faults import dependency_fault as in_force
+
     st = open_staging(configuration, state_dir)
+    had_dependency_fault = in_force(st.dir) is not None
     names = st.restore()
+    if had_dependency_fault:
+        time.sleep(DEPENDENCY_PROPAGATION)  # until every instance has read that the dependency is healthy
     _check_seconds("settle", settle)
     if settle > 0:
         ready = ready_count(st, settle=settle)
