@@ -81,6 +81,48 @@ def run(
         typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv")
 
 
+@app.command()
+def validate(
+    scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
+    state_dir: Optional[Path] = typer.Option(None, "--dir", help="state directory of a running staging "
+                                             "(default: OUT/state, started for the run and stopped after)"),
+    out: Path = typer.Option(Path("reports/validate"), "--out", help="where experiment.json, journal.json and "
+                             "chaos.log go"),
+    experiment: Optional[Path] = typer.Option(None, "--experiment", help="run this Chaos Toolkit experiment "
+                                              "instead of the one generated from the scenario"),
+) -> None:
+    """Run the scenario's failures as a Chaos Toolkit experiment on staging; exit 1 unless its SLO held."""
+    from simlab.chaos.validate import validate as run_validate
+    from simlab.scenario.staging import staging_scenario
+    from simlab.staging.supervisor import sigterm_as_interrupt
+
+    s = staging_scenario(_scenario(scenario))
+    try:
+        with sigterm_as_interrupt():
+            result = run_validate(s, state_dir=state_dir, out=out, experiment=experiment)
+    except KeyboardInterrupt:
+        raise SimlabError("validate interrupted: chaos ran its rollbacks, a staging started here is stopped") from None
+    rows = [("probe", "tolerance", "before", "after")] + [
+        (p.name, json.dumps(p.tolerance), _cell(p.before, p.before_met), _cell(p.after, p.after_met))
+        for p in result.probes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        typer.echo("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    typer.echo(f"{result.verdict}: {result.reason}")
+    typer.echo(f"journal: {result.journal} (chaos exited {result.chaos_exit})")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _cell(value, met: bool | None) -> str:
+    """A probe's output with a mark: ok, FAIL, or - when it did not run."""
+    if met is None:
+        return "-"
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{shown} {'ok' if met else 'FAIL'}"
+
+
 from simlab.staging.cli import register as _register_staging
 _register_staging(app)
 
