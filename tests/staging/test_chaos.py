@@ -64,6 +64,21 @@ def test_kill_one_instance_holds_on_three_and_the_rollback_brings_it_back(stagin
     assert all(after[n].record.pid == pid for n, pid in pids.items() if n != killed[0])
 
 
+def test_a_slower_dependency_shows_in_the_p99_users_see_until_restore(staging):
+    from simlab.chaos import actions
+
+    where = {"state_dir": str(staging.dir)}
+    before = probes.latency_p99_ms(requests=20, **where)
+    fault = actions.dependency_fault(add_latency="80ms", **where)  # returns once every instance has it
+    assert fault == {"add_latency": 0.08, "error_rate": 0.0}
+    during = probes.latency_p99_ms(requests=20, **where)
+    assert actions.restore(settle=5.0, **where) == []  # no instance was down
+    after = probes.latency_p99_ms(requests=20, **where)
+    # Service times of ~10 ms (exponential): p99 of 20 well under 80 ms, and 80 ms more with the fault.
+    assert before < 80.0 and 80.0 < during < 200.0 and after < 80.0
+    assert dependency_fault(staging.dir) is None
+
+
 def test_a_fault_left_in_place_deviates_validate_exits_1_and_the_rollback_clears_it(staging, tmp_path):
     experiment = {
         "title": "Half the dependency's answers fail",
@@ -95,6 +110,11 @@ def test_a_fault_left_in_place_deviates_validate_exits_1_and_the_rollback_clears
     # The experiment has no runtime block: `simlab validate` ran its rollbacks anyway.
     assert dependency_fault(staging.dir) is None
     assert probes.success_ratio(requests=40, state_dir=str(staging.dir)) == 1.0
+    # HAProxy counted the failures too; Prometheus has them once it scraped HAProxy after the run.
+    deadline = time.monotonic() + 5.0
+    while probes.error_rate("30s", state_dir=str(staging.dir)) == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert 0.05 < probes.error_rate("30s", state_dir=str(staging.dir)) < 0.5
 
 
 def test_experiment_for_a_scenario_with_every_failure_kind_is_valid_and_in_time_order(monkeypatch):
@@ -191,3 +211,32 @@ def test_probe_arguments_are_checked_with_the_field_and_value(call, message):
 
     with pytest.raises(ScenarioError, match=message):
         call()
+
+
+def test_validate_replays_every_failure_kind_on_a_staging_it_starts_and_stops(tmp_path):
+    from simlab.chaos.validate import validate
+
+    text = (SMALL.replace("  instances: 3\n", "  instances: 3\n  zones: 3\n").replace("duration: 60s", "duration: 6s")
+            .replace("slo: {latency_threshold: 100ms}", "slo: {availability: 99.0, latency_threshold: 100ms}"))
+    scenario = parse_scenario(text + """\
+failures:
+  - {kind: zone_outage, zone: 1, at: 1s, duration: 2s}
+  - {kind: dependency, at: 2s, duration: 2s, add_latency: 20ms, error_rate: 0.2}
+  - {kind: instance_crash, mtbf: 15s, restart: 1500ms}
+""")
+    out = tmp_path / "out"
+    result = validate(scenario, out=out)
+    assert result.passed and result.chaos_exit == 0, result.reason
+    journal = json.loads(result.journal.read_text())
+    outputs = [(r["activity"]["provider"]["func"], r["status"], r["output"]) for r in journal["run"]]
+    assert outputs == [
+        ("zone_outage", "succeeded", ["old-1"]),  # zones are dealt round-robin: old-1 is zone 1's
+        ("dependency_fault", "succeeded", {"add_latency": 0.02, "error_rate": 0.2}),
+        ("kill_instances", "succeeded", ["old-0"]),  # the first running instance not held by the outage
+        ("restore_zone", "succeeded", ["old-1"]),
+        ("restart_due", "succeeded", ["old-0"]),  # it ran before old-0's restart was due and waited for it
+        ("clear_dependency_fault", "succeeded", {"cleared": {"add_latency": 0.02, "error_rate": 0.2}}),
+    ]
+    assert [p.after for p in result.probes] == [3, 1.0]
+    # The staging validate started is gone: everything stopped, nothing left to clean.
+    assert not (out / "state" / "state.json").exists()
