@@ -79,6 +79,29 @@ def free_port() -> int:
     raise StagingError("no free loopback port found after 50 tries")
 
 
+RESERVED_RANGE = (20000, 32767)
+"""Ports kept for instances not started yet: below Linux's ephemeral range (32768-60999), so no
+outgoing connection (Locust's, HAProxy's, Prometheus's) can take one as its source port meanwhile."""
+
+
+def reserve_port() -> int:
+    """A free loopback port outside the ephemeral range, to hold for an instance that starts later."""
+    lo, hi = RESERVED_RANGE
+    start = lo + (os.getpid() * 7919 + len(_handed_out) * 104729) % (hi - lo)
+    for i in range(hi - lo):
+        port = lo + (start - lo + i) % (hi - lo)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StagingError(f"no free loopback port in {lo}-{hi}")
+
+
 def port_open(port: int, host: str = LOOPBACK) -> bool:
     """Something accepts TCP connections on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

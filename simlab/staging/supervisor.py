@@ -249,7 +249,7 @@ class Staging:
         index = self.meta["next_index"][version]
         self.meta["next_index"][version] = index + 1
         name = f"{version}-{index}"
-        port = procs.free_port()
+        port = self._take_port()
         argv = self._instance_argv(name, version, port, release_epoch)
         record = procs.spawn(name, "instance", argv, self.dir / "logs" / f"{name}.log", port, version)
         # Zones round-robin over every instance ever started, as the simulator places them.
@@ -393,10 +393,24 @@ class Staging:
                 self.save()
         return events
 
+    def _take_port(self) -> int:
+        """A port Prometheus already scrapes, for the next instance; a fresh one goes into the pool.
+
+        Prometheus applies changes to a file_sd list at most every 5 s, so an instance on a port
+        it has not seen yet would go unscraped for up to 5 s: the canary's first analyses would
+        find no requests. Spare ports are listed ahead (as targets that are down until used), so a
+        new instance is scraped from the next scrape interval.
+        """
+        spares = self.meta.setdefault("spare_ports", [])
+        want = self.scenario.fleet.instances + 1  # a blue-green or big bang starts a whole fleet at once
+        while len(spares) < want + 1:
+            spares.append(procs.reserve_port())
+        return spares.pop(0)
+
     def _write_targets(self) -> None:
-        prom.write_targets(self.targets_file, {
-            n: (m.record.port, m.record.version) for n, m in self.members.items()
-        })
+        targets = {n: (m.record.port, m.record.version) for n, m in self.members.items()}
+        targets.update({f"spare-{port}": (port, "none") for port in self.meta.get("spare_ports", [])})
+        prom.write_targets(self.targets_file, targets)
         self.save()
 
     # -- observation ---------------------------------------------------------
