@@ -128,6 +128,22 @@ def _go_float(value: float) -> str:
     return floatToGoString(value)
 
 
+def window_count(series: str, window: str) -> str:
+    """PromQL for how much the counters `series` grew over `window`, counting series born inside it.
+
+    `increase()` cannot see what a counter held at its first sample: a canary
+    scraped for the first time mid-window would show only what it served since,
+    so its first analysis sees a handful of requests (and with few enough, a bad
+    canary passes by luck). The simulator's window counts every request. So a
+    series that has no sample at the window's start counts in full (the service
+    creates its counters at zero when it starts); the others by `increase()`,
+    which also handles restarts.
+    """
+    older = f"sum(increase({series}[{window}]) and {series} offset {window})"
+    young = f"sum({series} unless {series} offset {window})"
+    return f"(({older}) or vector(0)) + (({young}) or vector(0))"
+
+
 class PrometheusMetrics:
     """The controller's MetricsView, answered by PromQL with the scenario's window and delay."""
 
@@ -144,13 +160,13 @@ class PrometheusMetrics:
         at = self.clock() - self.delay
         w = _s(seconds)
         q = self.client.scalar
-        requests = requests or f"sum(increase({REQUESTS}{{{selector}}}[{w}]))"
-        errors = errors or f'sum(increase({REQUESTS}{{{selector},code_class="5xx"}}[{w}]))'
+        requests = requests or window_count(f"{REQUESTS}{{{selector}}}", w)
+        errors = errors or window_count(f'{REQUESTS}{{{selector},code_class="5xx"}}', w)
         ok = f'{selector},code_class="2xx"'
         n = q(requests, at) or 0.0
         e = q(errors, at) or 0.0
-        ok_all = q(f"sum(increase({LATENCY}_count{{{ok}}}[{w}]))", at) or 0.0
-        ok_fast = q(f'sum(increase({LATENCY}_bucket{{{ok},le="{self.threshold}"}}[{w}]))', at) or 0.0
+        ok_all = q(window_count(f"{LATENCY}_count{{{ok}}}", w), at) or 0.0
+        ok_fast = q(window_count(f'{LATENCY}_bucket{{{ok},le="{self.threshold}"}}', w), at) or 0.0
         buckets = f"sum by (le) (rate({LATENCY}_bucket{{{selector}}}[{w}]))"
         p50 = q(f"histogram_quantile(0.5, {buckets})", at)
         p99 = q(f"histogram_quantile(0.99, {buckets})", at)

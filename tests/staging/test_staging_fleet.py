@@ -101,3 +101,16 @@ def test_cli_up_status_down_and_a_crashed_simlab_is_cleaned(tmp_path):
     assert down.returncode == 0 and "stopped 5" in down.stdout
     assert not any(procs.is_running(r) for r in new_records)
     assert not any(procs.port_open(r.port) for r in new_records)
+
+
+def test_a_window_counts_every_request_of_an_instance_born_inside_it(staging):
+    # Requests served before Prometheus's first scrape of a new instance still count in its window,
+    # as the simulator counts them; increase() alone would see none of them.
+    name = staging.start_instance("new", weight=0)
+    port = staging.members[name].record.port
+    _wait(lambda: procs.port_open(port), 5, "the new instance to listen")
+    served = [procs.http_get(f"http://127.0.0.1:{port}/")[0] for _ in range(40)]
+    assert served.count(200) == 40
+    view = PrometheusMetrics(PromQL(staging.prometheus_url), staging.scenario)
+    _wait(lambda: view.version_window("new").requests > 0, 10, "the new instance's first scrape")
+    assert view.version_window("new").requests == 40
