@@ -48,7 +48,9 @@ DEPLOY = textwrap.dedent("""\
     analysis:
       interval: 3s
       failure_limit: 2
-      min_requests: 10
+      # At least 30 requests a window: with 10, a window of a 30%-bad canary has no error 2.8% of the
+      # time (0.7^10) and one such pass completes a bake; with 30 it is 0.02% (at most one error).
+      min_requests: 30
       metrics: [{metric: error_rate, max: 0.05}]
     rollback: {automatic: true, duration: 1s, on_call: {ack: 10s}}
     monitoring: {scrape_interval: 1s, window: 5s, delay: 0s}
