@@ -18,10 +18,30 @@ from simlab.chaos import probes
 from simlab.chaos.experiment import experiment_for
 from simlab.scenario import parse_scenario
 from simlab.staging.faults import dependency_fault, set_dependency_fault
-from staging_helpers import SMALL
+from staging_helpers import SMALL, small_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAOS = Path(sys.executable).parent / "chaos"
+
+
+@pytest.fixture
+def staging(tmp_path):
+    """A running staging of the small scenario, stopped from its state file whatever the test does.
+
+    Experiments restart instances (new PIDs) and deploys start new ones, all in
+    other processes: only the state file knows what runs at the end, so this
+    replaces conftest's fixture, which stops what `up` started.
+    """
+    from simlab.staging.supervisor import Staging
+
+    st = Staging.up(small_scenario(), tmp_path / "state")
+    try:
+        yield st
+    finally:
+        try:
+            Staging.open(st.dir).down()
+        finally:
+            st.down()  # what the state file may have lost track of; a no-op otherwise
 
 
 def _chaos_run(experiment: Path, state: Path, out: Path) -> tuple[subprocess.CompletedProcess, dict]:
@@ -240,3 +260,49 @@ failures:
     assert [p.after for p in result.probes] == [3, 1.0]
     # The staging validate started is gone: everything stopped, nothing left to clean.
     assert not (out / "state" / "state.json").exists()
+
+
+DEPLOY = """\
+name: chaos-deploy-test
+duration: 8s
+seed: 5
+fleet:
+  instances: 3
+  workers: 4
+  queue_limit: 8
+  service_time: {dist: exponential, mean: 10ms}
+  startup: 500ms
+  health_check: {interval: 250ms, unhealthy_after: 2, healthy_after: 2}
+traffic: {rps: 20, timeout: 2s}
+release: {at: 1s}
+strategy: {kind: big_bang}
+monitoring: {scrape_interval: 1s, window: 5s, delay: 0s}
+slo: {latency_threshold: 100ms}
+"""
+
+
+def test_an_experiment_deploys_on_the_staging_and_reads_the_deploys_summary(staging, tmp_path):
+    scenario, out = tmp_path / "deploy.yaml", tmp_path / "deploy-out"
+    scenario.write_text(DEPLOY)
+    experiment = tmp_path / "deploy.json"
+    experiment.write_text(json.dumps({
+        "title": "A release ships", "description": "simlab deploy as an action, its summary as a probe.",
+        "configuration": {"simlab_state_dir": {"type": "env", "key": "SIMLAB_STATE_DIR"}},
+        "method": [
+            {"type": "action", "name": "deploy", "provider": {
+                "type": "python", "module": "simlab.chaos.actions", "func": "deploy",
+                "arguments": {"scenario": str(scenario), "out": str(out), "load": False}}},
+            {"type": "probe", "name": "outcome", "provider": {
+                "type": "python", "module": "simlab.chaos.probes", "func": "deploy_summary_value",
+                "arguments": {"out": str(out), "key": "outcome"}}},
+        ],
+    }))
+    done, journal = _chaos_run(experiment, staging.dir, tmp_path)
+    assert done.returncode == 0 and journal["status"] == "completed", done.stderr[-2000:]
+    summary = _activity(journal, "deploy")["output"]
+    assert summary["scenario"] == "chaos-deploy-test" and summary["engine"] == "staging"
+    assert summary["outcome"] == _activity(journal, "outcome")["output"] == "promoted"
+    assert json.loads((out / "summary.json").read_text())["outcome"] == "promoted"
+    from simlab.staging.supervisor import Staging
+
+    assert Staging.open(staging.dir).ready_counts() == {"old": 0, "new": 3}  # big bang: the new version serves
