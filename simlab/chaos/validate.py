@@ -195,10 +195,10 @@ def read_journal(journal: str | Path, experiment: str | Path | None = None) -> V
         verdict, reason = PASSED, "the steady state held before and after the method"
     elif not met_before:
         verdict = NOT_MET
-        reason = ("steady state not met before the method, which was skipped: " + _why(before)
-                  if before else "steady state not met before the method: the experiment has no hypothesis probes")
+        reason = ("the hypothesis failed before the method, which chaos then skipped: " + _why(before)
+                  if before else "the experiment has no hypothesis probes, so nothing was checked before the method")
     elif data.get("deviated"):
-        verdict, reason = DEVIATED, "the steady state deviated after the method: " + _why(after)
+        verdict, reason = DEVIATED, "the hypothesis failed after the method: " + _why(after)
     else:
         verdict, reason = FAILED, f"the run ended {status}" + (f" ({_why(after)})" if after else "")
     path = Path(experiment) if experiment else journal.parent / "experiment.json"

@@ -122,7 +122,7 @@ def test_a_fault_left_in_place_deviates_validate_exits_1_and_the_rollback_clears
     out = tmp_path / "out"
     done = _simlab("validate", str(scenario), "--dir", str(staging.dir), "--out", str(out), "--experiment", str(path))
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "deviated: the steady state deviated after the method: probe requests-succeed returned" in done.stdout
+    assert "deviated: the hypothesis failed after the method: probe requests-succeed returned" in done.stdout
     journal = json.loads((out / "journal.json").read_text())
     assert journal["deviated"] is True and journal["steady_states"]["before"]["steady_state_met"] is True
     ratio = journal["steady_states"]["after"]["probes"][0]["output"]
@@ -194,7 +194,7 @@ def test_a_steady_state_not_met_before_the_method_fails_validate_though_chaos_ex
     out = tmp_path / "out"
     done = _simlab("validate", str(scenario), "--dir", str(staging.dir), "--out", str(out))
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "steady state not met: steady state not met before the method" in done.stdout
+    assert "steady state not met: the hypothesis failed before the method" in done.stdout
     assert "(chaos exited 0)" in done.stdout  # chaos's own exit code would have passed a CI gate
     journal = json.loads((out / "journal.json").read_text())
     # A gate on status and deviated alone would pass this run: only steady_state_met tells.
