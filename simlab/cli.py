@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from simlab.errors import ScenarioError, SimlabError
+from simlab.staging.cli import DEFAULT_DIR as STAGING_DIR
 
 app = typer.Typer(
     add_completion=False,
@@ -84,8 +85,8 @@ def run(
 @app.command()
 def validate(
     scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
-    state_dir: Optional[Path] = typer.Option(None, "--dir", help="state directory of a running staging "
-                                             "(default: OUT/state, started for the run and stopped after)"),
+    state_dir: Path = typer.Option(STAGING_DIR, "--dir", help="state directory: its staging is used if it runs, "
+                                   "else one is started there for the run and stopped after"),
     out: Path = typer.Option(Path("reports/validate"), "--out", help="where experiment.json, journal.json and "
                              "chaos.log go"),
     experiment: Optional[Path] = typer.Option(None, "--experiment", help="run this Chaos Toolkit experiment "
