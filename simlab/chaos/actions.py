@@ -28,7 +28,7 @@ DEPENDENCY_PROPAGATION = 1.2
 
 def kill_instances(count: int = 1, version: str = "old", restart_after: float | None = None,
                    configuration: dict | None = None, state_dir: str | None = None) -> list:
-    """SIGKILL `count` running instances of `version` (the first by name); return their names.
+    """Crash `count` instances of `version` in rotation (the first by name), as SIGKILL would; return their names.
 
     With `restart_after` None they stay down until `restore()` (the rollback)
     or a zone coming up; with a number of seconds they are crashed instances
@@ -41,17 +41,22 @@ def kill_instances(count: int = 1, version: str = "old", restart_after: float | 
     if restart_after is not None:
         _check_seconds("restart_after", restart_after, " or null (held down)")
     st = open_staging(configuration, state_dir)
-    from simlab.staging import procs
-
-    up = sorted(n for n, m in st.members.items()
-                if m.record.version == version and not m.stopping and not m.held and m.restart_at is None
-                and procs.is_running(m.record))
-    if len(up) < count:
-        raise StagingError(f"kill_instances: expected at least {count} running {version} instance(s) to kill, "
-                           f"found {len(up)}{' (' + ', '.join(up) + ')' if up else ''}")
-    victims = up[:count]
-    for name in victims:
+    # Candidates by what users see (in HAProxy rotation), not by PID: instances may share a host process.
+    servers = st.api.servers()
+    candidates = sorted(n for n, m in st.members.items()
+                        if m.record.version == version and not m.stopping and not m.held and m.restart_at is None
+                        and n in servers and servers[n].in_rotation)
+    victims = []
+    for name in candidates:
+        if len(victims) == count:
+            break
         st.crash_instance(name, restart_after=restart_after)
+        m = st.members[name]
+        if m.held or m.restart_at is not None:  # it was alive and is down now (a dead one is left as it is)
+            victims.append(name)
+    if len(victims) < count:
+        raise StagingError(f"kill_instances: expected {count} running {version} instance(s) in rotation to kill, "
+                           f"found {len(victims)}{' (killed ' + ', '.join(victims) + ')' if victims else ''}")
     return victims
 
 
