@@ -100,6 +100,15 @@ class Behaviour:
                 return max(want, held)
         return 0
 
+    @property
+    def leak_held(self) -> int:
+        """Bytes a leak defect holds now."""
+        return sum(len(b) for b in self._buffer)
+
+    def release_leak(self) -> None:
+        """Free the leak (an instance ended inside a host process that goes on)."""
+        self._buffer.clear()
+
     def crash_loops(self, now: float) -> bool:
         """True when this instance must exit as soon as it starts."""
         return any(isinstance(d, CrashLoop) and self._active(d, now) for d in self.defects)

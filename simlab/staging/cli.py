@@ -27,13 +27,15 @@ def _staging_scenario(path: Path):
 def up(
     scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
     state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory (PIDs, ports, configs, logs)"),
+    per_process: int = typer.Option(1, "--instances-per-process", help="instances served by one process (1: a "
+                                    "process each; more for fleets larger than the machine hosts as processes)"),
 ) -> None:
     """Start HAProxy, Prometheus and the stable fleet on loopback; return when all serve."""
     from simlab.staging.supervisor import Staging, sigterm_as_interrupt
 
     s = _staging_scenario(scenario)
     with sigterm_as_interrupt():
-        st = Staging.up(s, state_dir)
+        st = Staging.up(s, state_dir, per_process=per_process)
     for name in st.meta.get("cleaned", []):
         typer.echo(f"stopped {name}, left running by an earlier simlab")
     typer.echo(f"staging up in {st.meta['startup_s']:.1f}s: {s.fleet.instances} instances of the stable version")
@@ -110,6 +112,8 @@ def deploy(
     with_load: bool = typer.Option(False, "--load", help="drive the scenario's traffic with Locust meanwhile"),
     load_workers: int = typer.Option(0, "--load-workers", help="Locust worker processes on 127.0.0.1 "
                                      "(0: one Locust process)"),
+    per_process: int = typer.Option(1, "--instances-per-process", help="instances per process, for a staging "
+                                    "this deploy starts (a running one keeps its own)"),
     out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv, events.csv and Locust's "
                                        "request records (load/) here"),
     strategy: Optional[str] = typer.Option(None, help="override the strategy kind"),
@@ -135,6 +139,8 @@ def deploy(
         raise ScenarioError(f"--target: expected local or external, found {target!r}")
     if load_workers < 0:
         raise ScenarioError(f"--load-workers: expected 0 or more, found {load_workers}")
+    if per_process < 1:
+        raise ScenarioError(f"--instances-per-process: expected 1 or more, found {per_process}")
     if predict and out is None:
         raise ScenarioError("--predict: expected --out DIR as well (the prediction and the report are written "
                             "next to the deploy's results)")
@@ -148,7 +154,7 @@ def deploy(
                     raise ScenarioError(f"{scenario}: --target external needs a `staging.target` block")
                 result = deploy_external(s, spec, state_dir, allow_hosts=allow_host, **options)
             else:
-                result = run_deploy(s, state_dir, **options)
+                result = run_deploy(s, state_dir, per_process=per_process, **options)
     except KeyboardInterrupt:
         # Typer swallows KeyboardInterrupt into a return value; an error the CLI maps keeps the exit non-zero.
         raise StagingError("deploy interrupted: traffic is back on the stable version, new instances stopped") from None

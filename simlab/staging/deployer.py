@@ -270,15 +270,18 @@ def _per_second(attempts: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
 
 def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, out: Path | None = None,
            progress: Callable[[str], None] | None = None, record_to: Path | None = None,
-           load_workers: int = 0) -> Result:
-    """Run the scenario's release on the staging in `state_dir` (started here and stopped after if not up)."""
+           load_workers: int = 0, per_process: int = 1) -> Result:
+    """Run the scenario's release on the staging in `state_dir` (started here and stopped after if not up).
+
+    `per_process` applies to a staging started here (see `Staging.up`); a running one keeps its own.
+    """
     try:
         st = Staging.open(state_dir)
         owned = False
         if not st.running():
             raise StagingError("stale")
     except StagingError:
-        st = Staging.up(scenario, state_dir)
+        st = Staging.up(scenario, state_dir, per_process=per_process)
         owned = True
     if st.scenario is not None and st.scenario.fleet.instances != scenario.fleet.instances:
         raise StagingError(f"the staging in {st.dir} runs {st.scenario.fleet.instances} instances; "
@@ -286,6 +289,7 @@ def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, o
     if not owned:  # new instances must run the release being deployed, whatever `up` was given
         st.scenario_file.write_text(scenario.model_dump_json())
         st.scenario = scenario
+        st.retire_idle_hosts()  # a host started for an earlier release would serve it with that scenario
     try:
         return Deployment(scenario, LocalFleet(st), with_load, out, progress, record_to, load_workers).run()
     finally:

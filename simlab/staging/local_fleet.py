@@ -6,6 +6,7 @@ and stop instances, hold the traffic split, undo everything on interrupt);
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from simlab.errors import StagingError
@@ -47,12 +48,12 @@ class LocalFleet:
         for name, m in self.st.members.items():
             v = m.record.version
             if m.stopping:
-                if procs.is_running(m.record):
+                if self.st.alive(name):
                     counts[f"{v}_draining"] += 1
                 continue
             counts[f"{v}_alive"] += 1
             server = servers.get(name)
-            if m.restart_at is not None or not procs.is_running(m.record):
+            if m.restart_at is not None or not self.st.alive(name):
                 counts[f"{v}_down"] += 1
             elif server is not None and server.in_rotation:
                 counts[f"{v}_ready"] += 1
@@ -86,7 +87,7 @@ class LocalFleet:
     def running_instances(self) -> list[str]:
         """Instances that can crash now: running, not stopping, not held down by a fault."""
         return [n for n, m in self.st.members.items()
-                if not m.stopping and not m.held and m.restart_at is None and procs.is_running(m.record)]
+                if not m.stopping and not m.held and m.restart_at is None and self.st.alive(n)]
 
     def inject(self, step) -> list[tuple[str, dict]]:
         if step.kind == "crash":
@@ -133,7 +134,14 @@ class LocalFleet:
             for name, m in st.members.items():
                 if m.record.version == "old" and not m.stopping:
                     st.api.set_weight(name, 100)
-            procs.stop_many([m.record for m in st.members.values() if m.stopping], grace=5.0)
+            stopping = [n for n, m in st.members.items() if m.stopping]
+            deadline = time.monotonic() + 5.0
+            while any(st.alive(n) for n in stopping) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                st._status_cache.clear()
+            procs.stop_many([st.members[n].record for n in stopping if st.members[n].host is None], grace=0.0)
+            for n in stopping:
+                st._kill(n)
             st.reap()
         except StagingError:
             pass  # the caller stops the whole staging next

@@ -71,6 +71,13 @@ class Instance:
         self.memory.labels(version, name)
 
     @property
+    def leak_bytes(self) -> int:
+        return self.behaviour.leak_held
+
+    def release_leak(self) -> None:
+        self.behaviour.release_leak()
+
+    @property
     def ready(self) -> bool:
         return not self.draining and time.time() >= self.ready_at
 
@@ -193,13 +200,18 @@ def precise_loop(max_connections: int) -> asyncio.AbstractEventLoop:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="simlab.staging.service", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", required=True, help="the staging scenario as JSON")
-    parser.add_argument("--version", choices=("old", "new"), required=True)
-    parser.add_argument("--instance", required=True)
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--version", choices=("old", "new"))
+    parser.add_argument("--instance")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--host-socket", type=Path, default=None,
+                        help="serve several instances, started and stopped over this control socket")
+    parser.add_argument("--per-process", type=int, default=1, help="with --host-socket: instances it may hold")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--release-epoch", type=float, default=0.0, help="wall-clock time of release.at")
     parser.add_argument("--state-dir", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.host_socket is None and None in (args.version, args.instance, args.port):
+        parser.error("--version, --instance and --port are required without --host-socket")
     disable_created_metrics()  # one series fewer per counter; nothing here reads them
     scenario = Scenario.model_validate(json.loads(Path(args.scenario).read_text()))
 
@@ -211,6 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         return await serve(instance, args.port)
 
     fleet = scenario.fleet
+    if args.host_socket is not None:
+        from simlab.staging.host import serve_host
+
+        # Every instance of the host holds its own connections: size the selector for all of them.
+        limit = (fleet.workers + fleet.queue_limit) * max(1, args.per_process)
+        with asyncio.Runner(loop_factory=lambda: precise_loop(limit)) as runner:
+            return runner.run(serve_host(scenario, args.host_socket, args.seed, args.state_dir))
     with asyncio.Runner(loop_factory=lambda: precise_loop(fleet.workers + fleet.queue_limit)) as runner:
         return runner.run(run())
 

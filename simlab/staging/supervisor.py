@@ -59,6 +59,7 @@ class Member:
     spawned_at: float = field(default_factory=time.time)
     zone: int = 0
     held: bool = False  # down by a fault (zone outage, chaos kill): not restarted until released
+    host: str | None = None  # the host process serving it, when instances share processes (see host.py)
 
 
 @dataclass
@@ -70,6 +71,8 @@ class Staging:
     meta: dict = field(default_factory=dict)
     services: dict[str, ProcRecord] = field(default_factory=dict)  # haproxy, prometheus
     members: dict[str, Member] = field(default_factory=dict)
+    hosts: dict[str, ProcRecord] = field(default_factory=dict)  # instance hosts, when per_process > 1
+    _status_cache: dict = field(default_factory=dict, repr=False)  # host -> (when, what it said)
     restart_crashed: bool = False
 
     # -- files ---------------------------------------------------------------
@@ -110,8 +113,9 @@ class Staging:
             **self.meta,
             "owner_pid": os.getpid(),
             "services": {k: r.to_json() for k, r in self.services.items()},
+            "hosts": {k: r.to_json() for k, r in self.hosts.items()},
             "instances": {k: {**m.record.to_json(), "stopping": m.stopping, "zone": m.zone, "held": m.held,
-                              "restart_at": m.restart_at}
+                              "restart_at": m.restart_at, "host": m.host}
                           for k, m in self.members.items()},
         }
         tmp = self.state_file.with_suffix(".tmp")
@@ -126,8 +130,9 @@ class Staging:
             raise StagingError(f"no staging in {st.dir} (run `simlab staging up SCENARIO --dir {state_dir}`)")
         data = json.loads(st.state_file.read_text())
         st.services = {k: ProcRecord(**v) for k, v in data.pop("services", {}).items()}
+        st.hosts = {k: ProcRecord(**v) for k, v in data.pop("hosts", {}).items()}
         for name, v in data.pop("instances", {}).items():
-            extra = {k: v.pop(k) for k in ("stopping", "zone", "held", "restart_at") if k in v}
+            extra = {k: v.pop(k) for k in ("stopping", "zone", "held", "restart_at", "host") if k in v}
             st.members[name] = Member(ProcRecord(**v), **extra)
         data.pop("owner_pid", None)
         st.meta = data
@@ -141,20 +146,26 @@ class Staging:
 
     def running(self) -> bool:
         """Whether everything recorded here runs, but for instances a fault holds down."""
-        records = [r for r in self.records() if not (r.name in self.members and self.members[r.name].held)]
-        return bool(records) and all(procs.is_running(r) for r in records)
+        members = [n for n, m in self.members.items() if not m.held]
+        services = list(self.services.values()) + list(self.hosts.values())
+        return bool(services) and all(procs.is_running(r) for r in services) and all(self.alive(n) for n in members)
 
     def records(self) -> list[ProcRecord]:
-        return [m.record for m in self.members.values()] + list(self.services.values())
+        return [m.record for m in self.members.values()] + list(self.hosts.values()) + list(self.services.values())
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
-    def up(cls, scenario: Scenario, state_dir: str | Path, timeout: float | None = None) -> "Staging":
+    def up(cls, scenario: Scenario, state_dir: str | Path, timeout: float | None = None,
+           per_process: int = 1) -> "Staging":
         """Start HAProxy, Prometheus and `fleet.instances` old-version instances; return once all serve.
 
         Stale state from a crashed run is cleaned first; a staging that is fully running is an error.
-        On any failure or interrupt, everything started so far is stopped again.
+        On any failure or interrupt, everything started so far is stopped again. `per_process` > 1
+        serves that many instances of a version per process (see host.py), for fleets larger than
+        the machine hosts well as processes.
         """
+        if not isinstance(per_process, int) or per_process < 1:
+            raise StagingError(f"per_process: expected a whole number >= 1, found {per_process!r}")
         state_dir = Path(state_dir).resolve()
         cleaned = clean_stale(state_dir)
         st = cls(state_dir, scenario)
@@ -162,7 +173,7 @@ class Staging:
         st.meta = {
             "scenario": scenario.name, "created": time.time(), "cleaned": cleaned,
             "port": procs.free_port(), "stats_port": procs.free_port(), "prometheus_port": procs.free_port(),
-            "next_index": {"old": 0, "new": 0}, "next_zone": 0,
+            "next_index": {"old": 0, "new": 0}, "next_zone": 0, "per_process": per_process,
         }
         st.scenario_file.write_text(scenario.model_dump_json())
         prom.write_targets(st.targets_file, {})
@@ -222,7 +233,7 @@ class Staging:
         """Stop everything recorded here; return the names stopped. Safe to call twice."""
         records = self.records()
         names = [r.name for r in records if procs.is_running(r)]
-        instances = [m.record for m in self.members.values()]
+        instances = [m.record for m in self.members.values() if m.host is None] + list(self.hosts.values())
         procs.stop_many(instances, grace=self.scenario.traffic.timeout if self.scenario else 5.0)
         procs.stop_many(list(self.services.values()), grace=5.0)
         still = [r.name for r in records if procs.is_running(r)]
@@ -230,6 +241,9 @@ class Staging:
             raise StagingError(f"could not stop: {', '.join(still)}")
         self.members.clear()
         self.services.clear()
+        for host in self.hosts:
+            (self.dir / "hosts" / f"{host}.sock").unlink(missing_ok=True)
+        self.hosts.clear()
         for path in (self.state_file, self.socket_path, self.targets_file, self.dir / "offered_rps",
                      self.dir / "dependency.json"):
             path.unlink(missing_ok=True)
@@ -251,11 +265,11 @@ class Staging:
         name = f"{version}-{index}"
         port = self._take_port()
         argv = self._instance_argv(name, version, port, release_epoch)
-        record = procs.spawn(name, "instance", argv, self.dir / "logs" / f"{name}.log", port, version)
+        record, host = self._spawn_member(name, version, port, argv)
         # Zones round-robin over every instance ever started, as the simulator places them.
         zone = self.meta.get("next_zone", 0) % self.scenario.fleet.zones
         self.meta["next_zone"] = self.meta.get("next_zone", 0) + 1
-        self.members[name] = Member(record, zone=zone)
+        self.members[name] = Member(record, zone=zone, host=host)
         if zone in self.meta.get("zones_down", []):
             self._hold(name)  # started into a zone that is down: it waits for the zone, as in the simulator
         self.save()
@@ -269,7 +283,10 @@ class Staging:
         member.stopping = True
         member.restart_at = None
         self.api.set_state(name, "drain")
-        if procs.is_running(member.record):
+        if member.host is not None:
+            if self.alive(name):
+                self._host(member.host).call("stop", name=name)
+        elif procs.is_running(member.record):
             try:
                 os.kill(member.record.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -278,7 +295,7 @@ class Staging:
 
     def kill_instance(self, name: str) -> None:
         """SIGKILL an instance (a crash, for tests and chaos); it is not restarted unless restarts are on."""
-        procs.kill(self.members[name].record)
+        self._kill(name)
 
     # -- faults (scenario `failures:` on staging, and Chaos Toolkit's actions) --
     def zone_of(self, name: str) -> int:
@@ -291,9 +308,9 @@ class Staging:
         restart it). A crash counts like any other in the instance's crash count.
         """
         m = self.members[name]
-        if m.stopping or m.held or not procs.is_running(m.record):
+        if m.stopping or m.held or not self.alive(name):
             return
-        procs.kill(m.record)
+        self._kill(name)
         now = time.time() if now is None else now
         m.crashes += 1
         if restart_after is None:
@@ -304,8 +321,8 @@ class Staging:
 
     def _hold(self, name: str) -> None:
         m = self.members[name]
-        if procs.is_running(m.record):
-            procs.kill(m.record)
+        if self.alive(name):
+            self._kill(name)
         m.held, m.restart_at = True, float("inf")
 
     def zone_down(self, zone: int) -> list[str]:
@@ -333,20 +350,20 @@ class Staging:
         clear_dependency_fault(self.dir)
         self.meta["zones_down"] = []
         return self._release([n for n, m in self.members.items()
-                              if not m.stopping and (m.held or not procs.is_running(m.record))])
+                              if not m.stopping and (m.held or not self.alive(n))])
 
     def _release(self, names: list[str]) -> list[str]:
         for name in names:
             m = self.members[name]
             m.held = False
-            if not procs.is_running(m.record):
+            if not self.alive(name):
                 self._respawn(name, time.time())
         self.save()
         return names
 
     def _respawn(self, name: str, now: float) -> None:
         m = self.members[name]
-        m.record = procs.spawn(name, "instance", m.record.argv, Path(m.record.log), m.record.port, m.record.version)
+        m.record, m.host = self._spawn_member(name, m.record.version, m.record.port, m.record.argv)
         m.restart_at = None
         m.memory_limit = None
         m.spawned_at = now
@@ -358,8 +375,9 @@ class Staging:
         """
         now = time.time() if now is None else now
         events = []
+        self._status_cache.clear()
         for name, m in list(self.members.items()):
-            running = procs.is_running(m.record)
+            running = self.alive(name)
             if m.stopping:
                 if not running:
                     self.api.delete_server(name)
@@ -368,20 +386,16 @@ class Staging:
                     events.append(("instance_stopped", name, {}))
                 continue
             if running:
-                if m.memory_limit is None and now - m.spawned_at > self.scenario.fleet.startup + 1.0:
-                    # The limit a leak runs into: what the instance held once up, plus the leak at oom_after.
-                    m.memory_limit = (procs.rss_bytes(m.record.pid) or 0) + LEAK_BYTES_AT_OOM
-                elif m.memory_limit is not None:
-                    rss = procs.rss_bytes(m.record.pid) or 0
-                    if rss > m.memory_limit:
-                        procs.kill(m.record)
-                        events.append(("instance_oom_killed", name, {"rss_mb": round(rss / 2**20, 1)}))
+                over = self._over_memory_limit(name, now)
+                if over is not None:
+                    self._kill(name)
+                    events.append(("instance_oom_killed", name, {"rss_mb": round(over / 2**20, 1)}))
                 continue
             if m.held:
                 continue  # down by a fault until it is released
             if m.restart_at is None:
                 m.crashes += 1
-                code = procs.exit_code(m.record)
+                code = self._exit_code(name)
                 events.append(("instance_crashed", name, {"exit_code": code, "crashes": m.crashes}))
                 delay = 0.0
                 if code == EXIT_CRASH_LOOP:
@@ -406,6 +420,107 @@ class Staging:
         while len(spares) < want + 1:
             spares.append(procs.reserve_port())
         return spares.pop(0)
+
+    # -- one process per instance, or instances in hosts ----------------------------
+    def _spawn_member(self, name: str, version: str, port: int, argv: list[str]) -> tuple[ProcRecord, str | None]:
+        """Start instance `name`: its own process, or in a host of its version with room (started if none)."""
+        per = self.meta.get("per_process", 1)
+        if per <= 1:
+            return procs.spawn(name, "instance", argv, self.dir / "logs" / f"{name}.log", port, version), None
+        epoch = float(argv[argv.index("--release-epoch") + 1])
+        load = {h: 0 for h, r in self.hosts.items() if r.version == version and procs.is_running(r)}
+        for n, m in self.members.items():
+            if m.host in load and n != name and not m.stopping:
+                load[m.host] += 1
+        host = next((h for h, used in sorted(load.items()) if used < per), None)
+        if host is None:
+            host = f"host-{version}-{self.meta.setdefault('next_host', 0)}"
+            self.meta["next_host"] += 1
+            sock = self.dir / "hosts" / f"{host}.sock"
+            sock.parent.mkdir(parents=True, exist_ok=True)
+            sock.unlink(missing_ok=True)
+            hargv = [sys.executable, str(Path(__file__).with_name("instance_main.py")),
+                     "--scenario", str(self.scenario_file), "--host-socket", str(sock), "--per-process", str(per),
+                     "--seed", str(self.scenario.seed), "--state-dir", str(self.dir)]
+            self.hosts[host] = procs.spawn(host, "host", hargv, self.dir / "logs" / f"{host}.log", None, version)
+            self.save()
+            procs.wait_until(sock.exists, 10.0, f"instance host {host}'s control socket", self.hosts[host])
+        self._host(host).call("start", name=name, version=version, port=port, release_epoch=epoch)
+        self._status_cache.pop(host, None)
+        h = self.hosts[host]
+        return ProcRecord(name, "instance", h.pid, port, h.started, list(argv), version, h.log), host
+
+    def retire_idle_hosts(self) -> list[str]:
+        """Stop hosts that serve no instance (they read the scenario when they started)."""
+        busy = {m.host for m in self.members.values()}
+        idle = [h for h in self.hosts if h not in busy]
+        procs.stop_many([self.hosts[h] for h in idle], grace=5.0)
+        for h in idle:
+            (self.dir / "hosts" / f"{h}.sock").unlink(missing_ok=True)
+            del self.hosts[h]
+        if idle:
+            self.save()
+        return idle
+
+    def _host(self, host: str):
+        from simlab.staging.host import HostClient
+
+        return HostClient(self.dir / "hosts" / f"{host}.sock")
+
+    def _host_status(self, host: str) -> dict[str, dict]:
+        """What a host says of its instances (cached for a fifth of a second: one call per tick's checks)."""
+        cache = self._status_cache
+        hit = cache.get(host)
+        if hit is not None and time.monotonic() - hit[0] < 0.2:
+            return hit[1]
+        record = self.hosts.get(host)
+        if record is None or not procs.is_running(record):
+            status = {}  # the host is gone, and every instance it served with it
+        else:
+            try:
+                status = self._host(host).status()
+            except StagingError:
+                # A busy host that did not answer in time has not lost its instances: keep what it last said.
+                return hit[1] if hit is not None else {n: {"state": "running", "exit_code": None, "leak_bytes": 0}
+                                                       for n, m in self.members.items() if m.host == host}
+        cache[host] = (time.monotonic(), status)
+        return status
+
+    def alive(self, name: str) -> bool:
+        """Whether instance `name` runs (its process, or its place in its host)."""
+        m = self.members[name]
+        if m.host is None:
+            return procs.is_running(m.record)
+        return self._host_status(m.host).get(name, {}).get("state") == "running"
+
+    def _kill(self, name: str) -> None:
+        m = self.members[name]
+        if m.host is None:
+            procs.kill(m.record)
+        elif self.alive(name):
+            self._host(m.host).call("kill", name=name)
+            self._status_cache.pop(m.host, None)
+
+    def _exit_code(self, name: str) -> int | None:
+        m = self.members[name]
+        if m.host is None:
+            return procs.exit_code(m.record)
+        return self._host_status(m.host).get(name, {}).get("exit_code")
+
+    def _over_memory_limit(self, name: str, now: float) -> int | None:
+        """The bytes that put `name` over its memory limit, or None (RSS per process; leak per hosted one)."""
+        m = self.members[name]
+        if m.host is not None:
+            leak = self._host_status(m.host).get(name, {}).get("leak_bytes", 0)
+            return leak if leak > LEAK_BYTES_AT_OOM else None
+        if m.memory_limit is None and now - m.spawned_at > self.scenario.fleet.startup + 1.0:
+            # The limit a leak runs into: what the instance held once up, plus the leak at oom_after.
+            m.memory_limit = (procs.rss_bytes(m.record.pid) or 0) + LEAK_BYTES_AT_OOM
+        elif m.memory_limit is not None:
+            rss = procs.rss_bytes(m.record.pid) or 0
+            if rss > m.memory_limit:
+                return rss
+        return None
 
     def _write_targets(self) -> None:
         targets = {n: (m.record.port, m.record.version) for n, m in self.members.items()}
@@ -436,7 +551,7 @@ class Staging:
                                              "UP" if s.up else "DOWN")
             rows.append({
                 "name": name, "version": m.record.version, "pid": m.record.pid, "port": m.record.port,
-                "running": procs.is_running(m.record), "health": health, "zone": m.zone, "held": m.held,
+                "running": self.alive(name), "health": health, "zone": m.zone, "held": m.held, "host": m.host,
                 "weight": None if s is None else s.weight,
             })
         return {

@@ -34,7 +34,8 @@ def status(state_dir: Path) -> dict:
     state = json.loads((state_dir / "state.json").read_text())
     api = haproxy.RuntimeAPI(state_dir / "haproxy.sock")
     servers = api.servers()
-    members = {name: (procs.ProcRecord(**{k: v for k, v in row.items() if k != "stopping"}), row["stopping"])
+    fields = set(procs.ProcRecord.__dataclass_fields__)
+    members = {name: (procs.ProcRecord(**{k: v for k, v in row.items() if k in fields}), row["stopping"])
                for name, row in state["instances"].items()}
     # Keep the split as instances come into rotation (what a real load-balancer controller does continuously).
     percent = _weight(state_dir)

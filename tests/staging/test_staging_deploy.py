@@ -100,3 +100,25 @@ def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path
 
 def procs_of_version(st, version):
     return [m.record for m in st.members.values() if m.record.version == version]
+
+
+def test_a_canary_on_instances_sharing_processes_crashes_and_restarts_one_instance_at_a_time(tmp_path):
+    state = tmp_path / "state"
+    st = Staging.up(deploy_scenario(SHORT), state, per_process=2)
+    try:
+        # A crash defect kills one hosted instance (exit status 3), not its host-mate; it is restarted.
+        crashy = "staging: {duration: 16s, release: {at: 2s, defects: [{kind: crash, mtbf: 3s}]}}\n"
+        result = deploy(deploy_scenario(crashy), state, with_load=True)
+        crashed = result.events[result.events["kind"] == "instance_crashed"]
+        assert len(crashed) >= 1 and {d["exit_code"] for d in crashed["detail"]} == {3}
+        assert all(d["instance"].startswith("new-") for d in crashed["detail"])
+        assert "instance_restarted" in set(result.events["kind"])
+        assert (result.timeline["new_down"] > 0).any()  # counted down until its restart
+        st = Staging.open(state)
+        hosts = {m.host for m in st.members.values()}
+        assert len(hosts) == 2 and all(procs.is_running(st.hosts[h]) for h in hosts)  # no host died of it
+    finally:
+        st = Staging.open(state)
+        records = st.records()
+        st.down()
+    assert not any(procs.is_running(r) for r in records)

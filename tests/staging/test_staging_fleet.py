@@ -111,6 +111,36 @@ def test_a_window_counts_every_request_of_an_instance_born_inside_it(staging):
     _wait(lambda: procs.port_open(port), 5, "the new instance to listen")
     served = [procs.http_get(f"http://127.0.0.1:{port}/")[0] for _ in range(40)]
     assert served.count(200) == 40
-    view = PrometheusMetrics(PromQL(staging.prometheus_url), staging.scenario)
-    _wait(lambda: view.version_window("new").requests > 0, 10, "the new instance's first scrape")
+    client = PromQL(staging.prometheus_url)
+    view = PrometheusMetrics(client, staging.scenario)
+    # Until a scrape has seen all 40 (the first scrape may land mid-way); the series is younger than the window.
+    _wait(lambda: client.scalar('sum(simlab_requests_total{version="new"})') == 40, 5, "a scrape of all 40")
     assert view.version_window("new").requests == 40
+
+
+def test_instances_sharing_processes_start_crash_restart_drain_and_stop_one_by_one(tmp_path):
+    st = Staging.up(small_scenario(), tmp_path / "state", per_process=2)
+    try:
+        assert len(st.hosts) == 2 and {m.host for m in st.members.values()} == set(st.hosts)
+        assert sorted(len([m for m in st.members.values() if m.host == h]) for h in st.hosts) == [1, 2]
+        assert [s for s, _ in _get_many(st.url + "/", 60)].count(200) == 60
+        # A crash of one instance leaves its host-mate serving; health checks take the dead one out.
+        mate = next(n for n, m in st.members.items() if m.host == st.members["old-0"].host and n != "old-0")
+        st.kill_instance("old-0")
+        assert not st.alive("old-0") and st.alive(mate)
+        _wait(lambda: st.ready_counts()["old"] == 2, 5, "HAProxy to take the killed instance out")
+        assert all(s == 200 for s, _ in _get_many(st.url + "/", 60))
+        st.restart_crashed = True
+        assert st.reap() == [("instance_crashed", "old-0", {"exit_code": -9, "crashes": 1})]
+        assert [e[0] for e in st.reap()] == ["instance_restarted"]
+        _wait(lambda: st.ready_counts()["old"] == 3, 10, "the restarted instance back in rotation")
+        # A stop drains one instance and leaves the rest of its host serving.
+        st.begin_stop(mate)
+        _wait(lambda: [e[0] for e in st.reap()] == ["instance_stopped"], 10, f"{mate} to drain and stop")
+        assert mate not in st.members and st.alive("old-0")
+        ports = [r.port for r in st.records() if r.port]
+    finally:
+        records = st.records()
+        st.down()
+    assert not any(procs.is_running(r) for r in records)
+    assert not any(procs.port_open(p) for p in ports)
