@@ -32,4 +32,5 @@ def staging(tmp_path):
     try:
         yield st
     finally:
-        st.down()
+        # From the state file: a test may have restarted instances (new PIDs) through another Staging object.
+        Staging.open(st.dir).down() if st.state_file.exists() else st.down()
