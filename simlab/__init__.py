@@ -21,6 +21,7 @@ _LAZY = {
     "replicate": "simlab.experiment",
     "compare": "simlab.experiment",
     "sweep": "simlab.experiment",
+    "discover": "simlab.chaos",  # `chaos discover simlab` looks for the extension's discover() here
 }
 
 __all__ = ["SimlabError", "ScenarioError", "SimulationError", "StagingError", *_LAZY]
