@@ -306,3 +306,14 @@ def test_an_experiment_deploys_on_the_staging_and_reads_the_deploys_summary(stag
     from simlab.staging.supervisor import Staging
 
     assert Staging.open(staging.dir).ready_counts() == {"old": 0, "new": 3}  # big bang: the new version serves
+
+
+def test_chaos_discover_finds_simlabs_actions_and_probes(tmp_path):
+    chaos = Path(sys.executable).with_name("chaos")
+    out = tmp_path / "discovery.json"
+    subprocess.run([str(chaos), "--no-version-check", "--log-file", str(tmp_path / "chaos.log"), "discover",
+                    "--no-install", "--discovery-path", str(out), "simlab"], check=True, capture_output=True,
+                   cwd=tmp_path, timeout=120)
+    found = {(a["type"], a["name"]) for a in json.loads(out.read_text())["activities"]}
+    assert {("action", "kill_instances"), ("action", "restore"), ("probe", "success_ratio"),
+            ("probe", "ready_instances")} <= found
