@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 
 from simlab.control.recording import replay_file
@@ -76,15 +77,23 @@ def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path
     path.write_text(DEPLOY + "staging: {duration: 60s, release: {at: 2s}}\n")
     Staging.up(deploy_scenario(), state)
     try:
+        # PYTHONFAULTHANDLER: if the deploy ever hangs after the SIGINT, SIGABRT makes it print every thread's stack.
         proc = subprocess.Popen([sys.executable, "-m", "simlab", "deploy", str(path), "--dir", str(state)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         for line in proc.stdout:  # wait until the canary takes traffic
             if "weight new_percent=50" in line:
                 break
         st = Staging.open(state)
         assert any(m.record.version == "new" for m in st.members.values())
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 1
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"deploy still running 30 s after SIGINT; its stacks:\n{err[-6000:]}") from None
+        assert code == 1
         assert "deploy interrupted" in proc.stderr.read()
         st = Staging.open(state)
         assert {m.record.version for m in st.members.values()} == {"old"}
