@@ -74,7 +74,7 @@ def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path
 
     state = tmp_path / "state"
     path = tmp_path / "s.yaml"
-    path.write_text(DEPLOY + "staging: {duration: 60s, release: {at: 2s}}\n")
+    path.write_text(DEPLOY + "staging: {duration: 120s, release: {at: 2s}}\n")
     Staging.up(deploy_scenario(), state)
     try:
         # PYTHONFAULTHANDLER: if the deploy ever hangs after the SIGINT, SIGABRT makes it print every thread's stack.
@@ -88,11 +88,11 @@ def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path
         assert any(m.record.version == "new" for m in st.members.values())
         proc.send_signal(signal.SIGINT)
         try:
-            code = proc.wait(timeout=30)
+            code = proc.wait(timeout=60)  # the deploy would run 120 s: still running means the SIGINT was lost
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
             _, err = proc.communicate(timeout=30)
-            raise AssertionError(f"deploy still running 30 s after SIGINT; its stacks:\n{err[-6000:]}") from None
+            raise AssertionError(f"deploy still running 60 s after SIGINT; its stacks:\n{err[-6000:]}") from None
         assert code == 1
         assert "deploy interrupted" in proc.stderr.read()
         st = Staging.open(state)
