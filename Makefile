@@ -36,7 +36,7 @@ demo: setup
 	@echo "demo output: $(DEMO_OUT)/ (compare.csv, runs.parquet) and the report $(DEMO_OUT)/report.html"
 
 test: setup system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # Recorded figures (README, docs/fluid-engine.md); not part of the test suite.
 bench: setup
