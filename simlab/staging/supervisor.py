@@ -31,7 +31,13 @@ one that crashed after start-up, or was killed at its memory limit, is restarted
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C while the block runs, so cleanup code runs for both."""
+    """Treat SIGTERM and SIGINT as Ctrl-C while the block runs, so cleanup code runs for both.
+
+    SIGINT is made to interrupt even when this process inherited it ignored: a
+    non-interactive shell starts background jobs (`cmd &`, as CI scripts do)
+    with SIGINT ignored, and Python then leaves it ignored, so `kill -INT` of a
+    deploy would be lost and the fleet left mid-rollout.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -40,10 +46,12 @@ def sigterm_as_interrupt():
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 @dataclass

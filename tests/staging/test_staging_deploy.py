@@ -77,10 +77,13 @@ def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path
     path.write_text(DEPLOY + "staging: {duration: 120s, release: {at: 2s}}\n")
     Staging.up(deploy_scenario(), state)
     try:
-        # PYTHONFAULTHANDLER: if the deploy ever hangs after the SIGINT, SIGABRT makes it print every thread's stack.
+        # Started with SIGINT ignored, as a non-interactive shell starts a background job (`simlab deploy &` in
+        # a CI script): the deploy must still take SIGINT as an interrupt. PYTHONFAULTHANDLER: if it ever
+        # hangs after the SIGINT, SIGABRT makes it print every thread's stack into the failure.
         proc = subprocess.Popen([sys.executable, "-m", "simlab", "deploy", str(path), "--dir", str(state)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         for line in proc.stdout:  # wait until the canary takes traffic
             if "weight new_percent=50" in line:
                 break
