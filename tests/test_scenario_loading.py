@@ -29,6 +29,19 @@ def test_the_bundled_checkout_canary_loads():
     assert (s.monitoring.scrape_interval, s.monitoring.window, s.monitoring.delay) == (15.0, 60.0, 30.0)
 
 
+BUNDLED = sorted(p.name for p in (ROOT / "experiments").glob("*.yaml") if not p.name.startswith("variants-"))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_scenario_loads_with_its_staging_form(name):
+    from simlab.scenario.staging import staging_scenario
+
+    s = load_scenario(ROOT / "experiments" / name)
+    staged = staging_scenario(s)
+    assert staged.staging is None and staged.duration <= s.duration
+    assert [f.kind for f in staged.failures] == [f.kind for f in s.failures] or s.staging.failures is not None
+
+
 def documented_scenarios() -> list[str]:
     text = (ROOT / "docs" / "scenario.md").read_text()
     return [block for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL) if block.startswith("name:")]
