@@ -289,6 +289,10 @@ def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, o
     if not owned:  # new instances must run the release being deployed, whatever `up` was given
         st.scenario_file.write_text(scenario.model_dump_json())
         st.scenario = scenario
+        replaced = st.reset_to_stable()
+        if replaced and progress is not None:
+            progress(f"the staging ran a release an earlier deploy left in place: {len(replaced)} instances "
+                     f"replaced by {scenario.fleet.instances} of the stable version before this deploy")
         st.retire_idle_hosts()  # a host started for an earlier release would serve it with that scenario
     try:
         return Deployment(scenario, LocalFleet(st), with_load, out, progress, record_to, load_workers).run()

@@ -458,6 +458,33 @@ class Staging:
         h = self.hosts[host]
         return ProcRecord(name, "instance", h.pid, port, h.started, list(argv), version, h.log), host
 
+    def reset_to_stable(self, timeout: float | None = None) -> list[str]:
+        """Before a deploy: `fleet.instances` ready instances of the stable version, and no other.
+
+        A fleet an earlier deploy promoted (or left incomplete) runs the new
+        version; the next release starts from a stable fleet, as the simulator's
+        runs do. Stable instances are started and in rotation before the others
+        drain. Returns the instances stopped.
+        """
+        n = self.scenario.fleet.instances
+        old = [k for k, m in self.members.items() if m.record.version == "old" and not m.stopping]
+        new = [k for k, m in self.members.items() if m.record.version == "new" and not m.stopping]
+        if not new and len(old) >= n:
+            return []
+        for _ in range(max(0, n - len(old))):
+            self.start_instance("old")
+        self.wait_ready(n, 0, timeout if timeout is not None else self.scenario.fleet.startup + 30.0)
+        for name in new:
+            self.begin_stop(name)
+        deadline = time.monotonic() + self.scenario.traffic.timeout + 5.0
+        while any(m.stopping for m in self.members.values()) and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.05)
+        for name in [k for k, m in self.members.items() if m.stopping]:
+            self._kill(name)  # drained too slowly: stopped the hard way
+        self.reap()
+        return new
+
     def retire_idle_hosts(self) -> list[str]:
         """Stop hosts that serve no instance (they read the scenario when they started)."""
         busy = {m.host for m in self.members.values()}

@@ -134,3 +134,25 @@ def test_a_canary_on_instances_sharing_processes_crashes_and_restarts_one_instan
         records = st.records()
         st.down()
     assert not any(procs.is_running(r) for r in records)
+
+
+def test_a_second_release_on_a_staging_whose_first_was_promoted_starts_from_a_stable_fleet(tmp_path):
+    state = tmp_path / "state"
+    Staging.up(deploy_scenario(SHORT), state)
+    try:
+        assert deploy(deploy_scenario(SHORT), state, with_load=True).summary["outcome"] == "promoted"
+        assert Staging.open(state).ready_counts() == {"old": 0, "new": 2}
+        lines = []
+        second = deploy(deploy_scenario(BAD), state, with_load=True, progress=lines.append)
+        assert second.summary["outcome"] == "rolled_back"
+        assert any("replaced by 2 of the stable version" in line for line in lines)
+        # The second release is judged against a stable fleet, as the simulator's run of it is.
+        kinds = list(second.events["kind"])
+        assert kinds.index("release_started") < kinds.index("step_started")
+        assert second.timeline.iloc[0]["old_ready"] == 2 and second.timeline.iloc[0]["new_ready"] == 0
+        assert Staging.open(state).ready_counts()["old"] == 2
+    finally:
+        st = Staging.open(state)
+        records = st.records()
+        st.down()
+    assert not any(procs.is_running(r) for r in records)
