@@ -85,7 +85,7 @@ class Host:
             name = req["name"]
             if name in self.live:
                 if op == "stop":
-                    self.live[name]["instance"].draining = True
+                    self.live[name]["instance"].draining = True  # out of rotation from this answer on
                     self._task(name, self._drain_and_close(name))
                 else:
                     await self._abort(name, EXIT_KILLED)
@@ -134,10 +134,7 @@ class Host:
         entry = self.live.get(name)
         if entry is None:
             return
-        instance = entry["instance"]
-        deadline = time.time() + self.scenario.traffic.timeout
-        while (instance.busy or instance.waiting) and time.time() < deadline:
-            await asyncio.sleep(0.05)
+        await entry["instance"].drain()
         await self._close(name, 0, graceful=True)
 
     async def _abort(self, name: str, code: int) -> None:

@@ -6,11 +6,10 @@ and stop instances, hold the traffic split, undo everything on interrupt);
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from simlab.errors import StagingError
-from simlab.staging import haproxy, procs
+from simlab.staging import haproxy
 from simlab.staging.prometheus import PromQL
 from simlab.staging.supervisor import Staging
 
@@ -134,15 +133,7 @@ class LocalFleet:
             for name, m in st.members.items():
                 if m.record.version == "old" and not m.stopping:
                     st.api.set_weight(name, 100)
-            stopping = [n for n, m in st.members.items() if m.stopping]
-            deadline = time.monotonic() + 5.0
-            while any(st.alive(n) for n in stopping) and time.monotonic() < deadline:
-                time.sleep(0.05)
-                st._status_cache.clear()
-            procs.stop_many([st.members[n].record for n in stopping if st.members[n].host is None], grace=0.0)
-            for n in stopping:
-                st._kill(n)
-            st.reap()
+            st.stop_instances([n for n, m in st.members.items() if m.stopping], grace=5.0)
         except StagingError:
             pass  # the caller stops the whole staging next
         return "new version stopped, stable serving"

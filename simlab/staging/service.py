@@ -115,6 +115,13 @@ class Instance:
         latency.observe(time.time() - arrived)
         return web.Response(status=status, text=text, headers={"X-Instance": self.name, "X-Version": self.version})
 
+    async def drain(self) -> None:
+        """Fail readiness so the load balancer stops sending; finish what is in flight (up to traffic.timeout)."""
+        self.draining = True
+        deadline = time.time() + self.scenario.traffic.timeout
+        while (self.busy or self.waiting) and time.time() < deadline:
+            await asyncio.sleep(0.05)
+
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="alive")
 
@@ -166,11 +173,7 @@ async def serve(instance: Instance, port: int) -> int:
     if crashed is not None and crashed in done:
         print(f"{instance.name}: crash defect fired after {crash_in:.1f}s", file=sys.stderr, flush=True)
         os._exit(EXIT_CRASH)
-    # Drain: fail readiness so the load balancer stops sending, finish what is in flight.
-    instance.draining = True
-    deadline = time.time() + instance.scenario.traffic.timeout
-    while (instance.busy or instance.waiting) and time.time() < deadline:
-        await asyncio.sleep(0.05)
+    await instance.drain()
     for t in tasks:
         t.cancel()
     await runner.cleanup()

@@ -259,12 +259,16 @@ class Staging:
         return names
 
     # -- instances -----------------------------------------------------------
-    def _instance_argv(self, name: str, version: str, port: int, release_epoch: float) -> list[str]:
+    def _service_argv(self, *args: str) -> list[str]:
+        """The command line of the service (one instance, or a host of several) with `args` added."""
         return [
             sys.executable, str(Path(__file__).with_name("instance_main.py")), "--scenario", str(self.scenario_file),
-            "--version", version, "--instance", name, "--port", str(port), "--seed", str(self.scenario.seed),
-            "--release-epoch", f"{release_epoch:.3f}", "--state-dir", str(self.dir),
+            "--seed", str(self.scenario.seed), "--state-dir", str(self.dir), *args,
         ]
+
+    def _instance_argv(self, name: str, version: str, port: int, release_epoch: float) -> list[str]:
+        return self._service_argv("--version", version, "--instance", name, "--port", str(port),
+                                  "--release-epoch", f"{release_epoch:.3f}")
 
     def start_instance(self, version: str, release_epoch: float = 0.0, weight: int = 100) -> str:
         """Start one instance and add it to HAProxy (it takes traffic once its health checks pass)."""
@@ -447,9 +451,7 @@ class Staging:
             sock = self.dir / "hosts" / f"{host}.sock"
             sock.parent.mkdir(parents=True, exist_ok=True)
             sock.unlink(missing_ok=True)
-            hargv = [sys.executable, str(Path(__file__).with_name("instance_main.py")),
-                     "--scenario", str(self.scenario_file), "--host-socket", str(sock), "--per-process", str(per),
-                     "--seed", str(self.scenario.seed), "--state-dir", str(self.dir)]
+            hargv = self._service_argv("--host-socket", str(sock), "--per-process", str(per))
             self.hosts[host] = procs.spawn(host, "host", hargv, self.dir / "logs" / f"{host}.log", None, version)
             self.save()
             procs.wait_until(sock.exists, 10.0, f"instance host {host}'s control socket", self.hosts[host])
@@ -474,16 +476,21 @@ class Staging:
         for _ in range(max(0, n - len(old))):
             self.start_instance("old")
         self.wait_ready(n, 0, timeout if timeout is not None else self.scenario.fleet.startup + 30.0)
-        for name in new:
-            self.begin_stop(name)
-        deadline = time.monotonic() + self.scenario.traffic.timeout + 5.0
-        while any(m.stopping for m in self.members.values()) and time.monotonic() < deadline:
+        self.stop_instances(new, grace=self.scenario.traffic.timeout + 5.0)
+        return new
+
+    def stop_instances(self, names: list[str], grace: float) -> None:
+        """Drain `names` (if not draining yet) and wait until they are gone; kill what outlasts `grace`."""
+        for name in names:
+            if not self.members[name].stopping:
+                self.begin_stop(name)
+        deadline = time.monotonic() + grace
+        while any(n in self.members for n in names) and time.monotonic() < deadline:
             self.reap()
             time.sleep(0.05)
-        for name in [k for k, m in self.members.items() if m.stopping]:
+        for name in [n for n in names if n in self.members]:
             self._kill(name)  # drained too slowly: stopped the hard way
         self.reap()
-        return new
 
     def retire_idle_hosts(self) -> list[str]:
         """Stop hosts that serve no instance (they read the scenario when they started)."""
