@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from simlab.engines.fluid import simulate_batch
+from simlab.engines.fluid.engine import simulate_batch
 from simlab.scenario import parse_scenario
 
 SCENARIO = """

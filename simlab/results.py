@@ -24,6 +24,10 @@ SUMMARY_KEYS = (
 
 OUTCOMES = ("promoted", "rolled_back", "no_release", "incomplete")
 
+CAUSES = ("error", "rejected", "timeout", "reset")
+"""Why a failed request failed: the instance answered an error, rejected it (queue full, no backend), the client's
+timeout passed, or its instance crashed under it (connection reset)."""
+
 TIMELINE_COLUMNS = (
     "t",  # second since the start of the run (rows are [t, t+1))
     "offered",  # user requests that arrived in this second (retries not counted)

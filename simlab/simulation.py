@@ -45,7 +45,7 @@ def simulate_batch(scenario: Scenario, seeds) -> "pd.DataFrame":
     The replications share one data-plane stream, so a seed's numbers depend on
     the seeds batched with it (a batch of one equals `simulate(engine="fluid")`).
     """
-    from simlab.engines.fluid import simulate_batch as batch
+    from simlab.engines.fluid.engine import simulate_batch as batch
 
     return batch(scenario, seeds)
 
@@ -54,11 +54,11 @@ def _run(scenario: Scenario, seed: int, engine: str) -> Result:
     if engine == "auto":
         engine = choose_engine(scenario)  # the summary's "engine" key says which one ran
     if engine == "fluid":
-        from simlab.engines.fluid import FluidEngine
+        from simlab.engines.fluid.engine import FluidEngine
 
         return FluidEngine(scenario, seed).run()
     if engine == "request":
-        from simlab.engines.request import RequestEngine
+        from simlab.engines.request.engine import RequestEngine
 
         return RequestEngine(scenario, seed).run()
     raise ScenarioError(f"engine: expected one of {', '.join(ENGINES)}, found {engine!r}")

@@ -6,7 +6,7 @@ import pytest
 
 from engine_scenarios import scenario
 from simlab import SUMMARY_KEYS, simulate
-from simlab.engines.fluid import FluidEngine, Lockstep, simulate_batch
+from simlab.engines.fluid.engine import FluidEngine, Lockstep, simulate_batch
 from simlab.results import TIMELINE_COLUMNS
 from simlab.rng import stream
 from simlab.simulation import choose_engine
@@ -134,13 +134,13 @@ def test_a_memory_leak_slows_the_new_version_and_ends_in_ooms():
 
 def test_blocks_of_unchanged_ticks_draw_the_same_distribution_as_single_ticks(monkeypatch):
     """Quiet stretches are drawn k ticks at a time; counts and control agree with drawing tick by tick."""
-    from simlab.engines import fluid
+    from simlab.engines.fluid.plane import Plane
 
     sc = scenario("canary", **{"release.defects": BAD, "duration": "10m", "release.at": "1m"})
     seeds = list(range(6))
     blocked = Lockstep(sc, seeds).run()
     assert blocked.block_ticks > 0.3 * 600  # the quiet seconds before the release and after the rollback
-    monkeypatch.setattr(fluid, "tick_block", lambda plane, t, k: False)
+    monkeypatch.setattr(Plane, "tick_block", lambda self, t, k: False)
     single = Lockstep(sc, seeds).run()
     assert single.block_ticks == 0
     a = [blocked.summary(r) for r in range(len(seeds))]

@@ -6,9 +6,9 @@ import pytest
 
 from simlab import queueing
 from simlab.dists import from_spec
-from simlab.engines import fluid_queue as fq
+from simlab.engines.fluid import queue as fq
 from simlab.engines.effects import AttemptEffects
-from simlab.engines.fluid_latency import LatencyModel
+from simlab.engines.fluid.latency import LatencyModel
 from simlab.scenario.distributions import Exponential, LogNormal
 
 CASES = [(1, 0.5), (4, 3.0), (8, 6.8), (50, 49.0), (200, 150.0), (1600, 200.0)]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from simlab.engines.instance import DOWN, DRAINING, READY, STARTING
-from simlab.engines.recorder import NEW, OLD
+from simlab.engines.versions import NEW, OLD
 
 STATES = ((READY, "ready"), (STARTING, "starting"), (DOWN, "down"), (DRAINING, "draining"))
 

@@ -1,7 +1,7 @@
 """Experiments: Monte Carlo replication, strategy and policy comparison, parameter sweeps.
 
 The three names load on first use, so registering the CLI commands (which
-imports simlab.experiment.cli) does not pull in pandas or the engines.
+imports simlab.cli.experiment) does not pull in pandas or the engines.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from simlab.control.recording import Divergence, RecordingController, read, replay
-from simlab.engines.request import RequestEngine
+from simlab.engines.request.engine import RequestEngine
 from staging_helpers import deploy_scenario
 
 BAD = "staging: {duration: 30s, release: {defects: [{kind: error_rate, rate: 0.3}]}}\n"

@@ -18,9 +18,10 @@ from simlab.dists import from_spec
 from simlab.engines.draws import exponentials, uniforms
 from simlab.engines.effects import NONE, Effects
 from simlab.engines.instance import READY, Attempt, Instance, Request
-from simlab.engines.recorder import NEW, NO_BACKEND, OLD, Recorder
-from simlab.engines.request_fleet import FleetProcesses
-from simlab.engines.summary import build_result
+from simlab.engines.request.recorder import Recorder
+from simlab.engines.versions import NEW, NO_BACKEND, OLD
+from simlab.engines.request.fleet import FleetProcesses
+from simlab.engines.request.result import build_result
 from simlab.engines.traffic import OfferedLoad
 from simlab.rng import Streams
 from simlab.scenario import Scenario

@@ -11,11 +11,11 @@ from array import array
 
 import numpy as np
 
+from simlab.engines.versions import NEW, NO_BACKEND, OLD
+from simlab.results import CAUSES
 from simlab.control.observations import WindowStats
 from simlab.metrics import visible_until
 
-CAUSES = ("error", "rejected", "timeout", "reset")
-OLD, NEW, NO_BACKEND = 0, 1, 2
 
 
 class Recorder:

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 
-from simlab.engines.recorder import CAUSES, per_second_percentiles
+from simlab.engines.request.recorder import per_second_percentiles
 from simlab.engines.timeline import add_fleet_columns, utilization
 from simlab.metrics import error_budget_used
-from simlab.results import Result, TIMELINE_COLUMNS, events_frame, make_summary
+from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, events_frame, make_summary
 
 
 def _rel(t: float | None, origin: float) -> float | None:

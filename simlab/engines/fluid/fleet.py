@@ -16,9 +16,9 @@ from simlab.control import FleetState, VersionCount
 from simlab.engines.effects import Effects, defect_active
 from simlab.engines.instance import DOWN, DRAINING, READY, STARTING, STOPPED
 from simlab.engines.timeline import timeline_state
+from simlab.engines.versions import NEW, OLD
 from simlab.scenario.release import InstanceCrash, ZoneOutage
 
-OLD, NEW = 0, 1
 
 
 class Inst:

@@ -1,6 +1,6 @@
-"""`simlab staging up/status/down/load` and `simlab deploy`: argument parsing and printing only.
+"""`simlab staging up/status/down/load`, `simlab deploy` and `simlab validate`: argument parsing and printing only.
 
-Registered on the main app by `register(app)`; aiohttp, Locust and chaoslib are
+Also `simlab validate` (the scenario's failures as a Chaos Toolkit experiment). aiohttp, Locust and chaoslib are
 never imported here at module level, so `simlab --help` stays fast.
 """
 from __future__ import annotations
@@ -11,9 +11,13 @@ from typing import Optional
 
 import typer
 
+from simlab.cli.app import app, scenario_arg
+from simlab.errors import SimlabError
+
 DEFAULT_DIR = Path(".simlab-state")  # ignored by git
 
 staging_app = typer.Typer(no_args_is_help=True, help="A local staging fleet: HAProxy, Prometheus, real instances.")
+app.add_typer(staging_app, name="staging")
 
 
 def _staging_scenario(path: Path):
@@ -102,6 +106,7 @@ def load(
                f"achieved {report['achieved_rps']:.1f} rps of {report['target_rps']:.1f}; records in {out}")
 
 
+@app.command("deploy")
 def deploy(
     scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
     state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory (a running staging is reused)"),
@@ -205,7 +210,43 @@ def _predict(s, out: Path, observed, as_json: bool, with_load: bool) -> None:
     typer.echo(f"report: {report / 'report.html'} (and report.md)")
 
 
-def register(app: typer.Typer) -> None:
-    """Add `staging` and `deploy` to simlab's command line."""
-    app.add_typer(staging_app, name="staging")
-    app.command("deploy")(deploy)
+@app.command()
+def validate(
+    scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
+    state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory: its staging is used if it runs, "
+                                   "else one is started there for the run and stopped after"),
+    out: Path = typer.Option(Path("reports/validate"), "--out", help="where experiment.json, journal.json and "
+                             "chaos.log go"),
+    experiment: Optional[Path] = typer.Option(None, "--experiment", help="run this Chaos Toolkit experiment "
+                                              "instead of the one generated from the scenario"),
+) -> None:
+    """Run the scenario's failures as a Chaos Toolkit experiment on staging; exit 1 unless its SLO held."""
+    from simlab.chaos.validate import validate as run_validate
+    from simlab.scenario.staging import staging_scenario
+    from simlab.staging.supervisor import sigterm_as_interrupt
+
+    s = staging_scenario(scenario_arg(scenario))
+    try:
+        with sigterm_as_interrupt():
+            result = run_validate(s, state_dir=state_dir, out=out, experiment=experiment)
+    except KeyboardInterrupt:
+        raise SimlabError("validate interrupted: chaos ran its rollbacks, a staging started here is stopped") from None
+    rows = [("probe", "tolerance", "before", "after")] + [
+        (p.name, json.dumps(p.tolerance), _cell(p.before, p.before_met), _cell(p.after, p.after_met))
+        for p in result.probes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        typer.echo("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    typer.echo(f"{result.verdict}: {result.reason}")
+    typer.echo(f"journal: {result.journal} (chaos exited {result.chaos_exit})")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _cell(value, met: bool | None) -> str:
+    """A probe's output with a mark: ok, FAIL, or - when it did not run."""
+    if met is None:
+        return "-"
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{shown} {'ok' if met else 'FAIL'}"

@@ -1,4 +1,4 @@
-"""`simlab report RESULTS_DIR`: parsing and printing only; registered on the main app by `register(app)`."""
+"""`simlab report RESULTS_DIR`: parsing and printing only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,10 @@ from typing import Optional
 
 import typer
 
+from simlab.cli.app import app
 
+
+@app.command("report")
 def report(
     results_dir: Path = typer.Argument(..., help="directory written by simlab run/compare/sweep/deploy --out"),
     predicted: Optional[Path] = typer.Option(None, "--predicted", help="a simulated run's directory: put "
@@ -27,7 +30,3 @@ def report(
     figures = sorted(p.name for p in out.glob("*.png"))
     typer.echo(f"  {out / 'report.html'}  (self-contained)")
     typer.echo(f"  {out / 'report.md'}" + (f"  (+ {', '.join(figures)})" if figures else ""))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("report")(report)

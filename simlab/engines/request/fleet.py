@@ -13,7 +13,8 @@ import simpy
 from simlab.control import PERIOD, FleetState, SetWeight, StartInstances, StartMigration, StopInstances, VersionCount
 from simlab.engines.effects import defect_active
 from simlab.engines.instance import DOWN, DRAINING, READY, STARTING, STOPPED, Instance
-from simlab.engines.recorder import NEW, OLD, MonitoringView
+from simlab.engines.request.recorder import MonitoringView
+from simlab.engines.versions import NEW, OLD
 from simlab.engines.timeline import timeline_state
 from simlab.scenario.release import InstanceCrash, ZoneOutage
 

@@ -1,6 +1,6 @@
 """`simlab compare` and `simlab sweep`: parse options, call the library, print a rich table.
 
-Registered on the main app by `register(app)`; dask, pyarrow and the report
+Dask, pyarrow and the report
 module load only when a command needs them.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import typer
 
+from simlab.cli.app import app
 from simlab.errors import ScenarioError
 
 RUNS = typer.Option(100, "--runs", help="replications per strategy, variant or grid point")
@@ -106,6 +107,7 @@ def _write(result, out: Optional[Path], report: bool, written: bool = False) -> 
         typer.echo(f"report: {write_report(out)}")
 
 
+@app.command("compare")
 def compare_command(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
     strategies: Optional[str] = typer.Option(None, "--strategies", help="comma-separated: canary,rolling,blue_green,big_bang"),
@@ -130,6 +132,7 @@ def compare_command(
     _write(result, out, report)
 
 
+@app.command("sweep")
 def sweep_command(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
     param: list[str] = typer.Option([], "--param", help="PATH=v1,v2 (repeat for a grid), e.g. analysis.interval=30s,1m"),
@@ -164,8 +167,3 @@ def sweep_command(
     if out is not None and result.executed < len(result.runs):
         typer.echo(f"resumed: {len(result.runs) - result.executed} runs from {out}/store, {result.executed} simulated")
     _write(result, out, report, written=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("compare")(compare_command)
-    app.command("sweep")(sweep_command)

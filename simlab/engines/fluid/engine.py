@@ -15,11 +15,11 @@ import pandas as pd
 
 from simlab.control import RolloutController, SetWeight, StartInstances, StartMigration, StopInstances
 from simlab.engines.effects import Effects
-from simlab.engines.fluid_block import tick_block
-from simlab.engines.fluid_fleet import NEW, OLD, FluidFleet
-from simlab.engines.fluid_ledger import BLOCK_MAX
-from simlab.engines.fluid_plane import Plane
-from simlab.engines.fluid_timeline import build_result, summary_values
+from simlab.engines.fluid.fleet import FluidFleet
+from simlab.engines.versions import NEW, OLD
+from simlab.engines.fluid.ledger import BLOCK_MAX
+from simlab.engines.fluid.plane import Plane
+from simlab.engines.fluid.result import build_result, summary_values
 from simlab.engines.traffic import OfferedLoad
 from simlab.metrics import visible_until
 from simlab.rng import stream
@@ -96,7 +96,7 @@ class Lockstep:
         self.alert_rule = (alert.long_window, alert.short_window, alert.burn_rate, 1.0 - s.slo.availability / 100.0)
         self.quiet_checks = 0  # alert checks found quiet here instead of by a controller tick
         self.trace: dict = {"quiet": [], "acted": set()}  # (rep, second) pairs, kept when recording
-        self.block_ticks = 0  # ticks drawn in blocks (fluid_block), for tests and profiles
+        self.block_ticks = 0  # ticks drawn in blocks (Plane.tick_block), for tests and profiles
         self.record = record
         self.rows: list[list] = [[] for _ in range(self.R)] if record else []
         for fleet in self.fleets:
@@ -135,7 +135,7 @@ class Lockstep:
             plane.tick_end = t + 1.0
             self._advance(t + 1.0, inclusive=False)
             k = self._block_length(t)
-            if k > 1 and tick_block(plane, t, k):
+            if k > 1 and plane.tick_block(t, k):
                 self._quiet_seconds(t, k)
                 self.block_ticks += k
             else:

@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simlab.engines.recorder import CAUSES
 from simlab.engines.timeline import add_fleet_columns, utilization
 from simlab.metrics import error_budget_used
-from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
+from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, events_frame, make_summary
 
 
 def _rel(t, origin):
