@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from simlab.scenario import parse_scenario
-from simlab.scenario.staging import staging_scenario
+from simlab.scenario.loading import staging_scenario
 from simlab.staging.supervisor import Staging
 
 SCENARIO = """

@@ -34,7 +34,7 @@ BUNDLED = sorted(p.name for p in (ROOT / "experiments").glob("*.yaml") if not p.
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_every_bundled_scenario_loads_with_its_staging_form(name):
-    from simlab.scenario.staging import staging_scenario
+    from simlab.scenario.loading import staging_scenario
 
     s = load_scenario(ROOT / "experiments" / name)
     staged = staging_scenario(s)

@@ -161,7 +161,7 @@ def deploy(scenario: str, out: str | None = None, load: bool = True, strategy: s
     experiment's deploy never starts one of its own.
     """
     from simlab.scenario import load_scenario
-    from simlab.scenario.staging import staging_scenario
+    from simlab.scenario.loading import staging_scenario
     from simlab.staging.deployer import deploy as run_deploy
 
     s = staging_scenario(load_scenario(Path(scenario)))

@@ -22,7 +22,7 @@ app.add_typer(staging_app, name="staging")
 
 def _staging_scenario(path: Path):
     from simlab.scenario import load_scenario
-    from simlab.scenario.staging import staging_scenario
+    from simlab.scenario.loading import staging_scenario
 
     return staging_scenario(load_scenario(path))
 
@@ -132,7 +132,7 @@ def deploy(
     """Run the release on staging with the shared rollout controller, on the wall clock."""
     from simlab.errors import ScenarioError, StagingError
     from simlab.scenario import load_scenario
-    from simlab.scenario.staging import staging_scenario, staging_target
+    from simlab.scenario.loading import staging_scenario, staging_target
     from simlab.staging.deployer import deploy as run_deploy, deploy_external
     from simlab.staging.supervisor import sigterm_as_interrupt
 
@@ -222,7 +222,7 @@ def validate(
 ) -> None:
     """Run the scenario's failures as a Chaos Toolkit experiment on staging; exit 1 unless its SLO held."""
     from simlab.chaos.validate import validate as run_validate
-    from simlab.scenario.staging import staging_scenario
+    from simlab.scenario.loading import staging_scenario
     from simlab.staging.supervisor import sigterm_as_interrupt
 
     s = staging_scenario(scenario_arg(scenario))

@@ -1,4 +1,7 @@
-"""Load a scenario from YAML; turn every validation problem into file:line, field path, expected, found."""
+"""Load a scenario from YAML; turn every validation problem into file:line, field path, expected, found.
+
+Also the staging form of a scenario: its `staging:` block merged in (`staging_scenario`).
+"""
 from __future__ import annotations
 
 import difflib
@@ -11,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from simlab.errors import ScenarioError
 from simlab.scenario.model import Scenario
+from simlab.scenario.staging import SECTIONS as STAGING_SECTIONS, Staging as StagingBlock, Target
 
 Path_ = tuple[str | int, ...]
 
@@ -256,3 +260,51 @@ _EXPECTED = {
     "tuple_type": "expected a list", "list_type": "expected a list",
     "dict_type": "expected a mapping", "model_type": "expected a mapping", "model_attributes_type": "expected a mapping",
 }
+
+
+# -- the staging form of a scenario ------------------------------------------------------
+def _merge(base: Any, over: Any) -> Any:
+    """`over` merged into `base`: mappings key by key, anything else replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _merge(base.get(key), value)
+        return out
+    return over
+
+
+def staging_scenario(scenario: Scenario) -> Scenario:
+    """The scenario as staging runs it (overrides applied, `staging` removed); raise ScenarioError if invalid.
+
+    A strategy override of another kind replaces the strategy instead of merging into it.
+    """
+    block: StagingBlock | None = scenario.staging
+    data = scenario.model_dump(mode="json", exclude={"staging"})
+    if block is None:
+        return validate_scenario(data, source=f"{scenario.name} (staging)")
+    for section in STAGING_SECTIONS:
+        over = getattr(block, section)
+        if not over:
+            continue
+        if section == "strategy" and over.get("kind", data["strategy"]["kind"]) != data["strategy"]["kind"]:
+            data["strategy"] = dict(over)
+        elif data.get(section) is None:
+            data[section] = dict(over)
+        else:
+            data[section] = _merge(data[section], over)
+    if block.duration is not None:
+        data["duration"] = block.duration
+    if block.instances is not None:
+        data["fleet"]["instances"] = block.instances
+    if block.rps is not None:
+        data["traffic"]["rps"] = block.rps
+    if block.release_at is not None and data.get("release") is not None:
+        data["release"]["at"] = block.release_at
+    if block.failures is not None:
+        data["failures"] = list(block.failures)
+    return validate_scenario(data, source=f"{scenario.name} (staging block)")
+
+
+def staging_target(scenario: Scenario) -> Target | None:
+    """The scenario's external target (`staging.target`), if it names one."""
+    return scenario.staging.target if scenario.staging is not None else None

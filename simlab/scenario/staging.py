@@ -1,8 +1,10 @@
-"""The `staging:` block: what changes when a scenario runs on a real fleet (minutes, a few instances).
+"""The `staging:` block's schema: what changes when a scenario runs on a real fleet (minutes, a few instances).
 
 A staging run cannot last an hour or host twenty instances on a laptop, so a
 scenario may say how to shrink itself. The shrunk scenario is an ordinary
-Scenario: the simulation compared with a staging run uses the same one.
+Scenario: the simulation compared with a staging run uses the same one. It is
+made by `loading.staging_scenario`; this module is schema only, so the model
+imports it without importing loading.
 """
 from __future__ import annotations
 
@@ -108,52 +110,3 @@ class Staging(Frozen):
         default=None, description="replaces the scenario's failures (staging injects faults with Chaos Toolkit)"
     )
     target: Target | None = Field(default=None, description="an external target for `simlab deploy --target external`")
-
-
-def _merge(base: Any, over: Any) -> Any:
-    """`over` merged into `base`: mappings key by key, anything else replaced."""
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for key, value in over.items():
-            out[key] = _merge(base.get(key), value)
-        return out
-    return over
-
-
-def staging_scenario(scenario):
-    """The scenario as staging runs it (overrides applied, `staging` removed); raise ScenarioError if invalid.
-
-    A strategy override of another kind replaces the strategy instead of merging into it.
-    """
-    from simlab.scenario.loading import validate_scenario
-
-    block: Staging | None = scenario.staging
-    data = scenario.model_dump(mode="json", exclude={"staging"})
-    if block is None:
-        return validate_scenario(data, source=f"{scenario.name} (staging)")
-    for section in SECTIONS:
-        over = getattr(block, section)
-        if not over:
-            continue
-        if section == "strategy" and over.get("kind", data["strategy"]["kind"]) != data["strategy"]["kind"]:
-            data["strategy"] = dict(over)
-        elif data.get(section) is None:
-            data[section] = dict(over)
-        else:
-            data[section] = _merge(data[section], over)
-    if block.duration is not None:
-        data["duration"] = block.duration
-    if block.instances is not None:
-        data["fleet"]["instances"] = block.instances
-    if block.rps is not None:
-        data["traffic"]["rps"] = block.rps
-    if block.release_at is not None and data.get("release") is not None:
-        data["release"]["at"] = block.release_at
-    if block.failures is not None:
-        data["failures"] = list(block.failures)
-    return validate_scenario(data, source=f"{scenario.name} (staging block)")
-
-
-def staging_target(scenario) -> Target | None:
-    """The scenario's external target (`staging.target`), if it names one."""
-    return scenario.staging.target if scenario.staging is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import textwrap
 
 from simlab.scenario import parse_scenario
-from simlab.scenario.staging import staging_scenario
+from simlab.scenario.loading import staging_scenario
 
 SMALL = textwrap.dedent("""\
     name: staging-test

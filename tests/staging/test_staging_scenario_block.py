@@ -3,7 +3,7 @@ import pytest
 
 from simlab.errors import ScenarioError
 from simlab.scenario import parse_scenario
-from simlab.scenario.staging import staging_scenario
+from simlab.scenario.loading import staging_scenario
 
 BASE = """
 name: big
