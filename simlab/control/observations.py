@@ -47,7 +47,12 @@ class WindowStats:
 
 
 class MetricsView(Protocol):
-    """Monitoring as visible to the controller at the current time (scrape, window and delay applied)."""
+    """Monitoring as visible to the controller at the current time (scrape, window and delay applied).
+
+    The one protocol every driver's metrics implement: the engines' monitoring,
+    staging's Prometheus (`staging.prometheus.PrometheusMetrics`, local or a
+    target's own) and a recorded run's answers.
+    """
 
     def version_window(self, version: Version) -> WindowStats:
         """One version's stats over `monitoring.window`."""

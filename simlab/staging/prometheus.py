@@ -16,9 +16,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Protocol
 
-from simlab.control import WindowStats
+from simlab.control import MetricsView, WindowStats
+from simlab.control.observations import Version
 from simlab.errors import StagingError
 from simlab.scenario import Scenario
 
@@ -113,14 +113,6 @@ class PromQL:
             return False
 
 
-class MetricsProvider(Protocol):
-    """Where the staging driver's observations come from (local Prometheus, or a user's own)."""
-
-    def version_window(self, version: str) -> WindowStats: ...
-
-    def total_window(self, seconds: float) -> WindowStats: ...
-
-
 def _go_float(value: float) -> str:
     """A bucket bound as prometheus_client writes it in the `le` label."""
     from prometheus_client.utils import floatToGoString
@@ -144,8 +136,9 @@ def window_count(series: str, window: str) -> str:
     return f"(({older}) or vector(0)) + (({young}) or vector(0))"
 
 
-class PrometheusMetrics:
-    """The controller's MetricsView, answered by PromQL with the scenario's window and delay."""
+class PrometheusMetrics(MetricsView):
+    """The controller's MetricsView, answered by PromQL (local Prometheus, or a target's own) with the
+    scenario's window and delay."""
 
     def __init__(self, client: PromQL, scenario: Scenario, clock=time.time, total_from: str = "haproxy"):
         self.client = client
@@ -176,7 +169,7 @@ class PrometheusMetrics:
             latency_mean=mean, latency_p50=p50, latency_p99=p99,
         )
 
-    def version_window(self, version: str) -> WindowStats:
+    def version_window(self, version: Version) -> WindowStats:
         return self._stats(f'version="{version}"', self.window)
 
     def total_window(self, seconds: float) -> WindowStats:
