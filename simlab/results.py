@@ -9,9 +9,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from simlab.metrics import error_budget_used
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simlab.scenario import Scenario
 
 SUMMARY_KEYS = (
     "scenario", "strategy", "engine", "seed", "outcome",
@@ -105,3 +110,70 @@ def make_summary(values: dict[str, Any]) -> Summary:
 
 def events_frame(rows: list[tuple[float, str, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(EVENT_COLUMNS)).sort_values("time", kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """What a driver counted over a whole run; `summarize` turns it into the summary every driver returns."""
+
+    requests: int  # user requests offered (retries not counted)
+    attempts: int  # attempts sent, retries included
+    failed_by: dict[str, int]  # failed user requests by cause (CAUSES)
+    slow: int  # succeeded but slower than slo.latency_threshold
+    latency_mean_s: float | None  # of successful user requests; None when none succeeded
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+    min_ready: float | None  # fewest instances in rotation from the release on (None: no such second)
+    peak_utilization: float | None
+    instance_seconds: float
+    queued_attempts: int | None = None  # attempts that waited in an instance queue (None: not measured)
+
+
+def summarize(scenario: "Scenario", *, engine: str, seed: int, controller, totals: RunTotals,
+              bad_release: bool, extras: dict[str, Any] | None = None) -> Summary:
+    """The summary record of one run, the same keys and meanings for the request engine, the fluid engine and staging.
+
+    Times are relative to the release (`detected_at_s` is the time to detect); the error budget is the SLO
+    window's at the run's mean rate.
+    """
+    s, c, n = scenario, controller, totals
+    release_at = s.release.at if s.release else 0.0
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else t - release_at
+
+    failed = sum(n.failed_by[cause] for cause in CAUSES)
+    bad = failed + n.slow
+    mean_rps = n.requests / s.duration if s.duration else 0.0
+    ms = lambda v: None if v is None else float(v) * 1000.0  # noqa: E731
+    values = {
+        "scenario": s.name,
+        "strategy": s.strategy.kind if s.release else None,
+        "engine": engine,
+        "seed": seed,
+        "outcome": c.outcome,
+        "requests": n.requests,
+        "attempts": n.attempts,
+        "failed": failed,
+        "slow": n.slow,
+        "bad": bad,
+        "bad_fraction": bad / n.requests if n.requests else 0.0,
+        "latency_mean_ms": ms(n.latency_mean_s),
+        "latency_p50_ms": ms(n.latency_p50_s),
+        "latency_p99_ms": ms(n.latency_p99_s),
+        "detected_at_s": rel(c.detected_at),
+        "rollback_done_at_s": rel(c.rollback_done_at),
+        "deploy_duration_s": rel(c.promoted_at),
+        "error_budget_used": error_budget_used(bad, mean_rps, s.slo.availability, s.slo.window),
+        "min_capacity": None if n.min_ready is None else float(n.min_ready / s.fleet.instances),
+        "peak_utilization": None if n.peak_utilization is None else float(n.peak_utilization),
+        "instance_seconds": n.instance_seconds,
+        **{f"failed_{cause}": int(n.failed_by[cause]) for cause in CAUSES},
+        "rollback_started_at_s": rel(c.rollback_started_at),
+        "analysis_failures": c.failures,
+    }
+    if n.queued_attempts is not None:
+        values["queued_attempts"] = n.queued_attempts
+    values["bad_release"] = bool(bad_release)
+    values.update(extras or {})
+    return make_summary(values)

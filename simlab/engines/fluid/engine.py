@@ -19,7 +19,7 @@ from simlab.engines.fluid.fleet import FluidFleet
 from simlab.engines.versions import NEW, OLD
 from simlab.engines.fluid.ledger import BLOCK_MAX
 from simlab.engines.fluid.plane import Plane
-from simlab.engines.fluid.result import build_result, summary_values
+from simlab.engines.fluid.result import build_result, run_summary
 from simlab.engines.traffic import OfferedLoad
 from simlab.metrics import visible_until
 from simlab.rng import stream
@@ -235,7 +235,7 @@ class Lockstep:
 
     # -- results -------------------------------------------------------------
     def summary(self, r: int) -> dict:
-        return summary_values(self, r)
+        return run_summary(self, r).values
 
     def result(self, r: int):
         return build_result(self, r)

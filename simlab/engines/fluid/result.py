@@ -5,54 +5,29 @@ import numpy as np
 import pandas as pd
 
 from simlab.engines.timeline import add_fleet_columns, utilization
-from simlab.metrics import error_budget_used
-from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, events_frame, make_summary
+from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, Summary, events_frame, summarize
 
 
-def _rel(t, origin):
-    return None if t is None else t - origin
-
-
-def summary_values(sim, r: int) -> dict:
+def run_summary(sim, r: int) -> Summary:
+    """The summary of replication r of a lockstep run."""
     s, led, c = sim.s, sim.ledger, sim.controllers[r]
-    release_at = s.release.at if s.release else 0.0
-    requests = int(led.requests[r])
-    failed_by = {cause: int(led.failed[r, i]) for i, cause in enumerate(CAUSES)}
-    failed = sum(failed_by.values())
-    slow = int(led.slow[r])
-    bad = failed + slow
-    mean_rps = requests / s.duration if s.duration else 0.0
     has_ok = led.lat_n[r] > 0
     p50, p99 = led.run_quantiles(r) if has_ok else (None, None)
     min_ready = led.min_ready[r]
-    return {
-        "scenario": s.name,
-        "strategy": s.strategy.kind if s.release else None,
-        "engine": "fluid",
-        "seed": sim.seeds[r],
-        "outcome": c.outcome,
-        "requests": requests,
-        "attempts": int(led.attempts[r]),
-        "failed": failed,
-        "slow": slow,
-        "bad": bad,
-        "bad_fraction": bad / requests if requests else 0.0,
-        "latency_mean_ms": float(led.lat_sum[r] / led.lat_n[r] * 1000) if has_ok else None,
-        "latency_p50_ms": p50 * 1000 if p50 is not None else None,
-        "latency_p99_ms": p99 * 1000 if p99 is not None else None,
-        "detected_at_s": _rel(c.detected_at, release_at),
-        "rollback_done_at_s": _rel(c.rollback_done_at, release_at),
-        "deploy_duration_s": _rel(c.promoted_at, release_at),
-        "error_budget_used": error_budget_used(bad, mean_rps, s.slo.availability, s.slo.window),
-        "min_capacity": float(min_ready / s.fleet.instances) if np.isfinite(min_ready) else None,
-        "peak_utilization": float(led.peak_util[r]),
-        "instance_seconds": sim.fleets[r].instance_seconds(s.duration),
-        **{f"failed_{cause}": value for cause, value in failed_by.items()},
-        "rollback_started_at_s": _rel(c.rollback_started_at, release_at),
-        "analysis_failures": c.failures,
-        "queued_attempts": int(round(led.queued[r])),
-        "bad_release": bool(sim.bad[r]),
-    }
+    totals = RunTotals(
+        requests=int(led.requests[r]),
+        attempts=int(led.attempts[r]),
+        failed_by={cause: int(led.failed[r, i]) for i, cause in enumerate(CAUSES)},
+        slow=int(led.slow[r]),
+        latency_mean_s=float(led.lat_sum[r] / led.lat_n[r]) if has_ok else None,
+        latency_p50_s=p50,
+        latency_p99_s=p99,
+        min_ready=float(min_ready) if np.isfinite(min_ready) else None,
+        peak_utilization=float(led.peak_util[r]),
+        instance_seconds=sim.fleets[r].instance_seconds(s.duration),
+        queued_attempts=int(round(led.queued[r])),
+    )
+    return summarize(s, engine="fluid", seed=sim.seeds[r], controller=c, totals=totals, bad_release=bool(sim.bad[r]))
 
 
 def build_result(sim, r: int) -> Result:
@@ -77,5 +52,4 @@ def build_result(sim, r: int) -> Result:
         cols["queued"].append(int(round(rec["queued"][r, t])))
     timeline = pd.DataFrame(cols)
     events = [(e.time, e.kind, e.detail) for e in c.events] + list(sim.fleets[r].events)
-    summary = make_summary(summary_values(sim, r))
-    return Result(summary, timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
+    return Result(run_summary(sim, r), timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})

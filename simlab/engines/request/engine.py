@@ -120,6 +120,9 @@ class RequestEngine(FleetProcesses):
         Completions, timeouts, retries and every control-plane process stay
         SimPy events, stepped by `env.step()` in time order with the arrivals.
         """
+        # SimPy has no public API to advance the clock to a time without an event there, nor to read the
+        # heap's head without a method call per request: the engine uses Environment._queue and ._now,
+        # verified with SimPy 4.1.x (pinned in pyproject.toml); env.now is read as _now on hot paths.
         env = self.env
         heap = env._queue  # simpy's event heap of (time, priority, id, event)
         step, arrive = env.step, self._arrive

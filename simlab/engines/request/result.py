@@ -9,12 +9,7 @@ import pandas as pd
 
 from simlab.engines.request.recorder import per_second_percentiles
 from simlab.engines.timeline import add_fleet_columns, utilization
-from simlab.metrics import error_budget_used
-from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, events_frame, make_summary
-
-
-def _rel(t: float | None, origin: float) -> float | None:
-    return None if t is None else t - origin
+from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_frame, summarize
 
 
 def build_result(engine) -> Result:
@@ -45,50 +40,29 @@ def build_result(engine) -> Result:
 
     events = [(e.time, e.kind, e.detail) for e in c.events] + list(engine.events)
     release_at = s.release.at if s.release else 0.0
-    requests = int(sum(rec.offered[:n]))
-    failed = int(sum(rec.failed_total(i) for i in range(n)))
-    slow = int(sum(rec.slow[:n]))
-    bad = failed + slow
     ok_lat = lats[secs < n]
     after = timeline[timeline["t"] >= release_at] if s.release else timeline
-    before_ready = s.fleet.instances
-    ready_total = after["old_ready"] + after["new_ready"]
     instance_seconds = 0.0
     for inst in engine.instances:
         end = s.duration if inst.stopped_at is None else min(inst.stopped_at, s.duration)
         instance_seconds += max(0.0, end - inst.created_at)
-    mean_rps = requests / s.duration if s.duration else 0.0
-    values = {
-        "scenario": s.name,
-        "strategy": s.strategy.kind if s.release else None,
-        "engine": engine.name,
-        "seed": engine.seed,
-        "outcome": c.outcome,
-        "requests": requests,
-        "attempts": int(sum(rec.attempts[:n])),
-        "failed": failed,
-        "slow": slow,
-        "bad": bad,
-        "bad_fraction": bad / requests if requests else 0.0,
-        "latency_mean_ms": float(ok_lat.mean() * 1000) if len(ok_lat) else None,
-        "latency_p50_ms": float(np.percentile(ok_lat, 50) * 1000) if len(ok_lat) else None,
-        "latency_p99_ms": float(np.percentile(ok_lat, 99) * 1000) if len(ok_lat) else None,
-        "detected_at_s": _rel(c.detected_at, release_at),
-        "rollback_done_at_s": _rel(c.rollback_done_at, release_at),
-        "deploy_duration_s": _rel(c.promoted_at, release_at),
-        "error_budget_used": error_budget_used(bad, mean_rps, s.slo.availability, s.slo.window),
-        "min_capacity": float(ready_total.min() / before_ready) if len(after) else None,
-        "peak_utilization": float(timeline["utilization"].max()) if len(timeline) else None,
-        "instance_seconds": instance_seconds,
-        # extras
-        **{f"failed_{cause}": int(sum(rec.failed[cause][:n])) for cause in CAUSES},
-        "rollback_started_at_s": _rel(c.rollback_started_at, release_at),
-        "analysis_failures": c.failures,
-        "queued_attempts": int(sum(rec.queued[:n])),
-        # what rolling back code could not fix (e.g. a migration the old version cannot read)
-        "failed_after_rollback": (
-            int(timeline.loc[timeline["t"] >= c.rollback_done_at, "failed"].sum()) if c.rollback_done_at is not None else None
-        ),
-        "bad_release": bool(s.release and s.release.bad),
-    }
-    return Result(make_summary(values), timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
+    totals = RunTotals(
+        requests=int(sum(rec.offered[:n])),
+        attempts=int(sum(rec.attempts[:n])),
+        failed_by={cause: int(sum(rec.failed[cause][:n])) for cause in CAUSES},
+        slow=int(sum(rec.slow[:n])),
+        latency_mean_s=float(ok_lat.mean()) if len(ok_lat) else None,
+        latency_p50_s=float(np.percentile(ok_lat, 50)) if len(ok_lat) else None,
+        latency_p99_s=float(np.percentile(ok_lat, 99)) if len(ok_lat) else None,
+        min_ready=float((after["old_ready"] + after["new_ready"]).min()) if len(after) else None,
+        peak_utilization=float(timeline["utilization"].max()) if len(timeline) else None,
+        instance_seconds=instance_seconds,
+        queued_attempts=int(sum(rec.queued[:n])),
+    )
+    # what rolling back code could not fix (e.g. a migration the old version cannot read)
+    after_rollback = (
+        int(timeline.loc[timeline["t"] >= c.rollback_done_at, "failed"].sum()) if c.rollback_done_at is not None else None
+    )
+    summary = summarize(s, engine=engine.name, seed=engine.seed, controller=c, totals=totals,
+                        bad_release=bool(s.release and s.release.bad), extras={"failed_after_rollback": after_rollback})
+    return Result(summary, timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
