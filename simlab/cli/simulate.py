@@ -26,10 +26,10 @@ def check(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> No
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of the scenario format (for editor autocompletion)."""
-    from simlab.scenario import Scenario
+    """Print the JSON Schema of scenario YAML files (editors, CI): durations as written, unknown keys rejected."""
+    from simlab.scenario.schema import scenario_schema
 
-    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+    typer.echo(json.dumps(scenario_schema(), indent=2))
 
 
 @app.command()
