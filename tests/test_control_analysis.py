@@ -4,8 +4,7 @@ import pytest
 from simlab.control import WindowStats
 from simlab.control.analysis import measure
 from simlab.scenario.strategy import MetricCheck
-
-from test_control_harness import ScriptedMetrics, build_scenario, drive
+from tests.helpers.control import ScriptedMetrics, build_scenario, drive
 
 ERROR_RATE = (MetricCheck(metric="error_rate", max=0.01),)
 PASS = WindowStats(requests=100, errors=0)
@@ -34,13 +33,13 @@ def test_absolute_bound_is_exclusive(errors, status):
 
 def test_latency_bound_in_seconds():
     checks = (MetricCheck(metric="latency_p99", max="500ms"),)
-    assert measure(checks, WindowStats(requests=60, latency_p99=0.4), None, 50).status == "passed"
-    assert measure(checks, WindowStats(requests=60, latency_p99=0.6), None, 50).status == "failed"
+    assert measure(checks, WindowStats(requests=60, latency_p99=0.4), None, min_requests=50).status == "passed"
+    assert measure(checks, WindowStats(requests=60, latency_p99=0.6), None, min_requests=50).status == "failed"
 
 
 def test_a_metric_the_window_does_not_report_cannot_pass():
     checks = (MetricCheck(metric="latency_p99", max="500ms"),)
-    m = measure(checks, WindowStats(requests=60, errors=60, latency_p99=None), None, 50)
+    m = measure(checks, WindowStats(requests=60, errors=60, latency_p99=None), None, min_requests=50)
     assert m.status == "inconclusive"
 
 
@@ -50,7 +49,7 @@ RATIO = (MetricCheck(metric="error_rate", max_ratio_to_baseline=2.0),)
 @pytest.mark.parametrize("new_errors, status", [(20, "passed"), (21, "failed")])
 def test_ratio_to_the_old_version(new_errors, status):
     baseline = WindowStats(requests=1000, errors=10)  # 1%
-    m = measure(RATIO, WindowStats(requests=1000, errors=new_errors), baseline, 50)
+    m = measure(RATIO, WindowStats(requests=1000, errors=new_errors), baseline, min_requests=50)
     assert m.status == status
     assert m.checks[0].metric == "error_rate_ratio_to_baseline"
     assert m.checks[0].value == pytest.approx(new_errors / 10)
@@ -58,14 +57,14 @@ def test_ratio_to_the_old_version(new_errors, status):
 
 def test_a_clean_baseline_counts_as_one_error_in_its_window():
     baseline = WindowStats(requests=1000, errors=0)  # floor: 1/1000
-    assert measure(RATIO, WindowStats(requests=1000, errors=2), baseline, 50).status == "passed"
-    assert measure(RATIO, WindowStats(requests=1000, errors=3), baseline, 50).status == "failed"
+    assert measure(RATIO, WindowStats(requests=1000, errors=2), baseline, min_requests=50).status == "passed"
+    assert measure(RATIO, WindowStats(requests=1000, errors=3), baseline, min_requests=50).status == "failed"
 
 
 def test_a_thin_baseline_makes_the_ratio_inconclusive():
-    m = measure(RATIO, FAIL, WindowStats(requests=5, errors=0), 50)
+    m = measure(RATIO, FAIL, WindowStats(requests=5, errors=0), min_requests=50)
     assert m.status == "inconclusive"
-    both = measure(ERROR_RATE + RATIO, FAIL, WindowStats(requests=5), 50)
+    both = measure(ERROR_RATE + RATIO, FAIL, WindowStats(requests=5), min_requests=50)
     assert both.status == "failed"  # the absolute bound still judges
 
 

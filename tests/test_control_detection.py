@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from simlab.control import WindowStats
 from simlab.metrics import visible_until
-
-from test_control_harness import HEALTHY, build_scenario, drive
+from tests.helpers.control import HEALTHY, build_scenario, drive
 
 RATE = 10.0  # requests per second the new version serves once it has traffic
 ERROR_LIMIT = 0.01

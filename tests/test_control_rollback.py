@@ -8,8 +8,7 @@ import math
 import pytest
 
 from simlab.control import FleetState, SetWeight, StartInstances, StopInstances, VersionCount, WindowStats
-
-from test_control_harness import HEALTHY, ScriptedMetrics, build_scenario, drive
+from tests.helpers.control import HEALTHY, ScriptedMetrics, build_scenario, drive
 
 FAIL = WindowStats(requests=100, errors=50)
 CANARY = {"kind": "canary", "steps": [{"weight": 25, "bake": "10m"}, {"weight": 100}]}

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from simlab.control import StartInstances, StopInstances
 from simlab.scenario.types import resolve_count
-
-from test_control_harness import build_scenario, drive
+from tests.helpers.control import build_scenario, drive
 
 
 def limits(n: int, max_surge, max_unavailable) -> tuple[int, int]:

@@ -4,8 +4,7 @@ Fleet of 4, instances ready 10s after start, release at t=10s, analysis every 10
 on healthy metrics; the fake driver ticks once a second.
 """
 from simlab.control import SetWeight, StartInstances, StartMigration, StopInstances
-
-from test_control_harness import build_scenario, drive
+from tests.helpers.control import build_scenario, drive
 
 
 def analysis_times(run):

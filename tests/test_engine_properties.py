@@ -4,9 +4,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine_scenarios import scenario
 from simlab import simulate
 from simlab.scenario.types import resolve_count
+from tests.helpers.scenarios import scenario
 
 defects = st.sampled_from([
     [],

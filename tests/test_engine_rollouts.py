@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine_scenarios import scenario
 from simlab import SUMMARY_KEYS, simulate
+from tests.helpers.scenarios import scenario
 
 BAD = [{"kind": "error_rate", "rate": 0.2}]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine_scenarios import scenario
 from simlab.errors import ScenarioError
 from simlab.experiment import compare
 from simlab.experiment.aggregate import TABLE_COLUMNS, aggregate, mean_interval, pareto, table, wilson
 from simlab.experiment.overrides import apply_overrides, variant_scenarios
 from simlab.scenario import load_scenario
+from tests.helpers.scenarios import scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"duration": "3m", "traffic.rps": 20, "release.at": "30s", "analysis.interval": "15s",

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine_scenarios import scenario
 from simlab.errors import ScenarioError
 from simlab.experiment import compare, replicate
 from simlab.experiment.replication import run_seed
+from tests.helpers.scenarios import scenario
 
 TINY = {"duration": "3m", "traffic.rps": 20, "release.at": "30s", "analysis.interval": "15s",
         "analysis.min_requests": 5, "strategy.steps": [{"weight": 34, "bake": "40s"}, {"weight": 100}],

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from engine_scenarios import scenario
 from simlab.errors import ScenarioError
 from simlab.experiment import replicate
 from simlab.scenario.release import draw_release
+from tests.helpers.scenarios import scenario
 
 RATE = {"dist": "lognormal", "median": 0.02, "p95": 0.3}
 

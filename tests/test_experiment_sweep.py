@@ -6,10 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from engine_scenarios import scenario
 from simlab.errors import ScenarioError
 from simlab.experiment import sweep
 from simlab.experiment.aggregate import TABLE_COLUMNS, pareto
+from tests.helpers.scenarios import scenario
 
 TINY = {"duration": "3m", "traffic.rps": 20, "release.at": "30s", "analysis.interval": "15s",
         "analysis.min_requests": 5, "strategy.steps": [{"weight": 34, "bake": "40s"}, {"weight": 100}],

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine_scenarios import scenario
 from simlab import simulate
+from tests.helpers.scenarios import scenario
 
 SEEDS = (0, 1, 2)
 BAD = [{"kind": "error_rate", "rate": 0.2}]

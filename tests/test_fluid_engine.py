@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine_scenarios import scenario
 from simlab import SUMMARY_KEYS, simulate
 from simlab.engines.fluid.engine import FluidEngine, Lockstep, simulate_batch
 from simlab.results import TIMELINE_COLUMNS
 from simlab.rng import stream
 from simlab.simulation import choose_engine
+from tests.helpers.scenarios import scenario
 
 BAD = [{"kind": "error_rate", "rate": 0.2}]
 SHORT = {"duration": "6m", "release.at": "1m"}

@@ -10,7 +10,7 @@ import pytest
 from simlab.cli import main
 from simlab.errors import ScenarioError
 from simlab.report import detect_kind
-from test_report_fixtures import write_compare_dir, write_sweep_dir
+from tests.helpers.reports import write_compare_dir, write_sweep_dir
 
 
 def test_kind_comes_from_meta_json_or_the_files_present(tmp_path):

@@ -2,35 +2,18 @@
 from __future__ import annotations
 
 import re
-import struct
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from engine_scenarios import scenario
-from simlab import simulate
 from simlab.report import build_report, write_report
 from simlab.report.document import render_html, render_markdown
 from simlab.report.figures_compare import ecdf
 from simlab.report.figures_run import marker_times, rollout_window
 from simlab.report.figures_sweep import pareto_front
 from simlab.report.formatting import count_ci, pct, pct_ci
-from test_report_fixtures import write_compare_dir, write_sweep_dir
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    return struct.unpack(">II", data[16:24])
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """One real simulated canary of a bad release, as `simlab run --out` writes it."""
-    s = scenario("canary", duration="12m", **{"release.defects": [{"kind": "error_rate", "rate": 0.2}]})
-    result = simulate(s, seed=2)
-    assert result.summary["outcome"] == "rolled_back"
-    return result.write(tmp_path_factory.mktemp("run") / "bad-canary")
+from tests.helpers.reports import compare_table, png_size, write_compare_dir, write_sweep_dir
 
 
 def test_probabilities_read_as_percent_with_their_interval():
@@ -65,7 +48,6 @@ def test_compare_report_has_the_table_with_intervals_and_a_narrative_from_the_nu
 
 def test_when_every_variant_catches_everything_the_narrative_says_so_and_compares_speed():
     from simlab.report.narrative import compare_narrative
-    from test_report_fixtures import compare_table
 
     table = compare_table().assign(p_rollback_bad=1.0)
     first = compare_narrative(table, {})[0]
@@ -118,8 +100,8 @@ def test_ecdf_leaves_undetected_runs_below_one():
     assert list(x) == [1.0, 2.0, 3.0] and list(y) == [0.25, 0.5, 0.75]
 
 
-def test_run_report_from_a_real_simulation(run_dir):
-    report = build_report(run_dir)
+def test_run_report_from_a_real_simulation(bad_canary_dir):
+    report = build_report(bad_canary_dir)
     text = " ".join(p for s in report.sections for p in s.paragraphs)
     assert re.search(r"was detected \S+ after it started \(analysis failed 2 times\) and was rolled back", text)
     assert "2 analyses ran; 2 failed." in text
@@ -130,10 +112,10 @@ def test_run_report_from_a_real_simulation(run_dir):
     assert any("status=failed" in row[2] for row in events.rows)
 
 
-def test_timeline_markers_come_from_the_event_log(run_dir):
+def test_timeline_markers_come_from_the_event_log(bad_canary_dir):
     from simlab.report.sources import load_run
 
-    r = load_run(run_dir)
+    r = load_run(bad_canary_dir)
     times = marker_times(r.result.events)
     assert len(times["analysis_failed"]) == 2 and len(times["detected"]) == 1
     assert times["rollback_started"][0] <= times["rollback_finished"][0]
@@ -141,8 +123,8 @@ def test_timeline_markers_come_from_the_event_log(run_dir):
     assert start == times["release_started"][0] - 60 and end > times["rollback_finished"][0]
 
 
-def test_html_is_self_contained_and_markdown_points_at_the_written_pngs(tmp_path, run_dir):
-    out = write_report(run_dir, out_root=tmp_path / "reports", name="bad")
+def test_html_is_self_contained_and_markdown_points_at_the_written_pngs(tmp_path, bad_canary_dir):
+    out = write_report(bad_canary_dir, out_root=tmp_path / "reports", name="bad")
     assert out == tmp_path / "reports" / "bad"
     html = (out / "report.html").read_text()
     refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", html)

@@ -12,27 +12,21 @@ import shutil
 
 import pandas as pd
 import pytest
-from engine_scenarios import scenario
-from test_report_browser import browser_check
-from test_report_content import png_size
-from test_report_fixtures import write_compare_dir
 
-from simlab import SUMMARY_KEYS, simulate
+from simlab import SUMMARY_KEYS
 from simlab.cli import main
 from simlab.report import build_report, write_pair_report
 from simlab.report.pair import relative_text
+from tests.helpers.reports import browser_check, png_size, write_compare_dir
 
 DELAY = 2.0  # seconds the "observed" controller lags the prediction after the release
 EXTRA_FAILED = 39
 
 
-@pytest.fixture(scope="module")
-def predicted_dir(tmp_path_factory):
-    """A real simulated canary of a bad release (rolled back), as `simlab run --out` writes it."""
-    s = scenario("canary", duration="12m", **{"release.defects": [{"kind": "error_rate", "rate": 0.2}]})
-    result = simulate(s, seed=2)
-    assert result.summary["outcome"] == "rolled_back"
-    return result.write(tmp_path_factory.mktemp("pair") / "predicted")
+@pytest.fixture
+def predicted_dir(bad_canary_dir):
+    """The prediction: the session's simulated canary of a bad release (rolled back)."""
+    return bad_canary_dir
 
 
 def perturbed_copy(predicted, target, **summary_changes):
@@ -58,8 +52,8 @@ def perturbed_copy(predicted, target, **summary_changes):
 
 
 @pytest.fixture(scope="module")
-def observed_dir(predicted_dir):
-    return perturbed_copy(predicted_dir, predicted_dir.parent / "observed")
+def observed_dir(bad_canary_dir, tmp_path_factory):
+    return perturbed_copy(bad_canary_dir, tmp_path_factory.mktemp("pair") / "observed")
 
 
 def _table(report, heading):
