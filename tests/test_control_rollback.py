@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from simlab.control import FleetState, SetWeight, StartInstances, StopInstances, VersionCount, WindowStats
+from simlab.control import FleetState, Phase, SetWeight, StartInstances, StopInstances, VersionCount, WindowStats
 from tests.helpers.control import HEALTHY, ScriptedMetrics, build_scenario, drive
 
 FAIL = WindowStats(requests=100, errors=50)
@@ -189,3 +189,13 @@ def test_an_alert_that_stopped_burning_by_the_ack_is_resolved_not_rolled_back():
     ]
     c = run.controller
     assert (c.outcome, c.detected_at, c.rollback_started_at, c.done) == ("promoted", None, None, True)
+
+
+def test_rolling_back_is_the_phase_from_the_rollback_start_to_its_end_and_only_then():
+    run = drive(build_scenario(strategy=CANARY), metrics=ScriptedMetrics(new=lambda t: FAIL))
+    c = run.controller
+    rolling_back = [t for t, phase in run.phases if phase == Phase.ROLLING_BACK]
+    assert (rolling_back[0], rolling_back[-1] + 1) == (c.rollback_started_at, c.rollback_done_at) == (30.0, 35.0)
+    assert rolling_back == [30.0, 31.0, 32.0, 33.0, 34.0]
+    assert [str(p) for t, p in run.phases if t in (9.0, 10.0, 35.0)] == ["stable", "rollout", "rolled_back"]
+    assert (c.phase, c.rolling_back, c.done) == ("rolled_back", False, True)

@@ -3,7 +3,7 @@
 Fleet of 4, instances ready 10s after start, release at t=10s, analysis every 10s
 on healthy metrics; the fake driver ticks once a second.
 """
-from simlab.control import SetWeight, StartInstances, StartMigration, StopInstances
+from simlab.control import Phase, SetWeight, StartInstances, StartMigration, StopInstances
 from tests.helpers.control import build_scenario, drive
 
 
@@ -167,3 +167,19 @@ def test_nothing_happens_before_the_release_or_without_one():
     quiet = drive(build_scenario(release=None), until=120.0)
     assert quiet.actions == [] and quiet.trace == [] and quiet.controller.outcome == "no_release"
     assert len(quiet.states) == 121  # ticked to the end: nothing to settle
+
+
+def phase_changes(run) -> list[tuple[float, str]]:
+    """(time, phase) at each tick where the controller's phase changed, as plain strings."""
+    changes: list[tuple[float, str]] = []
+    for t, phase in run.phases:
+        if not changes or changes[-1][1] != phase:
+            changes.append((t, str(phase)))
+    return changes
+
+
+def test_a_promoted_release_goes_through_the_phases_timelines_show():
+    run = drive(build_scenario(strategy={"kind": "big_bang"}, release={"at": "5s", "migration": {"duration": "1m"}}))
+    # The values are a format: timelines, CSV files and recordings carry them as these strings.
+    assert phase_changes(run) == [(0.0, "stable"), (5.0, "migrating"), (65.0, "rollout"), (75.0, "promoted")]
+    assert run.controller.phase == Phase.PROMOTED and not run.controller.rolling_back

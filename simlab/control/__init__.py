@@ -1,5 +1,5 @@
 """The rollout controller and its vocabulary; pure, no simpy, no HTTP, no clock."""
-from simlab.control.controller import PERIOD, RolloutController
+from simlab.control.controller import PERIOD, Phase, RolloutController
 from simlab.control.observations import (
     Action,
     ControlEvent,
@@ -14,6 +14,6 @@ from simlab.control.observations import (
 )
 
 __all__ = [
-    "PERIOD", "RolloutController", "Action", "ControlEvent", "FleetState", "MetricsView", "SetWeight",
+    "PERIOD", "Phase", "RolloutController", "Action", "ControlEvent", "FleetState", "MetricsView", "SetWeight",
     "StartInstances", "StartMigration", "StopInstances", "VersionCount", "WindowStats",
 ]

@@ -32,7 +32,7 @@ class Measurement:
 
 
 def measure(
-    checks: tuple[MetricCheck, ...], new: WindowStats, baseline: WindowStats | None, min_requests: int
+    checks: tuple[MetricCheck, ...], new: WindowStats, baseline: WindowStats | None, *, min_requests: int
 ) -> Measurement:
     """Failed if any check fails; inconclusive if the window is too thin to judge; passed otherwise."""
     if new.requests < max(min_requests, 1):

@@ -8,6 +8,8 @@ observations it makes the same decisions, in simulation and on staging.
 from __future__ import annotations
 
 import math
+from enum import StrEnum
+from typing import Literal
 
 from simlab.control.analysis import measure
 from simlab.control.observations import (
@@ -26,6 +28,22 @@ from simlab.scenario import Scenario
 
 PERIOD = 1.0
 
+Outcome = Literal["no_release", "incomplete", "promoted", "rolled_back"]
+
+
+class Phase(StrEnum):
+    """Where the release stands. The values are what timelines, CSV files and recordings show.
+
+    A rollback in progress is `ROLLING_BACK` and only that: every other phase means no rollback is running.
+    """
+
+    STABLE = "stable"  # before the release starts (or without one)
+    MIGRATING = "migrating"  # the release's schema migration is running
+    ROLLOUT = "rollout"  # the strategy's steps are running
+    PROMOTED = "promoted"  # the new version serves everyone; a blue/green may still keep its old fleet
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+
 
 class RolloutController:
     """Runs one release with the scenario's strategy, analysis and rollback policy."""
@@ -39,10 +57,10 @@ class RolloutController:
         has_metrics = scenario.analysis is not None and bool(scenario.analysis.metrics)
         self.analysis_spec = scenario.analysis if (strategy.analysis and has_metrics) else None
         self.events: list[ControlEvent] = []
-        self.phase = "stable"
+        self.phase = Phase.STABLE
         self.step: int | None = None
         self.weight: float | None = None  # percent of traffic on the new version; None: by instance count
-        self.outcome = "no_release" if self.release is None else "incomplete"
+        self.outcome: Outcome = "no_release" if self.release is None else "incomplete"
         self.promoted_at: float | None = None
         self.detected_at: float | None = None
         self.rollback_started_at: float | None = None
@@ -60,7 +78,6 @@ class RolloutController:
         self._manual_rollback_at: float | None = None
         self._baseline: WindowStats | None = None
         self._fleet: FleetState | None = None
-        self._in_rollback = False
 
     # -- the one entry point -------------------------------------------------
     def tick(self, now: float, fleet: FleetState, metrics: MetricsView) -> list[Action]:
@@ -69,9 +86,9 @@ class RolloutController:
         if self.release is None or now < self.release.at:
             return []
         actions: list[Action] = []
-        if self._plan is None and not self._in_rollback and self.phase == "stable":
+        if self._before_release:
             self._begin(now, metrics)
-        if self.phase not in ("rolled_back",) and not self._in_rollback:
+        if not self._rollback_started:
             self._analyse(now, metrics)
             self._watch_alert(now, metrics)
             if self._manual_rollback_at is not None and now >= self._manual_rollback_at:
@@ -80,11 +97,26 @@ class RolloutController:
         return actions
 
     @property
+    def rolling_back(self) -> bool:
+        """A rollback is running (started, not yet finished)."""
+        return self.phase == Phase.ROLLING_BACK
+
+    @property
+    def _rollback_started(self) -> bool:
+        """A rollback is running or has finished: analysis, alerts and the on-call stand down."""
+        return self.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
+
+    @property
+    def _before_release(self) -> bool:
+        """The release is due (or not yet) but its plan has not begun."""
+        return self._plan is None and self.phase == Phase.STABLE
+
+    @property
     def done(self) -> bool:
         """The release is settled: promoted with its plan finished, or rolled back."""
         return (
             self._plan is None
-            and self.phase in ("promoted", "rolled_back")
+            and self.phase in (Phase.PROMOTED, Phase.ROLLED_BACK)
             and self._manual_rollback_at is None
         )
 
@@ -101,7 +133,7 @@ class RolloutController:
         """
         if self.release is None:
             return math.inf
-        if self._plan is None and not self._in_rollback and self.phase == "stable":
+        if self._before_release:
             return max(self.release.at, now + PERIOD) if now >= self.release.at else self.release.at
         times = [math.inf]
         deadline = self.scenario.strategy.progress_deadline
@@ -114,13 +146,13 @@ class RolloutController:
                 if now < end:
                     times.append(end)
                 elif item.need_pass and self._analysis_on and not self._passed_since_bake:
-                    if not self._in_rollback:
+                    if not self.rolling_back:
                         times.append(end + deadline)
                 else:
                     return now + PERIOD
-            elif isinstance(item, plans.Until) and item.deadline and not self._in_rollback:
+            elif isinstance(item, plans.Until) and item.deadline and not self.rolling_back:
                 times.append(self._wait_since + deadline)
-        if self.phase != "rolled_back" and not self._in_rollback:
+        if not self._rollback_started:
             if self._analysis_on and self.analysis_spec is not None:
                 times.append(self._next_analysis)
             if not self._alerted and alert:
@@ -131,9 +163,9 @@ class RolloutController:
 
     def next_alert_check(self) -> float:
         """When `tick` next evaluates the SLO burn-rate alert; math.inf while it is not watching the alert."""
-        if self.release is None or (self._plan is None and not self._in_rollback and self.phase == "stable"):
+        if self.release is None or self._before_release:
             return math.inf
-        if self.phase == "rolled_back" or self._in_rollback or self._alerted:
+        if self._rollback_started or self._alerted:
             return math.inf
         return self._next_alert
 
@@ -151,22 +183,22 @@ class RolloutController:
 
     # -- phases --------------------------------------------------------------
     def _begin(self, now: float, metrics: MetricsView) -> None:
-        self.phase = "rollout"
+        self.phase = Phase.ROLLOUT
         self._baseline = metrics.version_window("old")
         self._next_alert = now
         self._emit(now, "release_started", {"strategy": self.scenario.strategy.kind, "version": self.release.version})
-        self._plan = plans.build(self.scenario.strategy, self.n, self.release.migration, self.analysis_spec is not None)
+        self._plan = plans.build(self.scenario.strategy, self.n, migration=self.release.migration,
+                                 analysis=self.analysis_spec is not None)
         self._waiting = None
 
     def _start_rollback(self, now: float, reason: str) -> None:
-        if self._in_rollback or self.phase == "rolled_back":
+        if self._rollback_started:
             return
-        self._in_rollback = True
         self._analysis_on = False
         self._manual_rollback_at = None
         self.detected_at = now if self.detected_at is None else self.detected_at
         self.rollback_started_at = now
-        self.phase = "rolling_back"
+        self.phase = Phase.ROLLING_BACK
         self.outcome = "rolled_back"
         self._emit(now, "rollback_started", {"reason": reason})
         self._plan = self._rollback_plan()
@@ -203,7 +235,7 @@ class RolloutController:
         self._next_analysis += spec.interval
         old = metrics.version_window("old")
         baseline = old if old.requests >= max(spec.min_requests, 1) else self._baseline
-        m = measure(spec.metrics, metrics.version_window("new"), baseline, spec.min_requests)
+        m = measure(spec.metrics, metrics.version_window("new"), baseline, min_requests=spec.min_requests)
         if m.status == "passed":
             self._passed_since_bake = True
         if m.status == "failed":
@@ -254,7 +286,7 @@ class RolloutController:
             self._emit(now, "detected", {"reason": reason})
         if automatic:
             self._start_rollback(now, reason)
-        elif self._manual_rollback_at is None and not self._in_rollback:
+        elif self._manual_rollback_at is None and not self.rolling_back:
             self._manual_rollback_at = now + self.rollback_spec.on_call.ack
 
     # -- running a plan ------------------------------------------------------
@@ -291,7 +323,7 @@ class RolloutController:
         if isinstance(item, plans.Until):
             if item.ready(fleet):
                 return True
-            if item.deadline and not self._in_rollback and now - self._wait_since >= deadline:
+            if item.deadline and not self.rolling_back and now - self._wait_since >= deadline:
                 self._detected(now, f"progress deadline: waited {deadline:g}s for {item.what}", automatic=True)
             return False
         elapsed = now - self._wait_since
@@ -299,7 +331,7 @@ class RolloutController:
             return False
         if not item.need_pass or not self._analysis_on or self._passed_since_bake:
             return True
-        if not self._in_rollback and elapsed >= item.seconds + deadline:
+        if not self.rolling_back and elapsed >= item.seconds + deadline:
             self._detected(now, "analysis stayed inconclusive past the progress deadline", automatic=True)
         return False
 
@@ -320,7 +352,7 @@ class RolloutController:
             self.weight = item.new_percent
             self._emit(now, "weight", {"new_percent": item.new_percent})
         if isinstance(item, StartMigration):
-            self.phase = "migrating"
+            self.phase = Phase.MIGRATING
         if isinstance(item, (StartInstances, StopInstances)) and item.count <= 0:
             return []
         return [item]
@@ -328,17 +360,16 @@ class RolloutController:
     def _mark(self, item: plans.Mark, now: float) -> list[Action]:
         if item.kind == "step_started":
             self.step = item.detail.get("step")
-            self.phase = "rollout"
+            self.phase = Phase.ROLLOUT
         elif item.kind == "migration_finished":
-            self.phase = "rollout"
+            self.phase = Phase.ROLLOUT
         elif item.kind == "promoted":
             self.promoted_at = now
-            self.phase = "promoted"
+            self.phase = Phase.PROMOTED
             self.outcome = "promoted"
         elif item.kind == "rollback_finished":
             self.rollback_done_at = now
-            self.phase = "rolled_back"
-            self._in_rollback = False
+            self.phase = Phase.ROLLED_BACK
         self._emit(now, item.kind, item.detail)
         return []
 

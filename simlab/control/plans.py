@@ -78,7 +78,7 @@ def migrate(migration) -> Plan:
         yield Mark("migration_finished", {})
 
 
-def big_bang(strategy: BigBang, n: int, migration=None) -> Plan:
+def big_bang(strategy: BigBang, n: int, *, migration=None) -> Plan:
     yield from migrate(migration)
     yield Mark("step_started", {"step": 0, "what": "replace all instances"})
     yield StopInstances("old", n)
@@ -88,7 +88,7 @@ def big_bang(strategy: BigBang, n: int, migration=None) -> Plan:
     yield Mark("promoted", {})
 
 
-def rolling(strategy: Rolling, n: int, migration=None, analysis: bool = True) -> Plan:
+def rolling(strategy: Rolling, n: int, *, migration=None, analysis: bool = True) -> Plan:
     yield from migrate(migration)
     surge = resolve_count(strategy.max_surge, n, round_up=True)
     unavailable = resolve_count(strategy.max_unavailable, n, round_up=False)
@@ -133,7 +133,7 @@ def _replace(target: int, n: int, surge: int, unavailable: int) -> Plan:
         yield Tick()
 
 
-def blue_green(strategy: BlueGreen, n: int, migration=None, analysis: bool = True) -> Plan:
+def blue_green(strategy: BlueGreen, n: int, *, migration=None, analysis: bool = True) -> Plan:
     yield from migrate(migration)
     yield SetWeight(0)
     yield Mark("step_started", {"step": 0, "what": f"start {n} green instances"})
@@ -152,7 +152,7 @@ def blue_green(strategy: BlueGreen, n: int, migration=None, analysis: bool = Tru
     yield StopInstances("old", n)
 
 
-def canary(strategy: Canary, n: int, migration=None, analysis: bool = True) -> Plan:
+def canary(strategy: Canary, n: int, *, migration=None, analysis: bool = True) -> Plan:
     yield from migrate(migration)
     yield SetWeight(0)
     if analysis:
@@ -170,14 +170,14 @@ def canary(strategy: Canary, n: int, migration=None, analysis: bool = True) -> P
     yield StopInstances("old", n)
 
 
-def build(strategy, n: int, migration, analysis: bool) -> Plan:
-    """The plan for a scenario's strategy on a fleet of `n` instances."""
+def build(strategy, n: int, *, migration, analysis: bool) -> Plan:
+    """The plan for a scenario's strategy on a fleet of `n` instances (big bang has no analysis to run)."""
     if isinstance(strategy, BigBang):
-        return big_bang(strategy, n, migration)
+        return big_bang(strategy, n, migration=migration)
     if isinstance(strategy, Rolling):
-        return rolling(strategy, n, migration, analysis)
+        return rolling(strategy, n, migration=migration, analysis=analysis)
     if isinstance(strategy, BlueGreen):
-        return blue_green(strategy, n, migration, analysis)
+        return blue_green(strategy, n, migration=migration, analysis=analysis)
     if isinstance(strategy, Canary):
-        return canary(strategy, n, migration, analysis)
+        return canary(strategy, n, migration=migration, analysis=analysis)
     raise TypeError(f"unknown strategy {strategy!r}")

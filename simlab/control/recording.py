@@ -77,7 +77,7 @@ class RecordingMetrics:
 class RecordingController:
     """Wraps a RolloutController: `tick` is recorded through `write` (one JSON line each); all else passes."""
 
-    def __init__(self, controller: RolloutController, write: Callable[[str], Any], driver: str):
+    def __init__(self, controller: RolloutController, write: Callable[[str], Any], *, driver: str):
         self._inner = controller
         self._write = write
         self._write(json.dumps({"format": FORMAT, "driver": driver,
