@@ -109,7 +109,7 @@ def test_run_prints_a_readable_summary(tmp_path, capsys):
         assert words in out
 
 
-def test_check_and_schema(tmp_path, capsys):
+def test_check_accepts_a_valid_scenario_and_schema_prints_a_closed_json_schema(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(GOOD)
     code, out, _ = run_cli(capsys, "check", str(path))
@@ -120,7 +120,7 @@ def test_check_and_schema(tmp_path, capsys):
     assert schema["additionalProperties"] is False
 
 
-def test_the_installed_command_and_python_dash_m(tmp_path):
+def test_the_installed_command_and_python_dash_m_exit_2_on_bad_input(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(GOOD.replace("rps: 40", "rps: -40"))
     exe = Path(sys.executable).with_name("simlab")

@@ -31,7 +31,7 @@ def test_absolute_bound_is_exclusive(errors, status):
     assert m.as_detail() == {"status": status, "requests": 100, "error_rate": errors / 100}
 
 
-def test_latency_bound_in_seconds():
+def test_a_latency_bound_given_in_ms_is_compared_in_seconds():
     checks = (MetricCheck(metric="latency_p99", max="500ms"),)
     assert measure(checks, WindowStats(requests=60, latency_p99=0.4), None, min_requests=50).status == "passed"
     assert measure(checks, WindowStats(requests=60, latency_p99=0.6), None, min_requests=50).status == "failed"

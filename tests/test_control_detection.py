@@ -118,7 +118,7 @@ def test_analysis_detects_no_earlier_than_scrape_window_and_delay_allow(
     assert len(failed) == failure_limit and all(d["requests"] >= min_requests for d in failed)
 
 
-def test_worked_example_from_the_scenario_defaults():
+def test_with_default_monitoring_a_canary_bad_from_20s_fails_analysis_at_70s_and_130s():
     # scrape 15s, window 1m, delay 30s, analysis every 1m, failure_limit 2; canary gets traffic at 20s.
     scenario = canary_scenario(15, 60, 30, 60, 2, 50, release_at=10, startup=10)
     view = Monitored(15, 60, 30, bad_start=20.0, alert_sees_it=False)

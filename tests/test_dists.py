@@ -19,7 +19,7 @@ def rng(seed: int = 1) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def test_constant():
+def test_a_constant_has_no_variance_and_always_draws_its_value():
     d = dists.from_spec(Constant(dist="constant", value="40ms"))
     assert (d.mean, d.variance, d.scv, d.quantile(0.99)) == (0.04, 0.0, 0.0, 0.04)
     assert np.all(d.sample(rng(), 1000) == 0.04)

@@ -57,7 +57,7 @@ def hand_made() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def test_aggregate_of_a_hand_made_frame():
+def test_aggregate_counts_detection_on_bad_releases_and_deploy_time_on_good_ones():
     row = aggregate(hand_made())
     assert (row["runs"], row["bad_runs"], row["good_runs"]) == (10, 6, 4)
     assert row["p_rollback_bad"] == pytest.approx(4 / 6)
@@ -108,7 +108,7 @@ def test_common_random_numbers_same_seeds_and_offered_traffic_across_strategies(
     assert (b.loc[b["bad_release"], "bad"].to_numpy() > a.loc[a["bad_release"], "bad"].to_numpy()).all()
 
 
-def test_comparison_write(tmp_path):
+def test_a_written_comparison_holds_its_table_runs_and_meta(tmp_path):
     s = scenario("canary", **TINY)
     result = compare(s, strategies="canary", runs=2, seed=1, executor="serial")
     result.write(tmp_path)
@@ -154,7 +154,7 @@ def test_variants_errors_name_the_variant_and_the_path(data, problem):
     assert any(problem in line for line in info.value.problems), info.value.problems
 
 
-def test_variants_file_missing_and_strategy_problems():
+def test_compare_rejects_a_missing_variants_file_unknown_strategies_both_and_no_runs():
     with pytest.raises(ScenarioError, match="no such variants file"):
         compare(scenario("canary"), variants="/nonexistent/variants.yaml", runs=1)
     with pytest.raises(ScenarioError, match="did you mean 'rolling'"):

@@ -32,7 +32,7 @@ def test_serial_local_and_dask_give_identical_results():
     pd.testing.assert_frame_equal(dask, expected)
 
 
-def test_executor_and_scheduler_are_checked():
+def test_an_unknown_executor_or_engine_and_a_scheduler_without_dask_are_rejected():
     s = scenario("canary", **TINY)
     with pytest.raises(ScenarioError, match="executor: expected one of local, dask, serial, found 'threads'"):
         replicate(s, runs=1, executor="threads")

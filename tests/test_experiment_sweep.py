@@ -73,7 +73,7 @@ def test_bad_sweep_values_fail_before_any_run(base, params, problem, tmp_path):
     assert not (tmp_path / "store").exists()
 
 
-def test_sweep_needs_parameters_and_lists(base):
+def test_a_sweep_without_parameters_or_with_a_bare_value_is_rejected(base):
     with pytest.raises(ScenarioError, match="expected at least one"):
         sweep(base, {}, runs=1)
     with pytest.raises(ScenarioError, match="expected a list of at least one value"):

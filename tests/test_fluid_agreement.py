@@ -40,7 +40,7 @@ def pair():
     return run
 
 
-def test_below_saturation(pair):
+def test_fluid_matches_the_request_engine_below_saturation(pair):
     req, flu = pair("below", scenario("canary", **{"release": None, "duration": "4m"}))  # ρ = 0.25
     assert close(flu["latency_mean_ms"], req["latency_mean_ms"], 0.03), (flu, req)
     assert close(flu["latency_p99_ms"], req["latency_p99_ms"], 0.05), (flu, req)
@@ -48,7 +48,7 @@ def test_below_saturation(pair):
     assert flu["failed"] <= 2
 
 
-def test_near_saturation(pair):
+def test_fluid_matches_the_request_engine_near_saturation(pair):
     req, flu = pair("near", scenario("canary", **{"release": None, "duration": "3m", "traffic.rps": 540}))  # ρ = 0.9
     assert close(flu["latency_mean_ms"], req["latency_mean_ms"], 0.05), (flu, req)
     assert close(flu["latency_p99_ms"], req["latency_p99_ms"], 0.08), (flu, req)
@@ -57,7 +57,7 @@ def test_near_saturation(pair):
     assert req["bad"] / 3 <= flu["bad"] <= req["bad"] * 1.5 + 5, (flu, req)
 
 
-def test_overload(pair):
+def test_fluid_matches_the_request_engine_in_overload(pair):
     req, flu = pair("over", scenario("canary", **{"release": None, "duration": "3m", "traffic.rps": 700}))  # ρ = 1.17
     assert req["failed_rejected"] > 10_000
     assert close(flu["failed_rejected"], req["failed_rejected"], 0.10), (flu, req)
@@ -65,7 +65,7 @@ def test_overload(pair):
     assert close(flu["latency_p99_ms"], req["latency_p99_ms"], 0.10), (flu, req)
 
 
-def test_canary_with_a_bad_release(pair):
+def test_fluid_matches_the_request_engine_on_a_canary_of_a_bad_release(pair):
     req, flu = pair("canary_bad", scenario("canary", **{"release.defects": BAD, "duration": "6m"}))
     assert req["detected_at_s"] == pytest.approx(flu["detected_at_s"], abs=30)  # one analysis interval
     assert close(flu["bad"], req["bad"], 0.25), (flu, req)
@@ -73,7 +73,7 @@ def test_canary_with_a_bad_release(pair):
     assert flu["failed"] > 100
 
 
-def test_instance_crashes(pair):
+def test_fluid_matches_the_request_engine_with_instance_crashes(pair):
     failures = [{"kind": "instance_crash", "mtbf": "3m", "restart": "20s"}]
     req, flu = pair("crashes", scenario("canary", **{"release": None, "duration": "6m", "failures": failures}))
     assert flu["failed_reset"] > 0
@@ -82,7 +82,7 @@ def test_instance_crashes(pair):
     assert close(flu["latency_p99_ms"], req["latency_p99_ms"], 0.05), (flu, req)
 
 
-def test_zone_outage(pair):
+def test_fluid_matches_the_request_engine_through_a_zone_outage(pair):
     failures = [{"kind": "zone_outage", "zone": 1, "at": "2m", "duration": "2m"}]
     req, flu = pair("zone", scenario("canary", **{"release": None, "duration": "6m", "traffic.rps": 300,
                                                    "failures": failures}))

@@ -161,7 +161,7 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
     assert str(error) == f"{tmp_path / 'shop.yaml'}:9: traffic.rps: expected each key once, found 'rps' again (first at line 8)"
 
 
-def test_missing_file(tmp_path):
+def test_a_missing_file_is_named_as_missing(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_scenario(tmp_path / "nope.yaml")
     assert str(info.value) == f"{tmp_path / 'nope.yaml'}: no such scenario file"
@@ -191,7 +191,7 @@ def test_a_misspelt_top_level_section_is_one_problem_not_two(tmp_path):
     assert error.problems == [f"{tmp_path / 'shop.yaml'}:3: fleeet: unknown key 'fleeet'; did you mean 'fleet'?"]
 
 
-def test_rolling_limits_that_could_never_start(tmp_path):
+def test_rolling_limits_that_could_never_start_are_an_error(tmp_path):
     text = GOOD.replace("  kind: canary\n", "  kind: rolling\n  max_surge: 0%\n  max_unavailable: 0\n")
     text = text.replace("  steps:\n    - {weight: 10, bake: 5m}\n    - {weight: 50, bake: 5m}\n    - {weight: 100}\n", "")
     error = load_error(tmp_path, text)

@@ -74,13 +74,13 @@ def test_a_minimal_scenario_gets_the_documented_defaults():
     assert s.traffic.timeout == 30.0 and s.traffic.retries.max == 0
 
 
-def test_shorthands():
+def test_a_bare_duration_is_a_constant_and_a_pattern_name_takes_its_defaults():
     s = parse_scenario(MINIMAL.replace("rps: 200", "rps: 200, pattern: diurnal"))
     assert s.fleet.service_time == Constant(dist="constant", value=0.04)
     assert isinstance(s.traffic.pattern, Diurnal) and s.traffic.pattern.peak_to_trough == 3.0
 
 
-def test_strategy_options_and_percentages():
+def test_rolling_limits_take_counts_and_percentages_rounded_like_kubernetes():
     s = parse_scenario(MINIMAL + "strategy: {kind: rolling, batch: 20 %, max_surge: 25%, max_unavailable: 1}\n")
     assert isinstance(s.strategy, Rolling)
     assert (s.strategy.batch, s.strategy.max_surge, s.strategy.max_unavailable) == ("20%", "25%", 1)
