@@ -225,3 +225,21 @@ def test_schema_and_loader_agree_on_every_written_duration(validator, text, fiel
     assume(not re.fullmatch(r"-[0.]*", text) and not re.search(r"[eE][+-]?\d{3}", text))
     data = with_value(field, text)
     assert loads(data) == (problems(validator, data) == []), text
+
+
+def test_the_documented_ci_check_runs(tmp_path):
+    """docs/scenario.md's shell lines that write the schema and validate a scenario with it, run as written."""
+    import os
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "scenario.md").read_text()
+    block = re.search(r"Outside an editor.*?```sh\n(.*?)```", text, re.DOTALL).group(1)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "checkout-canary.yaml").write_text((EXPERIMENTS / "checkout-canary.yaml").read_text())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "experiments" / "checkout-canary.yaml").write_text("name: x\nduratoin: 1h\n")
+    done = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "duratoin" in done.stderr
