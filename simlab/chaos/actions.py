@@ -42,17 +42,11 @@ def kill_instances(count: int = 1, version: str = "old", restart_after: float | 
         _check_seconds("restart_after", restart_after, " or null (held down)")
     st = open_staging(configuration, state_dir)
     # Candidates by what users see (in HAProxy rotation), not by PID: instances may share a host process.
-    servers = st.api.servers()
-    candidates = sorted(n for n, m in st.members.items()
-                        if m.record.version == version and not m.stopping and not m.held and m.restart_at is None
-                        and n in servers and servers[n].in_rotation)
     victims = []
-    for name in candidates:
+    for name in st.in_rotation(version):
         if len(victims) == count:
             break
-        st.crash_instance(name, restart_after=restart_after)
-        m = st.members[name]
-        if m.held or m.restart_at is not None:  # it was alive and is down now (a dead one is left as it is)
+        if st.crash_instance(name, restart_after=restart_after):  # a dead one is left as it is
             victims.append(name)
     if len(victims) < count:
         raise StagingError(f"kill_instances: expected {count} running {version} instance(s) in rotation to kill, "
@@ -71,8 +65,7 @@ def restart_due(within: float = 0.0, configuration: dict | None = None, state_di
     _check_seconds("within", within)
     st = open_staging(configuration, state_dir)
     now = time.time()
-    due = [m.restart_at for m in st.members.values()
-           if not m.held and m.restart_at is not None and math.isfinite(m.restart_at) and m.restart_at <= now + within]
+    due = st.restarts_due(by=now + within)
     if due:
         time.sleep(max(0.0, max(due) - now))
     return [name for kind, name, _ in st.reap() if kind == "instance_restarted"]

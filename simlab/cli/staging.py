@@ -35,14 +35,15 @@ def up(
                                     "process each; more for fleets larger than the machine hosts as processes)"),
 ) -> None:
     """Start HAProxy, Prometheus and the stable fleet on loopback; return when all serve."""
-    from simlab.staging.supervisor import Staging, sigterm_as_interrupt
+    from simlab.staging.signals import sigterm_as_interrupt
+    from simlab.staging.supervisor import Staging
 
     s = _staging_scenario(scenario)
     with sigterm_as_interrupt():
         st = Staging.up(s, state_dir, per_process=per_process)
-    for name in st.meta.get("cleaned", []):
+    for name in st.info.cleaned:
         typer.echo(f"stopped {name}, left running by an earlier simlab")
-    typer.echo(f"staging up in {st.meta['startup_s']:.1f}s: {s.fleet.instances} instances of the stable version")
+    typer.echo(f"staging up in {st.info.startup_s:.1f}s: {s.fleet.instances} instances of the stable version")
     typer.echo(f"  service     {st.url}/")
     typer.echo(f"  prometheus  {st.prometheus_url}/")
     typer.echo(f"  haproxy     {st.stats_url}/stats")
@@ -96,7 +97,8 @@ def load(
 ) -> None:
     """Drive the scenario's traffic at a running staging with Locust (a subprocess)."""
     from simlab.staging.load import run_load
-    from simlab.staging.supervisor import Staging, sigterm_as_interrupt
+    from simlab.staging.signals import sigterm_as_interrupt
+    from simlab.staging.supervisor import Staging
 
     s = _staging_scenario(scenario)
     st = Staging.open(state_dir)
@@ -134,7 +136,7 @@ def deploy(
     from simlab.scenario import load_scenario
     from simlab.scenario.loading import staging_scenario, staging_target
     from simlab.staging.deployer import deploy as run_deploy, deploy_external
-    from simlab.staging.supervisor import sigterm_as_interrupt
+    from simlab.staging.signals import sigterm_as_interrupt
 
     raw = load_scenario(scenario)
     s = staging_scenario(raw)
@@ -223,7 +225,7 @@ def validate(
     """Run the scenario's failures as a Chaos Toolkit experiment on staging; exit 1 unless its SLO held."""
     from simlab.chaos.validate import validate as run_validate
     from simlab.scenario.loading import staging_scenario
-    from simlab.staging.supervisor import sigterm_as_interrupt
+    from simlab.staging.signals import sigterm_as_interrupt
 
     s = staging_scenario(scenario_arg(scenario))
     try:

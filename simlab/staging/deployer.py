@@ -26,6 +26,7 @@ from simlab.metrics import error_budget_used
 from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
 from simlab.rng import stream
 from simlab.scenario import Scenario
+from simlab.scenario.staging import Target
 from simlab.staging import procs
 from simlab.staging.faults import FaultSchedule
 from simlab.staging.local_fleet import LocalFleet
@@ -33,15 +34,17 @@ from simlab.staging.load import classify, read_records, start_load, user_request
 from simlab.staging.prometheus import PrometheusMetrics
 from simlab.staging.shape import offered_rate
 from simlab.staging.supervisor import Staging
+from simlab.staging.target import DeployTarget
 
 
 class Deployment:
     """One release carried out on a deploy target; `run()` returns the measured Result.
 
-    The target is the local staging (`LocalFleet`) or a team's own (`external.ExternalFleet`).
+    The target (`target.DeployTarget`) is the local staging (`LocalFleet`) or a team's own
+    (`external.ExternalFleet`).
     """
 
-    def __init__(self, scenario: Scenario, fleet, with_load: bool = False, out: Path | None = None,
+    def __init__(self, scenario: Scenario, fleet: DeployTarget, *, with_load: bool = False, out: Path | None = None,
                  progress: Callable[[str], None] | None = None, record_to: Path | None = None,
                  load_workers: int = 0):
         self.s = scenario
@@ -65,7 +68,7 @@ class Deployment:
         self._waited = 0.0
         # The scenario's failures on the wall clock: drawn from the run's own stream, like the simulator's.
         self.faults = FaultSchedule(scenario, stream(scenario.seed, "staging/failures"))
-        if not self.faults.empty and not hasattr(fleet, "inject"):
+        if not self.faults.empty and not fleet.injects_faults:
             kinds = sorted({f.kind for f in scenario.failures})
             raise StagingError(
                 f"failures: {', '.join(kinds)} cannot be injected on a {fleet.kind} target; simlab injects the "
@@ -268,7 +271,7 @@ def _per_second(attempts: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
     return frame
 
 
-def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, out: Path | None = None,
+def deploy(scenario: Scenario, state_dir: str | Path, *, with_load: bool = False, out: Path | None = None,
            progress: Callable[[str], None] | None = None, record_to: Path | None = None,
            load_workers: int = 0, per_process: int = 1) -> Result:
     """Run the scenario's release on the staging in `state_dir` (started here and stopped after if not up).
@@ -289,23 +292,26 @@ def deploy(scenario: Scenario, state_dir: str | Path, with_load: bool = False, o
     if not owned:  # new instances must run the release being deployed, whatever `up` was given
         st.scenario_file.write_text(scenario.model_dump_json())
         st.scenario = scenario
-        replaced = st.reset_to_stable()
+        replaced = LocalFleet(st).reset_to_stable()
         if replaced and progress is not None:
             progress(f"the staging ran a release an earlier deploy left in place: {len(replaced)} instances "
                      f"replaced by {scenario.fleet.instances} of the stable version before this deploy")
         st.retire_idle_hosts()  # a host started for an earlier release would serve it with that scenario
     try:
-        return Deployment(scenario, LocalFleet(st), with_load, out, progress, record_to, load_workers).run()
+        return Deployment(scenario, LocalFleet(st), with_load=with_load, out=out, progress=progress,
+                          record_to=record_to, load_workers=load_workers).run()
     finally:
         if owned:
             st.down()
 
 
-def deploy_external(scenario: Scenario, target, state_dir: str | Path, allow_hosts=(), with_load: bool = False,
-                    out: Path | None = None, progress: Callable[[str], None] | None = None,
-                    record_to: Path | None = None, load_workers: int = 0) -> Result:
+def deploy_external(scenario: Scenario, target: Target, state_dir: str | Path, *, allow_hosts=(),
+                    with_load: bool = False, out: Path | None = None,
+                    progress: Callable[[str], None] | None = None, record_to: Path | None = None,
+                    load_workers: int = 0) -> Result:
     """Run the scenario's release on an external target (`staging.target`) through its command templates."""
     from simlab.staging.external import ExternalFleet
 
-    fleet = ExternalFleet(target, state_dir, allow_hosts)
-    return Deployment(scenario, fleet, with_load, out, progress, record_to, load_workers).run()
+    fleet = ExternalFleet(target, state_dir, allow_hosts=allow_hosts)
+    return Deployment(scenario, fleet, with_load=with_load, out=out, progress=progress, record_to=record_to,
+                      load_workers=load_workers).run()

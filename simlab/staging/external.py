@@ -20,8 +20,9 @@ from pathlib import Path
 
 from simlab.errors import ScenarioError, StagingError
 from simlab.scenario.staging import Target
-from simlab.staging.local_fleet import COUNT_KEYS
+from simlab.staging.faults import FaultStep
 from simlab.staging.prometheus import PromQL
+from simlab.staging.target import COUNT_KEYS, DeployTarget, TargetEvent
 
 MASK = "***"
 
@@ -48,12 +49,13 @@ def check_hosts(target: Target, allow_hosts: tuple[str, ...] | list[str] = ()) -
                                 f"rollout commands only to hosts named by --allow-host (add `--allow-host {host}`)")
 
 
-class ExternalFleet:
-    """The deployer's target interface (see `local_fleet.LocalFleet`) over command templates."""
+class ExternalFleet(DeployTarget):
+    """The deployer's target (`target.DeployTarget`) over command templates; faults are the team's own."""
 
     kind = "external"
+    injects_faults = False
 
-    def __init__(self, target: Target, state_dir: Path, allow_hosts: tuple[str, ...] | list[str] = ()):
+    def __init__(self, target: Target, state_dir: Path, *, allow_hosts: tuple[str, ...] | list[str] = ()):
         check_hosts(target, allow_hosts)
         missing = [name for name in target.env if not os.environ.get(name)]
         if target.prometheus_token_env and not os.environ.get(target.prometheus_token_env):
@@ -131,7 +133,7 @@ class ExternalFleet:
         self._alive = {"old": counts["old_alive"], "new": counts["new_alive"]}
         return counts
 
-    def _scale(self, version: str, count: int) -> list[tuple[str, dict]]:
+    def _scale(self, version: str, count: int) -> list[TargetEvent]:
         epoch = f"{self.release_epoch:.3f}"
         if version == "new" and count > self._alive["new"]:
             self.run("start_new_version", count=count, release_epoch=epoch)
@@ -143,10 +145,10 @@ class ExternalFleet:
         self._alive[version] = count
         return [("target_scaled", {"version": version, "count": count})]
 
-    def start(self, version: str, count: int) -> list[tuple[str, dict]]:
+    def start(self, version: str, count: int) -> list[TargetEvent]:
         return self._scale(version, self._alive[version] + count)
 
-    def stop(self, version: str, count: int) -> list[tuple[str, dict]]:
+    def stop(self, version: str, count: int) -> list[TargetEvent]:
         return self._scale(version, max(0, self._alive[version] - count))
 
     def hold_weight(self, new_percent: float | None) -> None:
@@ -167,3 +169,16 @@ class ExternalFleet:
         except StagingError as exc:
             return f"rollback command failed: {exc}"
         return "rollback command run"
+
+    # -- faults: injected by the team's own tooling (the deployer refuses `failures:` here) --
+    def running_instances(self) -> list[str]:
+        return []
+
+    def inject(self, step: FaultStep) -> list[TargetEvent]:
+        raise StagingError(f"{step.kind}: simlab injects faults on the local staging only")
+
+    def set_dependency(self, fault: dict | None) -> None:
+        pass
+
+    def end_faults(self) -> None:
+        pass

@@ -3,7 +3,7 @@
 A dependency fault is a small JSON file in the state directory that every
 instance reads once a second (as it reads the offered load), so it reaches
 both versions within a second and outlives any one process. Crashes and zone
-outages are the supervisor's (`Staging.crash_instance`, `zone_down`, `zone_up`).
+outages are the supervisor's (`InstanceFaults`, mixed into `Staging`).
 
 `FaultSchedule` turns the scenario's failures into what the deployer does at
 each tick; Chaos Toolkit's actions (`simlab.chaos`) call the same primitives.
@@ -13,13 +13,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.errors import StagingError
 from simlab.scenario import Scenario
 from simlab.scenario.release import Dependency, InstanceCrash, ZoneOutage
+
+if TYPE_CHECKING:  # the supervisor's types, for InstanceFaults' declared attributes
+    from simlab.staging.members import Allocation, Member, Placement
 
 DEPENDENCY_FILE = "dependency.json"
 
@@ -122,3 +128,83 @@ class FaultSchedule:
         if isinstance(f, ZoneOutage):
             return FaultStep("zone_up", {"zone": f.zone})
         return FaultStep("dependency_off", {})
+
+
+class InstanceFaults:
+    """Crashes, zone outages and their undoing: the supervisor's fault methods (mixed into `Staging`).
+
+    The scenario's `failures:` on staging and Chaos Toolkit's actions both come here.
+    """
+
+    dir: Path
+    scenario: Scenario
+    members: dict[str, Member]
+    alloc: Allocation
+    placement: Placement
+
+    def save(self) -> None: ...
+
+    def alive(self, name: str) -> bool: ...
+
+    def _respawn(self, name: str, now: float) -> None: ...
+
+    def zone_of(self, name: str) -> int:
+        return self.members[name].zone
+
+    def crash_instance(self, name: str, restart_after: float | None = 0.0, now: float | None = None) -> bool:
+        """SIGKILL `name` as a crash: in-flight requests fail; `reap()` restarts it `restart_after` s later.
+
+        `restart_after=None` holds it down until `restore()` (a chaos kill with no supervisor loop to
+        restart it). A crash counts like any other in the instance's crash count. Returns whether it
+        crashed (an instance stopping, held down or dead already is left as it is).
+        """
+        m = self.members[name]
+        if m.stopping or m.held or not self.alive(name):
+            return False
+        self.placement.kill(name)
+        now = time.time() if now is None else now
+        m.crashes += 1
+        if restart_after is None:
+            m.held, m.restart_at = True, float("inf")
+        else:
+            m.restart_at = now + max(0.0, restart_after)
+        self.save()
+        return True
+
+    def _hold(self, name: str) -> None:
+        m = self.members[name]
+        if self.alive(name):
+            self.placement.kill(name)
+        m.held, m.restart_at = True, float("inf")
+
+    def zone_down(self, zone: int) -> list[str]:
+        """Every instance of `zone` crashes and stays down (so do instances started there) until `zone_up`."""
+        zones = self.scenario.fleet.zones
+        if not 0 <= zone < zones:
+            raise StagingError(f"zone {zone} does not exist: fleet.zones is {zones} (zones 0..{zones - 1})")
+        self.alloc.zones_down = sorted(set(self.alloc.zones_down) | {zone})
+        names = [n for n, m in self.members.items() if m.zone == zone and not m.stopping]
+        for name in names:
+            self._hold(name)
+        self.save()
+        return names
+
+    def zone_up(self, zone: int) -> list[str]:
+        """The zone is back: its instances start again (through start-up and health checks)."""
+        self.alloc.zones_down = [z for z in self.alloc.zones_down if z != zone]
+        return self._release([n for n, m in self.members.items() if m.zone == zone and m.held])
+
+    def restore(self) -> list[str]:
+        """Undo every fault: zones up, held and crashed instances started again, dependency healthy."""
+        clear_dependency_fault(self.dir)
+        self.alloc.zones_down = []
+        return self._release([n for n, m in self.members.items()
+                              if not m.stopping and (m.held or not self.alive(n))])
+
+    def _release(self, names: list[str]) -> list[str]:
+        for name in names:
+            self.members[name].held = False
+            if not self.alive(name):
+                self._respawn(name, time.time())
+        self.save()
+        return names

@@ -6,7 +6,8 @@ follows adds milliseconds to every request (see README, staging benchmark).
 A host runs up to `per_process` instances of one version, each on its own
 port with its own registry, semaphore, behaviour stream and health endpoints,
 in one event loop. Instances are still started, drained, crashed and
-restarted one by one, over a control socket in the state directory:
+restarted one by one, over a control socket in the state directory
+(the supervisor's side: `members.HostClient`):
 
 - `start` serves a new instance (a crash_loop defect makes it exit at once);
 - `stop` drains it (readiness fails, in-flight work finishes) and closes it;
@@ -25,48 +26,18 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
-from simlab.errors import StagingError
+from aiohttp import web
+
+from simlab.staging.behaviour import EXIT_CRASH, EXIT_CRASH_LOOP
+from simlab.staging.service import Instance, build_app
 
 EXIT_KILLED = -9  # what a SIGKILLed process reports; a killed hosted instance reports the same
 
 
-# -- the supervisor's side -----------------------------------------------------------
-class HostClient:
-    """Commands to one host over its Unix control socket: one JSON line each way."""
-
-    def __init__(self, socket_path: str | Path, timeout: float = 5.0):
-        self.path = str(socket_path)
-        self.timeout = timeout
-
-    def call(self, op: str, **args) -> dict:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(self.timeout)
-                s.connect(self.path)
-                s.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError as exc:
-            raise StagingError(f"instance host at {self.path} did not answer {op!r}: {exc}") from None
-        reply = json.loads(data or b"{}")
-        if not reply.get("ok"):
-            raise StagingError(f"instance host at {self.path} refused {op!r}: {reply.get('error', 'no answer')}")
-        return reply
-
-    def status(self) -> dict[str, dict]:
-        return self.call("status")["instances"]
-
-
-# -- the host process ----------------------------------------------------------------
 class Host:
     """The instances one process serves, by name."""
 
@@ -98,15 +69,11 @@ class Host:
         return {"ok": False, "error": f"unknown op {op!r} (expected start, stop, kill or status)"}
 
     async def start(self, name: str, version: str, port: int, release_epoch: float) -> None:
-        from aiohttp import web
-
-        from simlab.staging.behaviour import EXIT_CRASH_LOOP
-        from simlab.staging.service import Instance, build_app
-
         if name in self.live:
             raise ValueError(f"instance {name} is already running here")
         self.ended.pop(name, None)
-        instance = Instance(self.scenario, version, name, self.seed, release_epoch, self.state_dir)
+        instance = Instance(self.scenario, version=version, name=name, seed=self.seed, release_epoch=release_epoch,
+                            state_dir=self.state_dir)
         if instance.behaviour.crash_loops(time.time()):
             print(f"{name}: crash_loop defect: exiting at start", file=sys.stderr, flush=True)
             self.ended[name] = EXIT_CRASH_LOOP
@@ -124,8 +91,6 @@ class Host:
         self.live[name]["tasks"].append(asyncio.get_running_loop().create_task(coro))
 
     async def _crash_later(self, name: str, after: float) -> None:
-        from simlab.staging.behaviour import EXIT_CRASH
-
         await asyncio.sleep(after)
         print(f"{name}: crash defect fired after {after:.1f}s", file=sys.stderr, flush=True)
         await self._abort(name, EXIT_CRASH)

@@ -1,4 +1,4 @@
-"""The local staging as a deploy target: the supervisor's processes and HAProxy's runtime API.
+"""The local staging as a deploy target (`target.DeployTarget`): the supervisor's processes and HAProxy's API.
 
 The deployer asks every target the same few things (count the fleet, start
 and stop instances, hold the traffic split, undo everything on interrupt);
@@ -10,16 +10,17 @@ from pathlib import Path
 
 from simlab.errors import StagingError
 from simlab.staging import haproxy
+from simlab.staging.faults import FaultStep, clear_dependency_fault, dependency_fault, set_dependency_fault
 from simlab.staging.prometheus import PromQL
 from simlab.staging.supervisor import Staging
+from simlab.staging.target import COUNT_KEYS, DeployTarget, TargetEvent
 
-COUNT_KEYS = tuple(f"{v}_{k}" for v in ("old", "new") for k in ("alive", "ready", "starting", "down", "draining"))
 
-
-class LocalFleet:
+class LocalFleet(DeployTarget):
     """Instances run by the supervisor in a state directory, traffic split by HAProxy weights."""
 
     kind = "local"
+    injects_faults = True
 
     def __init__(self, staging: Staging):
         self.st = staging
@@ -29,6 +30,24 @@ class LocalFleet:
         self.total_from = "haproxy"
         self.promql = PromQL(staging.prometheus_url)
         self.release_epoch = 0.0
+
+    def reset_to_stable(self, timeout: float | None = None) -> list[str]:
+        """Before a deploy: `fleet.instances` ready instances of the stable version, and no other.
+
+        A fleet an earlier deploy promoted (or left incomplete) runs the new
+        version; the next release starts from a stable fleet, as the simulator's
+        runs do. Stable instances are started and in rotation before the others
+        drain. Returns the instances stopped.
+        """
+        n = self.st.scenario.fleet.instances
+        old, new = self.st.instances("old"), self.st.instances("new")
+        if not new and len(old) >= n:
+            return []
+        for _ in range(max(0, n - len(old))):
+            self.st.start_instance("old")
+        self.st.wait_ready(n, 0, timeout if timeout is not None else self.st.startup_limit())
+        self.st.stop_instances(new, grace=self.st.scenario.traffic.timeout + 5.0)
+        return new
 
     def begin(self, release_epoch: float) -> None:
         self.st.restart_crashed = True
@@ -60,16 +79,16 @@ class LocalFleet:
                 counts[f"{v}_starting"] += 1
         return counts
 
-    def start(self, version: str, count: int) -> list[tuple[str, dict]]:
+    def start(self, version: str, count: int) -> list[TargetEvent]:
         events = []
         for _ in range(count):
             name = self.st.start_instance(version, self.release_epoch, weight=0)
             events.append(("instance_started", {"instance": name, "version": version}))
         return events
 
-    def stop(self, version: str, count: int) -> list[tuple[str, dict]]:
+    def stop(self, version: str, count: int) -> list[TargetEvent]:
         servers = self.st.api.servers()
-        live = [n for n, m in self.st.members.items() if m.record.version == version and not m.stopping]
+        live = self.st.instances(version)
         # Not-ready instances go first, then the newest.
         live.sort(key=lambda n: (servers.get(n) is not None and servers[n].in_rotation, -int(n.split("-")[1])))
         events = []
@@ -85,10 +104,9 @@ class LocalFleet:
     # -- faults: the scenario's failures (see faults.FaultSchedule) --------------
     def running_instances(self) -> list[str]:
         """Instances that can crash now: running, not stopping, not held down by a fault."""
-        return [n for n, m in self.st.members.items()
-                if not m.stopping and not m.held and m.restart_at is None and self.st.alive(n)]
+        return self.st.up_instances()
 
-    def inject(self, step) -> list[tuple[str, dict]]:
+    def inject(self, step: FaultStep) -> list[TargetEvent]:
         if step.kind == "crash":
             self.st.crash_instance(step.detail["instance"], step.detail["restart_after"])
             return [("instance_crash", {"instance": step.detail["instance"], "why": "failure"})]
@@ -102,8 +120,6 @@ class LocalFleet:
         return [(kind, dict(step.detail))]
 
     def set_dependency(self, fault: dict | None) -> None:
-        from simlab.staging.faults import clear_dependency_fault, dependency_fault, set_dependency_fault
-
         if fault is None:
             if dependency_fault(self.dir) is not None:
                 clear_dependency_fault(self.dir)
@@ -123,8 +139,7 @@ class LocalFleet:
         """Interrupted: send all traffic to the stable version and stop every new instance."""
         st = self.st
         try:
-            old = [n for n, m in st.members.items() if m.record.version == "old" and not m.stopping]
-            for _ in range(max(0, instances - len(old))):
+            for _ in range(max(0, instances - len(st.instances("old")))):
                 st.start_instance("old")
             for name, m in list(st.members.items()):
                 if m.record.version == "new" and not m.stopping:

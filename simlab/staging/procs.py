@@ -20,7 +20,7 @@ from simlab.errors import StagingError
 LOOPBACK = "127.0.0.1"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ProcRecord:
     """One process simlab started: enough to find it again from another simlab process."""
 
@@ -126,7 +126,8 @@ def spawn(name: str, role: str, argv: list[str], log: Path, port: int | None = N
     ticks = start_ticks(proc.pid)
     if ticks is None:  # exited already; keep a record that never matches a living process
         ticks = -1
-    return ProcRecord(name, role, proc.pid, port, ticks, list(argv), version, str(log))
+    return ProcRecord(name=name, role=role, pid=proc.pid, port=port, started=ticks, argv=list(argv), version=version,
+                      log=str(log))
 
 
 def exit_code(record: ProcRecord) -> int | None:

@@ -3,13 +3,11 @@
 At most `fleet.workers` requests in service, at most `fleet.queue_limit`
 waiting, beyond that a 503 at once. Service time is awaited, not burned, so
 one small machine hosts a fleet. The new version carries the release's
-defects. Run as `python -m simlab.staging.service --scenario FILE ...`.
+defects. Run as `python -m simlab.staging.instance_main --scenario FILE ...`.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import math
 import os
 import selectors
@@ -20,11 +18,11 @@ from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from simlab.rng import stream
 from simlab.scenario import Scenario
-from simlab.staging.behaviour import EXIT_CRASH, EXIT_CRASH_LOOP, Behaviour
+from simlab.staging.behaviour import EXIT_CRASH, Behaviour
 
 
 def latency_buckets(threshold: float) -> tuple[float, ...]:
@@ -37,7 +35,7 @@ def latency_buckets(threshold: float) -> tuple[float, ...]:
 class Instance:
     """State and metrics of one running instance."""
 
-    def __init__(self, scenario: Scenario, version: str, name: str, seed: int, release_epoch: float,
+    def __init__(self, scenario: Scenario, *, version: str, name: str, seed: int, release_epoch: float,
                  state_dir: Path | None = None):
         self.scenario = scenario
         self.version = version
@@ -198,44 +196,3 @@ def precise_loop(max_connections: int) -> asyncio.AbstractEventLoop:
     if max_connections + SELECT_FD_MARGIN < SELECT_FD_LIMIT:
         return asyncio.SelectorEventLoop(selectors.SelectSelector())
     return asyncio.SelectorEventLoop()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="simlab.staging.service", description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", required=True, help="the staging scenario as JSON")
-    parser.add_argument("--version", choices=("old", "new"))
-    parser.add_argument("--instance")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--host-socket", type=Path, default=None,
-                        help="serve several instances, started and stopped over this control socket")
-    parser.add_argument("--per-process", type=int, default=1, help="with --host-socket: instances it may hold")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--release-epoch", type=float, default=0.0, help="wall-clock time of release.at")
-    parser.add_argument("--state-dir", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if args.host_socket is None and None in (args.version, args.instance, args.port):
-        parser.error("--version, --instance and --port are required without --host-socket")
-    disable_created_metrics()  # one series fewer per counter; nothing here reads them
-    scenario = Scenario.model_validate(json.loads(Path(args.scenario).read_text()))
-
-    async def run() -> int:
-        instance = Instance(scenario, args.version, args.instance, args.seed, args.release_epoch, args.state_dir)
-        if instance.behaviour.crash_loops(time.time()):
-            print(f"{args.instance}: crash_loop defect: exiting at start", file=sys.stderr, flush=True)
-            return EXIT_CRASH_LOOP
-        return await serve(instance, args.port)
-
-    fleet = scenario.fleet
-    if args.host_socket is not None:
-        from simlab.staging.host import serve_host
-
-        # Every instance of the host holds its own connections: size the selector for all of them.
-        limit = (fleet.workers + fleet.queue_limit) * max(1, args.per_process)
-        with asyncio.Runner(loop_factory=lambda: precise_loop(limit)) as runner:
-            return runner.run(serve_host(scenario, args.host_socket, args.seed, args.state_dir))
-    with asyncio.Runner(loop_factory=lambda: precise_loop(fleet.workers + fleet.queue_limit)) as runner:
-        return runner.run(run())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from simlab.errors import SimlabError
 from simlab.staging import haproxy, procs
+from simlab.staging.state import STATE_FILE, SavedState
 
 WEIGHT_FILE = "target-weight.json"
 
@@ -30,13 +31,11 @@ def _weight(state_dir: Path) -> float | None:
 
 
 def status(state_dir: Path) -> dict:
-    """Fleet counts from state.json and HAProxy alone (no scenario, no numpy: this runs every tick)."""
-    state = json.loads((state_dir / "state.json").read_text())
+    """Fleet counts from the state file and HAProxy alone (no scenario, no numpy: this runs every tick)."""
+    saved = SavedState.read(state_dir / STATE_FILE)
     api = haproxy.RuntimeAPI(state_dir / "haproxy.sock")
     servers = api.servers()
-    fields = set(procs.ProcRecord.__dataclass_fields__)
-    members = {name: (procs.ProcRecord(**{k: v for k, v in row.items() if k in fields}), row["stopping"])
-               for name, row in state["instances"].items()}
+    members = {name: (m.record, m.stopping) for name, m in saved.members.items()}
     # Keep the split as instances come into rotation (what a real load-balancer controller does continuously).
     percent = _weight(state_dir)
     live = {v: [n for n, (r, stopping) in members.items() if r.version == v and not stopping] for v in ("old", "new")}
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing credentials: {', '.join(missing)}", file=sys.stderr)
         return 3
     state_dir = args.dir.resolve()
-    if not (state_dir / "state.json").exists():
+    if not (state_dir / STATE_FILE).exists():
         print(f"error: no staging in {state_dir}", file=sys.stderr)
         return 1
     try:

@@ -1,7 +1,6 @@
 """End to end on the real binaries: up, traffic through HAProxy, health checks, Prometheus, down."""
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import subprocess
 import sys
@@ -10,34 +9,21 @@ import time
 from simlab.staging import procs
 from simlab.staging.prometheus import PromQL, PrometheusMetrics
 from simlab.staging.supervisor import Staging
-from staging_helpers import small_scenario
-
-
-def _get_many(url: str, n: int, threads: int = 8) -> list[tuple[int, bytes]]:
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda _: procs.http_get(url), range(n)))
-
-
-def _wait(check, timeout, what):
-    t0 = time.monotonic()
-    while not check():
-        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
-        time.sleep(0.1)
+from staging_helpers import get_many, small_scenario, wait_for
 
 
 def test_requests_through_haproxy_succeed_and_show_in_prometheus(staging):
-    answers = _get_many(staging.url + "/", 300)
-    assert [status for status, _ in answers].count(200) == 300
+    assert get_many(staging.url + "/", 300).count(200) == 300
     client = PromQL(staging.prometheus_url)
     # Every instance served a share, and Prometheus counted all 300 once the next scrape lands.
-    _wait(lambda: (client.scalar("sum(simlab_requests_total)") or 0) >= 300, 10, "Prometheus to see 300 requests")
+    wait_for(lambda: (client.scalar("sum(simlab_requests_total)") or 0) >= 300, 10, "Prometheus to see 300 requests")
     per_instance = client.query("sum by (instance) (simlab_requests_total)")
     assert len(per_instance) == 3 and all(float(r["value"][1]) > 50 for r in per_instance)
     # HAProxy's exporter is a separate target, scraped on its own schedule.
-    _wait(lambda: (client.scalar('sum(haproxy_frontend_http_requests_total{proxy="fe"})') or 0) >= 300, 10,
+    wait_for(lambda: (client.scalar('sum(haproxy_frontend_http_requests_total{proxy="fe"})') or 0) >= 300, 10,
           "Prometheus to see HAProxy's 300 requests")
     view = PrometheusMetrics(client, staging.scenario)
-    _wait(lambda: view.version_window("old").requests > 0, 10, "a window with requests")
+    wait_for(lambda: view.version_window("old").requests > 0, 10, "a window with requests")
     old = view.version_window("old")
     assert old.errors == 0 and 0.001 < old.latency_p50 < 0.1
     assert view.version_window("new").requests == 0
@@ -48,12 +34,12 @@ def test_a_killed_instance_leaves_rotation_by_health_checks(staging):
     staging.kill_instance(victim)
     hc = staging.scenario.fleet.health_check
     t0 = time.monotonic()
-    _wait(lambda: not staging.api.servers()[victim].up, 5, "HAProxy to mark the killed instance down")
+    wait_for(lambda: not staging.api.servers()[victim].up, 5, "HAProxy to mark the killed instance down")
     took = time.monotonic() - t0
     assert took <= hc.interval * (hc.unhealthy_after + 2)
     assert staging.ready_counts() == {"old": 2, "new": 0}
-    answers = _get_many(staging.url + "/", 100)
-    assert all(status == 200 for status, _ in answers)  # nothing is routed to the dead instance any more
+    # Nothing is routed to the dead instance any more.
+    assert all(status == 200 for status in get_many(staging.url + "/", 100))
     assert [e[0] for e in staging.reap()] == ["instance_crashed"]
 
 
@@ -61,7 +47,7 @@ def test_down_leaves_no_process_and_no_port(tmp_path):
     state = tmp_path / "state"
     st = Staging.up(small_scenario(), state)
     records = st.records()
-    ports = [r.port for r in records] + [st.meta["stats_port"]]
+    ports = [r.port for r in records] + [st.info.stats_port]
     assert all(procs.is_running(r) for r in records) and all(procs.port_open(p) for p in ports)
     # A scenario file this simlab cannot read (another version wrote it) must not block the cleanup.
     (state / "scenario.json").write_text('{"name": "from-the-future", "unknown_key": 1}')
@@ -108,13 +94,13 @@ def test_a_window_counts_every_request_of_an_instance_born_inside_it(staging):
     # as the simulator counts them; increase() alone would see none of them.
     name = staging.start_instance("new", weight=0)
     port = staging.members[name].record.port
-    _wait(lambda: procs.port_open(port), 5, "the new instance to listen")
+    wait_for(lambda: procs.port_open(port), 5, "the new instance to listen")
     served = [procs.http_get(f"http://127.0.0.1:{port}/")[0] for _ in range(40)]
     assert served.count(200) == 40
     client = PromQL(staging.prometheus_url)
     view = PrometheusMetrics(client, staging.scenario)
     # Until a scrape has seen all 40 (the first scrape may land mid-way); the series is younger than the window.
-    _wait(lambda: client.scalar('sum(simlab_requests_total{version="new"})') == 40, 5, "a scrape of all 40")
+    wait_for(lambda: client.scalar('sum(simlab_requests_total{version="new"})') == 40, 5, "a scrape of all 40")
     assert view.version_window("new").requests == 40
 
 
@@ -123,20 +109,20 @@ def test_instances_sharing_processes_start_crash_restart_drain_and_stop_one_by_o
     try:
         assert len(st.hosts) == 2 and {m.host for m in st.members.values()} == set(st.hosts)
         assert sorted(len([m for m in st.members.values() if m.host == h]) for h in st.hosts) == [1, 2]
-        assert [s for s, _ in _get_many(st.url + "/", 60)].count(200) == 60
+        assert get_many(st.url + "/", 60).count(200) == 60
         # A crash of one instance leaves its host-mate serving; health checks take the dead one out.
         mate = next(n for n, m in st.members.items() if m.host == st.members["old-0"].host and n != "old-0")
         st.kill_instance("old-0")
         assert not st.alive("old-0") and st.alive(mate)
-        _wait(lambda: st.ready_counts()["old"] == 2, 5, "HAProxy to take the killed instance out")
-        assert all(s == 200 for s, _ in _get_many(st.url + "/", 60))
+        wait_for(lambda: st.ready_counts()["old"] == 2, 5, "HAProxy to take the killed instance out")
+        assert all(s == 200 for s in get_many(st.url + "/", 60))
         st.restart_crashed = True
         assert st.reap() == [("instance_crashed", "old-0", {"exit_code": -9, "crashes": 1})]
         assert [e[0] for e in st.reap()] == ["instance_restarted"]
-        _wait(lambda: st.ready_counts()["old"] == 3, 10, "the restarted instance back in rotation")
+        wait_for(lambda: st.ready_counts()["old"] == 3, 10, "the restarted instance back in rotation")
         # A stop drains one instance and leaves the rest of its host serving.
         st.begin_stop(mate)
-        _wait(lambda: [e[0] for e in st.reap()] == ["instance_stopped"], 10, f"{mate} to drain and stop")
+        wait_for(lambda: [e[0] for e in st.reap()] == ["instance_stopped"], 10, f"{mate} to drain and stop")
         assert mate not in st.members and st.alive("old-0")
         ports = [r.port for r in st.records() if r.port]
     finally:
