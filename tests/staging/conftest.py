@@ -1,4 +1,7 @@
-"""Fixtures that start real HAProxy, Prometheus and service processes on 127.0.0.1 and always stop them."""
+"""Fixtures that start real HAProxy, Prometheus and service processes on 127.0.0.1 and always stop them.
+
+Helpers that test modules import by name (scenarios, `wait_for`, `get_many`) are in staging_helpers.py.
+"""
 from __future__ import annotations
 
 import shutil
@@ -25,12 +28,21 @@ def _binaries():
 
 @pytest.fixture
 def staging(tmp_path):
-    """A running staging of the small scenario; stopped whatever the test does."""
+    """A running staging of the small scenario, stopped whatever the test does.
+
+    Tests restart instances (new PIDs) and experiments and deploys start new
+    ones, some in other processes: the state file knows what runs at the end,
+    so it is stopped from there first, then whatever `up` started and the state
+    file may have lost track of (a no-op otherwise).
+    """
     from simlab.staging.supervisor import Staging
 
     st = Staging.up(small_scenario(), tmp_path / "state")
     try:
         yield st
     finally:
-        # From the state file: a test may have restarted instances (new PIDs) through another Staging object.
-        Staging.open(st.dir).down() if st.state_file.exists() else st.down()
+        try:
+            if st.state_file.exists():
+                Staging.open(st.dir).down()
+        finally:
+            st.down()

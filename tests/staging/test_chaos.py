@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,30 +17,10 @@ from simlab.chaos import probes
 from simlab.chaos.experiment import experiment_for
 from simlab.scenario import parse_scenario
 from simlab.staging.faults import dependency_fault, set_dependency_fault
-from staging_helpers import SMALL, small_scenario
+from staging_helpers import SMALL, until_every_instance, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAOS = Path(sys.executable).parent / "chaos"
-
-
-@pytest.fixture
-def staging(tmp_path):
-    """A running staging of the small scenario, stopped from its state file whatever the test does.
-
-    Experiments restart instances (new PIDs) and deploys start new ones, all in
-    other processes: only the state file knows what runs at the end, so this
-    replaces conftest's fixture, which stops what `up` started.
-    """
-    from simlab.staging.supervisor import Staging
-
-    st = Staging.up(small_scenario(), tmp_path / "state")
-    try:
-        yield st
-    finally:
-        try:
-            Staging.open(st.dir).down()
-        finally:
-            st.down()  # what the state file may have lost track of; a no-op otherwise
 
 
 def _chaos_run(experiment: Path, state: Path, out: Path) -> tuple[subprocess.CompletedProcess, dict]:
@@ -131,9 +110,7 @@ def test_a_fault_left_in_place_deviates_validate_exits_1_and_the_rollback_clears
     assert dependency_fault(staging.dir) is None
     assert probes.success_ratio(requests=40, state_dir=str(staging.dir)) == 1.0
     # HAProxy counted the failures too; Prometheus has them once it scraped HAProxy after the run.
-    deadline = time.monotonic() + 5.0
-    while probes.error_rate("30s", state_dir=str(staging.dir)) == 0.0 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: probes.error_rate("30s", state_dir=str(staging.dir)) > 0.0, 5.0, "Prometheus to scrape HAProxy")
     assert 0.05 < probes.error_rate("30s", state_dir=str(staging.dir)) < 0.5
 
 
@@ -190,7 +167,7 @@ def test_a_steady_state_not_met_before_the_method_fails_validate_though_chaos_ex
     scenario.write_text(SMALL.replace("slo: {latency_threshold: 100ms}",
                                       "slo: {availability: 99.99, latency_threshold: 100ms}"))
     set_dependency_fault(staging.dir, error_rate=0.5)
-    time.sleep(1.2)  # every instance reads it within a second
+    until_every_instance(staging, lambda status, _: status == 500, 10.0, "every instance to fail with the fault")
     out = tmp_path / "out"
     done = _simlab("validate", str(scenario), "--dir", str(staging.dir), "--out", str(out))
     assert done.returncode == 1, done.stdout + done.stderr

@@ -11,7 +11,7 @@ from simlab.simulation import simulate
 from simlab.staging import procs
 from simlab.staging.deployer import deploy
 from simlab.staging.supervisor import Staging
-from staging_helpers import deploy_scenario, rollout_steps as _steps
+from staging_helpers import DEPLOY, deploy_scenario, rollout_steps as _steps, wait_for
 
 SHORT = "staging: {duration: 24s}\n"
 BAD = "staging: {duration: 24s, release: {defects: [{kind: error_rate, rate: 0.3}]}}\n"
@@ -76,9 +76,6 @@ def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path
     import signal
     import subprocess
     import sys
-    import time
-
-    from staging_helpers import DEPLOY
 
     state = tmp_path / "state"
     path = tmp_path / "s.yaml"
@@ -109,8 +106,7 @@ def test_sigint_during_a_canary_leaves_the_stable_version_serving_alone(tmp_path
         st = Staging.open(state)
         assert {m.record.version for m in st.members.values()} == {"old"}
         assert not any(procs.is_running(r) for r in procs_of_version(st, "new"))
-        time.sleep(1.0)
-        assert st.ready_counts() == {"old": 2, "new": 0}
+        wait_for(lambda: st.ready_counts() == {"old": 2, "new": 0}, 5.0, "both stable instances in rotation")
         answers = [procs.http_get(st.url + "/") for _ in range(40)]
         assert all(status == 200 for status, _ in answers)
     finally:

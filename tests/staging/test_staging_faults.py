@@ -1,7 +1,6 @@
 """The scenario's failures on the real fleet: a degraded dependency, zone outages, crashes."""
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import time
 
@@ -15,19 +14,9 @@ from simlab.staging import faults, procs
 from simlab.staging.deployer import deploy
 from simlab.staging.faults import FaultSchedule
 from simlab.staging.supervisor import Staging
-from staging_helpers import DEPLOY, SMALL, deploy_scenario, small_scenario
-
-
-def _get_many(url: str, n: int, threads: int = 8) -> list[int]:
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        return [status for status, _ in pool.map(lambda _: procs.http_get(url, timeout=5.0), range(n))]
-
-
-def _wait(check, timeout, what):
-    t0 = time.monotonic()
-    while not check():
-        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
-        time.sleep(0.1)
+from staging_helpers import (
+    SMALL, deploy_scenario, get_many, small_scenario, until_every_instance, wait_for,
+)
 
 
 # -- the schedule (pure) ---------------------------------------------------------
@@ -78,16 +67,18 @@ def test_a_bad_dependency_fault_is_refused_naming_the_field(tmp_path):
 # -- on the real fleet -----------------------------------------------------------
 def test_a_dependency_fault_reaches_every_instance_and_clears(staging):
     faults.set_dependency_fault(staging.dir, add_latency=0.05, error_rate=0.5)
-    time.sleep(1.5)  # instances read it once a second
+    until_every_instance(staging, lambda _, took: took >= 0.05, 10.0, "every instance to add the fault's 50 ms")
     t0 = time.monotonic()
-    statuses = _get_many(staging.url + "/", 200)
+    statuses = get_many(staging.url + "/", 200)
     took = time.monotonic() - t0
     failed = sum(s >= 500 for s in statuses) / len(statuses)
     assert 0.35 < failed < 0.65, failed
     assert took > 200 * 0.05 / 8 * 0.9  # 50 ms more per request, 8 at a time
     staging.restore()
-    time.sleep(1.5)
-    assert all(s == 200 for s in _get_many(staging.url + "/", 100))
+    # Under 50 ms once: only an instance that no longer adds the fault's latency answers that fast.
+    until_every_instance(staging, lambda status, took: status == 200 and took < 0.05, 10.0,
+                         "every instance to serve without the fault")
+    assert all(s == 200 for s in get_many(staging.url + "/", 100))
 
 
 def test_a_zone_outage_takes_its_instances_down_until_the_zone_is_back(tmp_path):
@@ -98,12 +89,12 @@ def test_a_zone_outage_takes_its_instances_down_until_the_zone_is_back(tmp_path)
             st.zone_down(3)
         down = st.zone_down(1)
         assert down == ["old-1"] and not procs.is_running(st.members["old-1"].record)
-        _wait(lambda: st.ready_counts()["old"] == 2, 5, "HAProxy to take zone 1 out")
-        assert all(s == 200 for s in _get_many(st.url + "/", 60))  # the other zones serve
+        wait_for(lambda: st.ready_counts()["old"] == 2, 5, "HAProxy to take zone 1 out")
+        assert all(s == 200 for s in get_many(st.url + "/", 60))  # the other zones serve
         assert st.reap() == []  # held down: not a crash to restart
         assert Staging.open(st.dir).running()  # a held instance is not a stale staging
         st.zone_up(1)
-        _wait(lambda: st.ready_counts()["old"] == 3, 10, "zone 1's instance back in rotation")
+        wait_for(lambda: st.ready_counts()["old"] == 3, 10, "zone 1's instance back in rotation")
     finally:
         st.down()
 

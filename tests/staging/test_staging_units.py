@@ -78,7 +78,7 @@ def test_memory_leak_slows_down_toward_max_slowdown():
     assert b.leak_slowdown(leak, 50.0, 0.0) == pytest.approx(3.0)
 
 
-def test_crash_defects():
+def test_a_crash_loop_exits_at_start_and_crashes_come_mtbf_apart_on_average():
     loop = _behaviour("release: {at: 0s, defects: [{kind: crash_loop}]}\n")
     assert loop.crash_loops(time.time()) and loop.crash_after(0.0) is None
     crash = _behaviour("release: {at: 0s, defects: [{kind: crash, mtbf: 10s}]}\n")
@@ -95,3 +95,21 @@ def test_the_staging_rate_matches_the_simulators_offered_load():
     load = OfferedLoad(s)
     for t in (0.5, 10.5, 14.9, 15.0, 33.3):
         assert offered_rate(s, t) == pytest.approx(load.rate(t))
+
+
+def test_the_state_file_keeps_typed_metadata_and_every_instance_through_a_round_trip(tmp_path):
+    from simlab.staging.members import Allocation, Member
+    from simlab.staging.procs import ProcRecord
+    from simlab.staging.state import SavedState, StagingInfo
+
+    record = ProcRecord(name="old-0", role="instance", pid=1, port=2, started=3, argv=["x"], version="old")
+    saved = SavedState(
+        StagingInfo(scenario="s", created=1.0, port=1, stats_port=2, prometheus_port=3, cleaned=("old-9",)),
+        Allocation(spare_ports=[20001], zones_down=[1]), {"haproxy": record}, {},
+        {"old-0": Member(record, held=True, restart_at=float("inf"), zone=1)},
+    )
+    saved.write(tmp_path / "state.json")
+    back = SavedState.read(tmp_path / "state.json")
+    assert back.info == saved.info and back.alloc == saved.alloc and back.services == saved.services
+    member = back.members["old-0"]
+    assert member.record == record and member.held and member.restart_at == float("inf") and member.zone == 1
