@@ -84,26 +84,33 @@ class LatencyModel:
         return out
 
     # -- response time -------------------------------------------------------
-    def response_cdf(self, comps, pw: float, theta: float, w0: float = 0.0, w1: float = 0.0) -> np.ndarray:
-        """CDF on the grid of service + wait (see the module docstring for the wait's law)."""
-        shifts = [0.0] if w1 <= 0 else list(w0 + (w1 - w0) * (np.arange(4) + 0.5) / 4)
-        out = np.zeros(len(self.grid))
-        for d in shifts:
-            x = self.grid - d
-            part = self._service_cdf(comps, x)
-            if pw >= NO_WAIT and theta > 0:
-                part = (1.0 - pw) * part + pw * self._with_exponential_wait(comps, theta, x)
-            out += part
-        return out / len(shifts)
+    def response_cdf(self, comps, pw: float, theta: float, trunc: float = math.inf) -> np.ndarray:
+        """CDF on the grid of service + wait: no wait with probability 1 − pw, else a wait with density
+        ∝ e^(−θw) on (0, trunc) (θ of either sign when trunc is finite; exponential when it is not)."""
+        x = self.grid
+        out = self._service_cdf(comps, x)
+        if pw >= NO_WAIT and (theta > 0 or math.isfinite(trunc)):
+            out = (1.0 - pw) * out + pw * self._with_wait(comps, theta, trunc, x)
+        return out
 
-    def _with_exponential_wait(self, comps, theta: float, x: np.ndarray) -> np.ndarray:
-        """P(S' + E ≤ x), E ~ Exp(θ), by averaging over quantile atoms of S'."""
+    def _with_wait(self, comps, theta: float, trunc: float, x: np.ndarray) -> np.ndarray:
+        """P(S' + E ≤ x), E with density ∝ e^(−θe) on (0, trunc), by averaging over quantile atoms of S'."""
         out = np.zeros(len(x))
         for w, s, h in comps:
             atoms = self.atoms * s + h
             gap = x[:, None] - atoms[None, :]
-            out += w * np.where(gap > 0, -np.expm1(-theta * np.maximum(gap, 0.0)), 0.0).mean(axis=1)
+            out += w * _wait_cdf(np.maximum(gap, 0.0), theta, trunc).mean(axis=1)
         return out
+
+    def served_mean(self, cdf: np.ndarray) -> float:
+        """Mean of the response time given it is at most the timeout: D − ∫_0^D F / F(D)."""
+        i = self.i_timeout
+        f_d = cdf[i]
+        if f_d <= 0:
+            return float(self.grid[i])
+        x, f = self.grid[: i + 1], cdf[: i + 1]
+        area = float(np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(x)))
+        return float(x[-1] - area / f_d)
 
     def quantiles(self, cdf: np.ndarray, qs=(0.5, 0.99)) -> list[float | None]:
         """Quantiles of a (possibly unnormalised) CDF on the grid; log-linear between grid points."""
@@ -126,3 +133,18 @@ class LatencyModel:
             else:
                 out.append(float(x0 * (x1 / x0) ** frac))
         return out
+
+
+def _wait_cdf(e: np.ndarray, theta: float, trunc: float) -> np.ndarray:
+    """CDF at e ≥ 0 of the density ∝ e^(−θw) on (0, trunc)."""
+    if not math.isfinite(trunc):
+        return -np.expm1(-theta * e)
+    e = np.minimum(e, trunc)
+    x = theta * trunc
+    if abs(x) < 1e-9:
+        return e / trunc
+    if theta > 0:
+        return np.expm1(-theta * e) / math.expm1(-x)
+    # θ < 0: (e^(|θ|e) − 1)/(e^(|θ|D) − 1), written as a ratio that stays finite
+    k = -theta
+    return np.exp(k * (e - trunc)) * (-np.expm1(-k * e)) / (-math.expm1(-k * trunc))

@@ -19,9 +19,12 @@ from simlab.engines.versions import NEW, OLD
 from simlab.engines.fluid.latency import NO_WAIT, LatencyModel
 from simlab.engines.fluid.ledger import Ledger
 from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
+from simlab.dists import Exponential
+from simlab.engines.fluid.station import Stations
 from simlab.scenario.release import Dependency
 
 MIGRATION = ("none", "running", "done")
+SETTLED = 1e-3  # a pool's mean number in system this close (relative) to its stationary mean is at equilibrium
 
 
 class Plane:
@@ -40,7 +43,10 @@ class Plane:
         z = lambda: np.zeros((reps, 2))  # noqa: E731
         self.live, self.dead, self.up = z(), z(), z()
         self.live_avg, self.dead_avg = z(), z()
-        self.lq = z()  # requests waiting in each version's pool
+        self.lq = z()  # requests waiting in each version's pool (mean)
+        self.L = z()  # requests in each version's pool, waiting or in service (mean): the queue's state
+        self.stations = Stations()
+        self._responses: dict = {}
         self.held_reset = z()  # in-flight work failed by crashes this tick
         self.last_mean = np.full((reps, 2), self.model.dist.mean)
         self.last_rate = z()
@@ -59,7 +65,7 @@ class Plane:
         self._grow_table()
         self.ledger = Ledger(scenario, reps, self.model, record)
         # Most ticks change nothing a formula reads: cache what only depends on slowly changing inputs.
-        self._queue_memo = ElementMemo(self.queue)
+        self._kind_memo = ElementMemo(self.station_kinds)
         self._share_memo = ArrayMemo(self.shares)
         self._effect_times = _effect_change_times(s)
         self._ek: tuple | None = None  # (combo, keys, valid until)
@@ -123,8 +129,9 @@ class Plane:
     def fail_held(self, rep, version, t) -> None:
         """A crash fails what one instance holds: its share of the pool's in-service and queued work."""
         n = max(self.live[rep, version], 1.0)
-        busy = self.last_rate[rep, version] * self.last_mean[rep, version]
-        self.held_reset[rep, version] += (busy + self.lq[rep, version]) / n
+        share = self.L[rep, version] / n
+        self.held_reset[rep, version] += share
+        self.L[rep, version] -= share
         self.lq[rep, version] -= self.lq[rep, version] / n
 
     # -- routing -------------------------------------------------------------
@@ -176,28 +183,48 @@ class Plane:
         return out
 
     # -- the queue of each version pool --------------------------------------
-    def queue(self, lam_v, mean, scv, n_live):
-        """Steady-state quantities of each pool: c, μ, P(wait), θ, steady queue, rejection probability."""
-        mu = 1.0 / np.maximum(mean, 1e-9)
-        if self.pooled:
-            c, lam, ca2, places = n_live * self.workers, lam_v, 1.0, n_live * self.queue_limit
-        else:
-            per = np.maximum(n_live, 1.0)
-            c, lam, places = np.full_like(lam_v, float(self.workers)), lam_v / per, self.queue_limit
-            ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
-        a = lam / mu
-        pw = fq.erlang_c(c, a)
-        slack = c * mu - lam
-        scale = (ca2 + scv) / 2.0
-        wq = np.divide(pw * scale, slack, out=np.full_like(lam, np.inf), where=slack > 0)
-        theta = fq.wait_tail_rate(c, lam, mu, ca2, scv)
-        block = fq.finite_queue_blocking(c, a, places) if self.queue_limit < 10_000 else np.zeros_like(lam)
-        tau = fq.relaxation_time(c, a, mu)
-        mult = n_live if not self.pooled else 1.0
-        lq_ss = lam * wq * mult  # pool total
-        return c * mu * (n_live if not self.pooled else 1.0), pw, theta, lq_ss, block, tau
+    def station_kinds(self, keys, leak, n_live):
+        """Kind (station.Stations id), station count and full service rate of each pool: one pooled station of
+        n·c workers and n·K places under least-outstanding and power-of-two balancing, n stations of c and K
+        otherwise (round robin's arrivals to one of n stations have SCV 1/n)."""
+        out = np.zeros(keys.shape, dtype=np.int64), np.ones(keys.shape), np.ones(keys.shape)
+        for idx in np.ndindex(keys.shape):
+            key, f, n = int(keys[idx]), float(leak[idx]), float(n_live[idx])
+            comps, mean, scv, cdf = self.model.service(self._table[key][4], f)
+            if self.pooled:
+                c, places, per, ca2 = max(round(n * self.workers), 1), round(n * self.queue_limit), 1.0, 1.0
+            else:
+                per = max(round(n), 1)
+                c, places = self.workers, self.queue_limit
+                ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
+            exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
+            service = None if exponential else ((key, round(f, 3)), self._survival(cdf))
+            mu = 1.0 / max(mean, 1e-9)
+            out[0][idx] = self.stations.kind(c, places, mu, (ca2 + scv) / 2.0, self.timeout, service)
+            out[1][idx], out[2][idx] = per, c * mu
+        return out
+
+    def _survival(self, cdf):
+        grid = self.model.grid
+        return lambda x: 1.0 - np.interp(x, grid, cdf)
 
     # -- one tick --------------------------------------------------------------
+    def queue_step(self, lam_v, mean, scv, h: float = 1.0):
+        """Move each pool's queue through one tick at arrival rate lam_v; the law its arrivals meet."""
+        n_live = self.live_avg
+        kinds, per, cmu = self._kind_memo(self._kind_keys, self.leak, np.maximum(n_live, 1e-9))
+        live = n_live > 1e-9
+        u = self.stations.u_of(lam_v / per / cmu)
+        L_ss = self.stations.level(kinds, u)
+        if (np.abs(self.L / per - L_ss) > SETTLED * np.maximum(L_ss, 1.0)).any():  # a queue still moving
+            L1, u = self.stations.step(kinds, self.L / per, lam_v / per, cmu, h)
+        else:
+            L1 = L_ss
+        law = self.stations.law(kinds, u)
+        self.L = np.where(live, L1 * per, 0.0)
+        self.lq = np.where(live, law["Lq"] * per, 0.0)
+        return law
+
     def tick(self, t: int, fleets) -> None:
         R = self.R
         rng = self.rng
@@ -214,40 +241,19 @@ class Plane:
                 self.leak[r, NEW] = 1.0
         lam_att = self.lam[t] * (1.0 + self.retry_factor)
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
-        live_share = share[:, [0, 2]]
-        lam_v = lam_att[:, None] * live_share
-        n_live = self.live_avg
-        cap_rate, pw, theta, lq_ss, block, tau = self._queue_memo(lam_v, mean, scv, np.maximum(n_live, 1e-9))
-        lq0 = self.lq
-        q_cap = np.minimum(n_live * self.queue_limit, cap_rate * self.timeout)
-        # expected arrivals to each live pool this tick decide the regime; realised ones move the backlog
-        fluid = (lam_v >= cap_rate) | (lq0 > lq_ss + np.maximum(1.0, 0.5 * lq_ss))
-        finite = np.isfinite(lq_ss)
-        ss = np.where(finite, lq_ss, 0.0)
-        relaxed = np.where(finite, ss + (lq0 - ss) * np.exp(-1.0 / np.maximum(tau, 1e-9)), lq0)
+        lam_v = lam_att[:, None] * share[:, [0, 2]]
+        self._kind_keys = keys
+        law = self.queue_step(lam_v, mean, scv)
+        pw, p_rej = law["pw"], law["B"]
+        p_qto = np.zeros_like(p_rej)  # a deadline in the queue is in the response-time law (p_to)
+        p_to, p_slow = self._latency(keys, pw, law["theta"], law["trunc"])
+        p_to = np.where(np.isnan(law["pto"]), p_to, law["pto"])  # where the deadline binds, its law says
         # -- draws: split, outcomes, retries -----------------------------------------
         led.begin_tick(t, A)
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A)
         attempts = A.astype(np.int64)
-        pool_in = np.zeros((R, 2), dtype=np.int64)
-        fluid_arrivals = lam_v  # refined below once realised arrivals are known
-        probs = None
         for level in range(self.retries.max + 1):
             groups = split(rng, attempts, share)
-            pool_in += groups[:, [0, 2]]
-            if probs is None:
-                fluid_arrivals = np.where(fluid, groups[:, [0, 2]] * (1.0 + self.retry_factor[:, None]), lam_v)
-                lq1 = np.where(fluid, np.maximum(lq0 + fluid_arrivals - cap_rate, 0.0), relaxed)
-                lq1 = np.where(fluid & (lam_v < cap_rate), np.maximum(lq1, lq_ss), lq1)
-                overflow = np.maximum(lq1 - q_cap, 0.0)
-                lq1 = np.minimum(lq1, q_cap)
-                over_p = np.divide(overflow, fluid_arrivals, out=np.zeros_like(overflow), where=fluid_arrivals > 0)
-                rejects_full = n_live * self.queue_limit <= cap_rate * self.timeout
-                # stationary M/M/c/K blocking below saturation; above it, what overflows the fluid backlog
-                p_rej = np.where(fluid, np.where(rejects_full, over_p, 0.0), block)
-                p_qto = np.where(rejects_full, 0.0, over_p)  # waited past the client timeout in the queue
-                probs = self._latency(keys, pw, theta, lq0, lq1, lam_v, cap_rate, fluid)
-            p_to, p_slow = probs
             failed = led.outcomes(groups, p_rej, p_qto, p_to, err, p_slow, rng)
             if level < self.retries.max:
                 attempts = led.retry(failed, self.tokens, level)
@@ -258,11 +264,9 @@ class Plane:
                 led.final(failed)
         led.crash_failures(self.held_reset, rng)
         self.held_reset[:] = 0.0
-        self.lq = lq1
         self.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(R))
         self.last_mean, self.last_rate = mean, lam_v
-        in_flight = (lam_v * mean + lq1).sum(axis=1)
-        led.end_tick(t, mean, pw, fluid, in_flight, self.up, self.live)
+        led.end_tick(t, mean, pw, np.zeros(pw.shape, dtype=bool), self.L.sum(axis=1), self.up, self.live)
 
     # -- blocks of unchanged ticks ------------------------------------------
     def tick_block(self, t: int, k: int) -> bool:
@@ -289,60 +293,92 @@ class Plane:
         lam_att = lam[0] * (1.0 + self.retry_factor)
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
         lam_v = lam_att[:, None] * share[:, [0, 2]]
-        n_live = self.live_avg
-        cap_rate, pw, _theta, lq_ss, block, tau = self._queue_memo(lam_v, mean, scv, np.maximum(n_live, 1e-9))
-        lq0 = self.lq
-        q_cap = np.minimum(n_live * self.queue_limit, cap_rate * self.timeout)
-        fluid = (lam_v >= cap_rate) | (lq0 > lq_ss + np.maximum(1.0, 0.5 * lq_ss))
-        # the relaxing queue moves monotonically from lq0 toward lq_ss: below q_cap at both ends, below it throughout
-        if fluid.any() or (pw >= NO_WAIT).any() or (np.maximum(lq0, lq_ss) > q_cap).any():
+        kinds, per, cmu = self._kind_memo(keys, self.leak, np.maximum(self.live_avg, 1e-9))
+        law = self.stations.law(kinds, self.stations.u_of(lam_v / per / cmu))
+        settled = np.abs(self.L - law["L"] * per) <= SETTLED * np.maximum(law["L"] * per, 1.0)
+        if not settled.all():  # a queue still moving: its law changes tick by tick
             return False
-        decay = np.exp(-1.0 / np.maximum(tau, 1e-9))
-        steps = np.arange(1, k + 1)[None, :, None]
-        lq = lq_ss[:, None, :] + (lq0 - lq_ss)[:, None, :] * decay[:, None, :] ** steps  # (R, k, 2) after each tick
-        model, k_cdf = self.model, self.k_cdf
-        cdf_t, cdf_s = k_cdf[:, model.i_timeout][keys], k_cdf[:, model.i_threshold][keys]
-        p_to = np.minimum(np.maximum(1.0 - cdf_t, 0.0), 1.0)
-        p_slow = np.divide(cdf_t - cdf_s, cdf_t, out=np.zeros_like(cdf_t), where=cdf_t > 0)
-        p_slow = np.minimum(np.maximum(p_slow, 0.0), 1.0)
+        block, pw = law["B"], law["pw"]
+        live = self.live_avg > 1e-9
+        self.L = np.where(live, law["L"] * per, 0.0)
+        self.lq = np.where(live, law["Lq"] * per, 0.0)
+        lq = np.broadcast_to(self.lq[:, None, :], (self.R, k, 2))
+        # each pool's response-time law holds for the k ticks: a waiting pool's is counted under its own key
+        lat_keys, p_to, p_slow, mean_latency = self._settled_latency(keys, law)
         led = self.ledger
-        led.set_latency(keys, np.ones(keys.shape, dtype=bool), {}, self, self.k_mean[keys] * self.leak)
+        led.set_latency(lat_keys, np.ones(keys.shape, dtype=bool), {}, self, mean_latency)
         A = self.arrivals[:, t:t + k]
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A.sum(axis=1))
         groups = split(self.rng, A, share, sparse=True)
         led.block(t, k, A, groups, block, p_to, err, p_slow, self.rng, mean, pw, lam_v, lq, self.up, self.live)
-        self.lq = lq[:, -1]
         self.retry_factor = np.zeros(self.R)  # attempts equal arrivals without retries
         self.last_mean, self.last_rate = mean, lam_v
         return True
 
-    def _latency(self, keys, pw, theta, lq0, lq1, lam_v, cap_rate, fluid):
-        """P(timeout) and P(slow | done) per pool; registers each pool's latency CDF with the ledger."""
+    def _settled_latency(self, keys, law):
+        """Latency keys, P(timeout), P(slow | done) and served mean of pools at their stationary law.
+
+        A pool that waits gets a key of its own for (effect state, wait law), whose CDF is the response time of
+        the requests served in time, so the ledger counts its latencies by key, as it does a pool's that
+        does not wait."""
         model = self.model
-        fast = (pw < NO_WAIT) & ~fluid & (self.leak == 1.0)
+        lat_keys = keys.copy()
         cdf_t = self.k_cdf[:, model.i_timeout][keys]
         cdf_s = self.k_cdf[:, model.i_threshold][keys]
-        slow_idx = np.argwhere(~fast)
+        p_to = np.where(np.isnan(law["pto"]), 1.0 - cdf_t, law["pto"])
+        for r, v in np.argwhere(law["pw"] >= NO_WAIT):
+            ck, (at_t, at_s, served, served_mean) = self._response(keys[r, v], 1.0, law["pw"][r, v],
+                                                                   law["theta"][r, v], law["trunc"][r, v], True)
+            lat_keys[r, v] = self._law_key(ck, keys[r, v], served, served_mean)
+            cdf_t[r, v], cdf_s[r, v] = at_t, at_s
+            if np.isnan(law["pto"][r, v]):
+                p_to[r, v] = 1.0 - at_t
+        p_slow = np.clip(np.divide(cdf_t - cdf_s, cdf_t, out=np.zeros_like(cdf_t), where=cdf_t > 0), 0.0, 1.0)
+        return lat_keys, np.clip(p_to, 0.0, 1.0), p_slow, self.k_mean[lat_keys]
+
+    def _law_key(self, ck, key, served, served_mean) -> int:
+        k = self._keys.get(ck)
+        if k is None:
+            _, scv, err, _, eff = self._table[key]
+            k = self._keys[ck] = len(self._table)
+            self._table.append((served_mean, scv, err, served, eff))
+            self._grow_table()
+        return k
+
+    def _latency(self, keys, pw, theta, trunc):
+        """P(timeout) and P(slow | done) per pool; registers each pool's latency CDF (of requests served in
+        time) and mean with the ledger."""
+        model = self.model
+        fast = (pw < NO_WAIT) & (self.leak == 1.0)
+        cdf_t = self.k_cdf[:, model.i_timeout][keys]
+        cdf_s = self.k_cdf[:, model.i_threshold][keys]
+        mean_latency = self.k_mean[keys] * self.leak
         cdfs = {}
-        for r, v in slow_idx:
-            eff = self._table[keys[r, v]][4]
-            comps = model.service(eff, self.leak[r, v])[0]
-            if fluid[r, v]:
-                rate = max(cap_rate[r, v], 1e-9)
-                cdf = model.response_cdf(comps, 0.0, 0.0, lq0[r, v] / rate, lq1[r, v] / rate)
-            else:
-                # mean wait from the relaxing queue (Little), P(wait) from Erlang C: θ = P(wait)/E[W]
-                wq = 0.5 * (lq0[r, v] + lq1[r, v]) / max(lam_v[r, v], 1e-9)
-                th = pw[r, v] / wq if wq > 0 else theta[r, v]
-                cdf = model.response_cdf(comps, pw[r, v], th)
-            cdfs[(r, v)] = cdf
-            cdf_t[r, v], cdf_s[r, v] = cdf[model.i_timeout], cdf[model.i_threshold]
+        for r, v in np.argwhere(~fast):
+            at_t, at_s, served, served_mean = self._response(keys[r, v], self.leak[r, v], pw[r, v], theta[r, v],
+                                                             trunc[r, v])
+            cdfs[(r, v)] = served
+            cdf_t[r, v], cdf_s[r, v], mean_latency[r, v] = at_t, at_s, served_mean
         p_to = np.clip(1.0 - cdf_t, 0.0, 1.0)
         p_slow = np.divide(cdf_t - cdf_s, cdf_t, out=np.zeros_like(cdf_t), where=cdf_t > 0)
-        wait = 0.5 * (lq0 + lq1) / np.where(fluid, np.maximum(cap_rate, 1e-9), np.maximum(lam_v, 1e-9))
-        mean_latency = self.k_mean[keys] * self.leak + np.where(fast, 0.0, wait)
         self.ledger.set_latency(keys, fast, cdfs, self, mean_latency)
         return p_to, np.clip(p_slow, 0.0, 1.0)
+
+    def _response(self, key, leak, pw, theta, trunc, with_key: bool = False):
+        """The response-time CDF at the timeout and at the slow threshold, and the CDF and mean of the requests
+        that complete in time; cached by effect state and rounded wait law, since most ticks repeat them."""
+        ck = (int(key), round(float(leak), 3), float(f"{pw:.4g}"), float(f"{theta:.4g}"), float(trunc))
+        hit = self._responses.get(ck)
+        if hit is None:
+            model = self.model
+            comps = model.service(self._table[key][4], ck[1])[0]
+            cdf = model.response_cdf(comps, ck[2], ck[3], trunc=ck[4])
+            at_t = float(cdf[model.i_timeout])
+            served = np.minimum(cdf, at_t) / at_t if at_t > 0 else cdf
+            hit = self._responses[ck] = (at_t, float(cdf[model.i_threshold]), served, model.served_mean(cdf))
+            if len(self._responses) > 20_000:
+                self._responses.clear()
+        return (("law",) + ck, hit) if with_key else hit
 
 
 def _effect_change_times(scenario) -> list[int] | None:

@@ -1,0 +1,269 @@
+"""A queueing station (c workers, K places, client deadline D) as the fluid engine sees it, at any load.
+
+Stationary law, tabulated over the arrival rate (ρ from 0 to RHO_MAX) once per
+station kind, with two truncations and whichever binds first:
+- places (M/M/c/K): n < c in system with weight aⁿ/n!; the all-busy mass of
+  M/M/c/K, w_c·Σ_{j≤K} ρʲ, spread over j = 0..K waiting with ratio
+  q = sρ/(1 − ρ + sρ), s = (c_a² + c_s²)/2 — exactly M/M/c/K when s = 1, and
+  Allen–Cunneen's mean wait when K is unbounded; an arrival finding K waiting is
+  rejected (blocking at every ρ, including above 1);
+- deadline (M/M/c+D): the virtual wait V of an arrival has density
+  w_{c−1}·(λ/s)·e^(−θv) on (0, D), θ = (cμ − λ)/s, and no mass beyond D (every
+  request ahead has left by then: served, or given up at its deadline, freeing
+  its worker). Exact for M/M/1 with a deadline on the time in system, and
+  Allen–Cunneen's wait when D is unbounded; any sign of θ (overload too).
+Timeouts are then P(V + S > D) over the response-time law (latency.py).
+
+Transients follow the pointwise-stationary fluid approximation: the mean number
+in system L moves as dL/dt = (λ − λₑ(L))·(1 − B(λₑ)), where λₑ(L) is the arrival
+rate whose stationary mean is L, and a tick's arrivals meet the stationary law at
+λₑ. Stepped by implicit Euler (stable for fast stations, exact at equilibrium).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import gammaincc, gammaln
+
+RHO_MAX = 8.0
+GRID = 2048
+_U = np.linspace(0.0, 1.0, GRID)
+RHO = RHO_MAX * _U**2  # dense near 0 and 1, where the laws bend most
+FIELDS = ("L", "B", "pw", "theta", "trunc", "Lq", "pto")
+BIG = 1e12  # stands for an unbounded wait law (θ or truncation) in the tables, which interpolate
+
+
+def _log_geometric(log_q: np.ndarray, K: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For weights qʲ, j = 0..K: log Σ qʲ, the share of j = K, and the mean j (stable for any q ≥ 0)."""
+    log_q = np.asarray(log_q, dtype=float)
+    if K <= 0:
+        zero = np.zeros_like(log_q)
+        return zero, np.ones_like(log_q), zero
+    big = log_q > 0
+    x = np.where(big, -log_q, log_q)  # ≤ 0: weights p^i, p = e^x, counted from the heavy end
+    p = np.exp(x)
+    n1 = K + 1.0
+    pk1 = np.exp(np.maximum(n1 * x, -745.0))
+    near = np.abs(x) < 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_sum = np.where(near, math.log(n1), np.log(-np.expm1(n1 * x)) - np.log(-np.expm1(np.where(near, -1.0, x))))
+        mean_from_heavy = np.where(near, K / 2.0, p / (1.0 - p) - n1 * pk1 / (1.0 - pk1))
+    end_share = np.exp(-log_sum)  # the heavy end's weight (1) over the sum
+    light_share = np.exp(np.maximum(K * x, -745.0) - log_sum)
+    tail = np.where(big, end_share, light_share)
+    mean = np.where(big, K - mean_from_heavy, mean_from_heavy)
+    log_total = np.where(big, K * log_q + log_sum, log_sum)
+    return log_total, tail, np.nan_to_num(mean)
+
+
+def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
+    """Mean of the density ∝ e^(−θv) on (0, d), any sign of θ (d/2 at θ = 0)."""
+    if not math.isfinite(d):
+        return np.divide(1.0, theta, out=np.full_like(theta, np.inf), where=theta > 0)
+    x = theta * d
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        m = np.where(np.abs(x) < 1e-6, d / 2.0, 1.0 / theta - d / np.expm1(x))
+    return np.clip(np.nan_to_num(m, nan=d / 2.0), 0.0, d)
+
+
+def stationary(c: float, K: float, mu: float, s: float, deadline: float, rho: np.ndarray = RHO,
+               survival=None) -> dict:
+    """The stationary law per ρ (arrays over rho): L, B, P(wait | admitted), wait law (θ, truncation), Lq, and
+    P(timeout) where the deadline binds (NaN where the response-time law gives it). `survival(x)` is P(S > x) of
+    the service time (None: exponential with rate mu)."""
+    rho = np.maximum(np.asarray(rho, dtype=float), 1e-12)
+    lam = rho * c * mu
+    a = lam / mu
+    s = max(s, 1e-3)
+    # weights relative to w_{c-1} = a^(c-1)/(c-1)!
+    log_w1 = (c - 1.0) * np.log(a) - gammaln(c)
+    with np.errstate(divide="ignore"):
+        below = a + np.log(gammaincc(c, a)) - log_w1  # log Σ_{n<c} aⁿ/n!
+        busy_below = (np.log(a) + a + np.log(gammaincc(c - 1.0, a)) - log_w1 if c > 1
+                      else np.full_like(a, -np.inf))  # log Σ_{n<c} n·aⁿ/n!
+    # places: all-busy mass (ρ/1)·Σ_{j≤K} ρʲ relative to w_{c-1}, spread with ratio q
+    log_g_rho, _, _ = _log_geometric(np.log(rho), K)
+    log_mk = np.log(rho) + log_g_rho
+    denom = 1.0 - rho + s * rho
+    log_q = np.where(denom > 0, np.log(s * rho) - np.log(np.maximum(denom, 1e-300)), 50.0)
+    _, tail, mean_j = _log_geometric(log_q, K)
+    theta = (c * mu - lam) / s
+    exact_workload = c == 1 and survival is None  # M/M/1 with a deadline: the exact workload law
+    if math.isfinite(deadline) and not exact_workload:
+        deadline_law = _patience_law(c, mu, lam, s, theta, deadline, survival or (lambda x: np.exp(-mu * x)))
+    else:
+        deadline_law = _workload_law(lam, s, theta, deadline)
+    out = {}
+    p_busy, busy = _busy(log_mk, below, busy_below, c)
+    block = p_busy * tail
+    lq = p_busy * mean_j
+    waiting = p_busy - block  # arrivals that find every worker busy and a place free
+    pw = np.divide(waiting, 1.0 - block, out=np.ones_like(block), where=block < 1.0)
+    admitted = lam * (1.0 - block)
+    wait_mean = np.divide(lq, admitted * np.maximum(pw, 1e-300), out=np.zeros_like(lq), where=admitted > 0)
+    # the wait of position j is about j/(cμ): with K places no wait passes (K + 1)/(cμ), and above saturation
+    # the places stay nearly full, so the wait gathers near that bound (a truncated exponential of its mean)
+    span = (K + 1.0) / (c * mu) if (K + 1.0) / (c * mu) < BIG else math.inf
+    if math.isfinite(span):
+        th = _fit_truncated_exp(np.minimum(wait_mean, span * (1 - 1e-9)), span, 200.0 / span + 1e3 * c * mu)
+        trunc = np.full_like(lam, span)
+    else:
+        th = np.divide(1.0, wait_mean, out=np.full_like(wait_mean, BIG), where=wait_mean > 1.0 / BIG)
+        trunc = np.full_like(lam, BIG)
+    out["K"] = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
+                "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan)}
+    out["D"] = deadline_law(below, busy_below, c)
+    use_k = out["K"]["Lq"] <= out["D"]["Lq"]
+    table = {f: np.where(use_k, out["K"][f], out["D"][f]) for f in FIELDS}
+    table["L"] = np.maximum.accumulate(np.nan_to_num(table["L"], nan=0.0, posinf=1e300))  # monotone for inversion
+    return table
+
+
+def _busy(log_mass, log_below, log_busy_below, c):
+    """P(all workers busy) and the mean busy workers, from the log weights of all-busy and of n < c states."""
+    top = np.maximum(log_mass, log_below)
+    m, b = np.exp(log_mass - top), np.exp(log_below - top)
+    z = m + b
+    return np.clip(m / z, 0.0, 1.0), (np.exp(log_busy_below - top) + c * m) / z
+
+
+def _workload_law(lam, s, theta, deadline):
+    """M/M/1 with a deadline on the time in system: the admitted workload's law (exact; Allen–Cunneen scaled)."""
+    def law(below, busy_below, c):
+        if math.isfinite(deadline):
+            x = -theta * deadline
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                log_int = np.where(np.abs(x) < 1e-9, math.log(deadline),
+                                   np.where(x > 0, x + np.log(-np.expm1(-x)) - np.log(np.abs(theta)),
+                                            np.log(-np.expm1(x)) - np.log(np.abs(theta))))
+            log_m = np.log(lam / s) + log_int
+        else:
+            log_m = np.where(theta > 0, np.log(lam / s) - np.log(np.maximum(theta, 1e-300)), np.inf)
+        p_busy, busy = _busy(log_m, below, busy_below, c)
+        lq = lam * p_busy * _truncated_exp_mean(theta, deadline)
+        trunc = np.full_like(lam, deadline if math.isfinite(deadline) else BIG)
+        return {"L": busy + lq, "B": np.zeros_like(lam), "pw": np.clip(p_busy, 0.0, 1.0),
+                "theta": np.clip(theta, -BIG, BIG), "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan)}
+    return law
+
+
+PATIENCE_POINTS = 256
+
+
+def _patience_law(c, mu, lam, s, theta, deadline, survival):
+    """M/M/c+G (Brandt): a request gives up waiting once its wait passes D − S, its own service time.
+
+    The virtual wait has density (λ/s)·w_{c−1}·exp(−θx − λ∫_0^x P(S > D − u) du): exact for M/M/c with a
+    patience on the wait; here the patience D − S stands for a deadline on the time in system, which holds
+    well when a request rarely outlives its deadline in service (checked against the request engine).
+    Past D every request times out, so the density falls at rate θ + λ there.
+    """
+    first = min(deadline * 1e-4, 1e-2 / (c * mu))  # resolve waits far shorter than the deadline too
+    x = np.concatenate(([0.0], np.geomspace(first, deadline, PATIENCE_POINTS)))
+    dx = np.diff(x)
+    surv = np.clip(survival(np.maximum(deadline - x, 0.0)), 0.0, 1.0)  # P(S > D − x)
+    cum = np.concatenate(([0.0], np.cumsum(0.5 * (surv[1:] + surv[:-1]) * dx)))
+    surv_d = float(surv[0])
+
+    def integral(y):  # trapezoid over the grid, along the last axis
+        return (0.5 * (y[..., 1:] + y[..., :-1]) * dx).sum(axis=-1)
+
+    def law(below, busy_below, c):
+        lam_c, th = lam[:, None], theta[:, None]
+        log_g = np.log(lam_c / s) - th * x[None, :] - lam_c * cum[None, :]
+        top = np.maximum(log_g.max(axis=1), below)
+        g = np.exp(log_g - top[:, None])
+        inside = integral(g)
+        rate = np.maximum(theta + lam, 1.0 / deadline)
+        beyond = g[:, -1] / rate
+        b = np.exp(below - top)
+        z = b + inside + beyond
+        pto = (b * surv_d + integral(g * surv[None, :]) + beyond) / z
+        waited = integral(g * x[None, :])
+        busy = (np.exp(busy_below - top) + c * (inside + beyond)) / z
+        lq = lam * (waited + beyond * deadline) / z
+        # the wait of requests that reach service: the density on (0, D), as a truncated exponential of its mean
+        mean_in = np.divide(waited, inside, out=np.full_like(lam, deadline / 2), where=inside > 0)
+        served_share = np.divide(inside, b + inside, out=np.zeros_like(lam), where=b + inside > 0)
+        return {"L": busy + lq, "B": np.zeros_like(lam), "pw": np.clip(served_share, 0.0, 1.0),
+                "theta": _fit_truncated_exp(mean_in, deadline, 200.0 / deadline + 1e3 * c * mu), "trunc": np.full_like(lam, deadline), "Lq": lq,
+                "pto": np.clip(pto, 0.0, 1.0)}
+    return law
+
+
+def _fit_truncated_exp(mean: np.ndarray, d: float, bound: float) -> np.ndarray:
+    """θ in ±bound whose density ∝ e^(−θv) on (0, d) has this mean (bisection; the mean falls as θ grows)."""
+    lo, hi = np.full_like(mean, -bound), np.full_like(mean, bound)
+    target = np.clip(mean, 1e-9 * d, d * (1 - 1e-9))
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        above = _truncated_exp_mean(mid, d) > target
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+class Stations:
+    """Tables of station kinds, and the vectorised step and lookup over (R, pools) arrays of kinds."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple, int] = {}
+        self._capacity = 0
+        self._stack: dict[str, np.ndarray] = {}
+
+    def kind(self, c: float, K: float, mu: float, s: float, deadline: float, service=None) -> int:
+        """Id of the station kind; `service` is (a hashable name of the service law, its survival function),
+        or None for an exponential law of rate mu."""
+        key = (float(c), float(K), round(float(mu), 9), round(float(s), 6), float(deadline),
+               None if service is None else service[0])
+        i = self._ids.get(key)
+        if i is None:
+            i = self._ids[key] = len(self._ids)
+            row = stationary(*key[:5], survival=None if service is None else service[1])
+            if i >= self._capacity:
+                self._capacity = max(16, 2 * self._capacity)
+                self._stack = {f: np.resize(self._stack.get(f, np.zeros((0, GRID))), (self._capacity, GRID))
+                               for f in FIELDS}
+            for f in FIELDS:
+                self._stack[f][i] = row[f]
+        return i
+
+    def _at(self, field: str, ids: np.ndarray, u: np.ndarray) -> np.ndarray:
+        pos = np.clip(u, 0.0, 1.0) * (GRID - 1)
+        i0 = np.minimum(pos.astype(np.int64), GRID - 2)
+        f = pos - i0
+        t = self._stack[field]
+        lo, hi = t[ids, i0], t[ids, i0 + 1]
+        if field in ("theta", "trunc"):  # may stand for unbounded (BIG): take the nearer grid point
+            return np.where(f < 0.5, lo, hi)
+        return lo * (1.0 - f) + hi * f
+
+    @staticmethod
+    def u_of(rho: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.clip(rho, 0.0, RHO_MAX) / RHO_MAX)
+
+    def level(self, ids: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The stationary mean number in system at grid position u."""
+        return self._at("L", ids, u)
+
+    def law(self, ids: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
+        """The stationary law at grid position u (u_of(ρ)) of each element's kind."""
+        return {f: self._at(f, ids, u) for f in FIELDS}
+
+    def step(self, ids: np.ndarray, L0: np.ndarray, lam: np.ndarray, cmu: np.ndarray, h: float = 1.0,
+             iterations: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Implicit Euler: find λₑ with L(λₑ) = L0 + h·(λ − λₑ)·(1 − B(λₑ)); returns (L1, u of λₑ).
+
+        Per station: L0 its mean number in system, lam its arrival rate, cmu its full service rate. The left
+        side grows with λₑ and the right side shrinks, so bisection on the grid position converges.
+        """
+        lo, hi = np.zeros_like(L0), np.ones_like(L0)
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            lam_e = RHO_MAX * mid * mid * cmu
+            gap = self._at("L", ids, mid) - L0 - h * (lam - lam_e) * (1.0 - self._at("B", ids, mid))
+            above = gap > 0
+            hi = np.where(above, mid, hi)
+            lo = np.where(above, lo, mid)
+        u = 0.5 * (lo + hi)
+        return self._at("L", ids, u), u
