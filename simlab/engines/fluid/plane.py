@@ -191,17 +191,19 @@ class Plane:
         for idx in np.ndindex(keys.shape):
             key, f, n = int(keys[idx]), float(leak[idx]), float(n_live[idx])
             comps, mean, scv, cdf = self.model.service(self._table[key][4], f)
-            if self.pooled:
-                c, places, per, ca2 = max(round(n * self.workers), 1), round(n * self.queue_limit), 1.0, 1.0
+            mu = 1.0 / max(mean, 1e-9)
+            if self.pooled:  # the table of a nearby worker count (2% apart above 64); ρ from the true capacity
+                capacity, per, ca2 = max(n * self.workers, 1e-9), 1.0, 1.0
+                c = _table_workers(capacity)
+                places = round(c * self.queue_limit / self.workers)
             else:
                 per = max(round(n), 1)
-                c, places = self.workers, self.queue_limit
+                capacity, c, places = self.workers, self.workers, self.queue_limit
                 ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
             exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
             service = None if exponential else ((key, round(f, 3)), self._survival(cdf))
-            mu = 1.0 / max(mean, 1e-9)
             out[0][idx] = self.stations.kind(c, places, mu, (ca2 + scv) / 2.0, self.timeout, service)
-            out[1][idx], out[2][idx] = per, c * mu
+            out[1][idx], out[2][idx] = per, capacity * mu
         return out
 
     def _survival(self, cdf):
@@ -379,6 +381,13 @@ class Plane:
             if len(self._responses) > 20_000:
                 self._responses.clear()
         return (("law",) + ck, hit) if with_key else hit
+
+
+def _table_workers(workers: float) -> int:
+    """The worker count whose table stands for a pooled station of this many: exact up to 64, then 2% apart."""
+    if workers <= 64:
+        return max(1, round(workers))
+    return round(64 * 1.02 ** round(math.log(workers / 64) / math.log(1.02)))
 
 
 def _effect_change_times(scenario) -> list[int] | None:

@@ -88,12 +88,6 @@ def stationary(c: float, K: float, mu: float, s: float, deadline: float, rho: np
     denom = 1.0 - rho + s * rho
     log_q = np.where(denom > 0, np.log(s * rho) - np.log(np.maximum(denom, 1e-300)), 50.0)
     _, tail, mean_j = _log_geometric(log_q, K)
-    theta = (c * mu - lam) / s
-    exact_workload = c == 1 and survival is None  # M/M/1 with a deadline: the exact workload law
-    if math.isfinite(deadline) and not exact_workload:
-        deadline_law = _patience_law(c, mu, lam, s, theta, deadline, survival or (lambda x: np.exp(-mu * x)))
-    else:
-        deadline_law = _workload_law(lam, s, theta, deadline)
     out = {}
     p_busy, busy = _busy(log_mk, below, busy_below, c)
     block = p_busy * tail
@@ -106,16 +100,29 @@ def stationary(c: float, K: float, mu: float, s: float, deadline: float, rho: np
     # the places stay nearly full, so the wait gathers near that bound (a truncated exponential of its mean)
     span = (K + 1.0) / (c * mu) if (K + 1.0) / (c * mu) < BIG else math.inf
     if math.isfinite(span):
-        th = _fit_truncated_exp(np.minimum(wait_mean, span * (1 - 1e-9)), span, 200.0 / span + 1e3 * c * mu)
+        th = _fit_truncated_exp(np.minimum(wait_mean, span), span)
         trunc = np.full_like(lam, span)
     else:
         th = np.divide(1.0, wait_mean, out=np.full_like(wait_mean, BIG), where=wait_mean > 1.0 / BIG)
         trunc = np.full_like(lam, BIG)
     out["K"] = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
                 "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan)}
-    out["D"] = deadline_law(below, busy_below, c)
-    use_k = out["K"]["Lq"] <= out["D"]["Lq"]
-    table = {f: np.where(use_k, out["K"][f], out["D"][f]) for f in FIELDS}
+    table = dict(out["K"])
+    # the deadline can bind only where the places let a wait reach it and the wait's tail gets there
+    tail_at_d = pw * np.exp(-deadline / np.maximum(wait_mean, 1e-300))
+    rows = np.nonzero(tail_at_d > 1e-12)[0] if span > deadline else np.zeros(0, dtype=np.int64)
+    if len(rows):
+        lam_d = lam[rows]
+        theta = (c * mu - lam_d) / s
+        if c == 1 and survival is None:  # M/M/1 with a deadline: the exact workload law
+            law = _workload_law(lam_d, s, theta, deadline)
+        else:
+            law = _patience_law(c, mu, lam_d, s, theta, deadline, survival or (lambda x: np.exp(-mu * x)))
+        d_law = law(below[rows], busy_below[rows], c)
+        use_d = d_law["Lq"] < table["Lq"][rows]
+        for f in FIELDS:
+            table[f] = table[f].copy()
+            table[f][rows] = np.where(use_d, d_law[f], table[f][rows])
     table["L"] = np.maximum.accumulate(np.nan_to_num(table["L"], nan=0.0, posinf=1e300))  # monotone for inversion
     return table
 
@@ -187,20 +194,26 @@ def _patience_law(c, mu, lam, s, theta, deadline, survival):
         mean_in = np.divide(waited, inside, out=np.full_like(lam, deadline / 2), where=inside > 0)
         served_share = np.divide(inside, b + inside, out=np.zeros_like(lam), where=b + inside > 0)
         return {"L": busy + lq, "B": np.zeros_like(lam), "pw": np.clip(served_share, 0.0, 1.0),
-                "theta": _fit_truncated_exp(mean_in, deadline, 200.0 / deadline + 1e3 * c * mu), "trunc": np.full_like(lam, deadline), "Lq": lq,
+                "theta": _fit_truncated_exp(mean_in, deadline), "trunc": np.full_like(lam, deadline), "Lq": lq,
                 "pto": np.clip(pto, 0.0, 1.0)}
     return law
 
 
-def _fit_truncated_exp(mean: np.ndarray, d: float, bound: float) -> np.ndarray:
-    """θ in ±bound whose density ∝ e^(−θv) on (0, d) has this mean (bisection; the mean falls as θ grows)."""
-    lo, hi = np.full_like(mean, -bound), np.full_like(mean, bound)
-    target = np.clip(mean, 1e-9 * d, d * (1 - 1e-9))
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        above = _truncated_exp_mean(mid, d) > target
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    return 0.5 * (lo + hi)
+def _universal_mean(x: np.ndarray) -> np.ndarray:
+    """Mean, in units of d, of the density ∝ e^(−x·v/d) on (0, d): 1/x − 1/(eˣ − 1), ½ at x = 0."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        m = np.where(np.abs(x) < 1e-6, 0.5 - x / 12.0, 1.0 / x - 1.0 / np.expm1(x))
+    return np.clip(np.nan_to_num(m, nan=0.5, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+_X = np.concatenate((-np.geomspace(1e7, 1e-6, 600), [0.0], np.geomspace(1e-6, 1e7, 600)))
+_M = _universal_mean(_X)  # falls from 1 to 0 as x grows
+
+
+def _fit_truncated_exp(mean: np.ndarray, d: float) -> np.ndarray:
+    """θ whose density ∝ e^(−θv) on (0, d) has this mean (one interpolation in a universal table)."""
+    target = np.clip(np.asarray(mean, dtype=float) / d, _M[-1], _M[0])
+    return np.interp(-target, -_M, _X) / d
 
 
 class Stations:
@@ -214,7 +227,7 @@ class Stations:
     def kind(self, c: float, K: float, mu: float, s: float, deadline: float, service=None) -> int:
         """Id of the station kind; `service` is (a hashable name of the service law, its survival function),
         or None for an exponential law of rate mu."""
-        key = (float(c), float(K), round(float(mu), 9), round(float(s), 6), float(deadline),
+        key = (float(c), float(K), round(float(mu), 9), round(float(s), 4), float(deadline),
                None if service is None else service[0])
         i = self._ids.get(key)
         if i is None:
