@@ -202,7 +202,7 @@ class Plane:
                 ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
             exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
             service = None if exponential else ((key, round(f, 3)), self._survival(cdf))
-            out[0][idx] = self.stations.kind(c, places, mu, (ca2 + scv) / 2.0, self.timeout, service)
+            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, service)
             out[1][idx], out[2][idx] = per, capacity * mu
         return out
 

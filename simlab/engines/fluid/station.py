@@ -67,15 +67,16 @@ def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
     return np.clip(np.nan_to_num(m, nan=d / 2.0), 0.0, d)
 
 
-def stationary(c: float, K: float, mu: float, s: float, deadline: float, rho: np.ndarray = RHO,
+def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, rho: np.ndarray = RHO,
                survival=None) -> dict:
     """The stationary law per ρ (arrays over rho): L, B, P(wait | admitted), wait law (θ, truncation), Lq, and
     P(timeout) where the deadline binds (NaN where the response-time law gives it). `survival(x)` is P(S > x) of
-    the service time (None: exponential with rate mu)."""
+    the service time (None: exponential with rate mu); ca2 and cs2 the squared coefficients of variation of
+    the inter-arrival and service times."""
     rho = np.maximum(np.asarray(rho, dtype=float), 1e-12)
     lam = rho * c * mu
     a = lam / mu
-    s = max(s, 1e-3)
+    s = np.maximum((ca2 + cs2) / 2.0 * _klb(rho, ca2, cs2), 1e-3)
     # weights relative to w_{c-1} = a^(c-1)/(c-1)!
     log_w1 = (c - 1.0) * np.log(a) - gammaln(c)
     with np.errstate(divide="ignore"):
@@ -105,6 +106,13 @@ def stationary(c: float, K: float, mu: float, s: float, deadline: float, rho: np
     else:
         th = np.divide(1.0, wait_mean, out=np.full_like(wait_mean, BIG), where=wait_mean > 1.0 / BIG)
         trunc = np.full_like(lam, BIG)
+    if ca2 < 1.0:  # smoother arrivals (round robin): GI/M/c's conditional wait, rate cμ(1 − σ)
+        th_gi = c * mu * (1.0 - _gi_sigma(rho, ca2)) * 2.0 / (1.0 + cs2)
+        mean_wq = np.divide(lq, admitted, out=np.zeros_like(lq), where=admitted > 0)  # E[Wq], Little
+        gi = (rho < 1.0) & (span * th_gi > 10.0) & (mean_wq > 0)
+        pw = np.where(gi, np.clip(mean_wq * th_gi, 0.0, 1.0), pw)
+        th = np.where(gi, th_gi, th)
+        trunc = np.where(gi, BIG, trunc)
     out["K"] = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
                 "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan)}
     table = dict(out["K"])
@@ -113,11 +121,11 @@ def stationary(c: float, K: float, mu: float, s: float, deadline: float, rho: np
     rows = np.nonzero(tail_at_d > 1e-12)[0] if span > deadline else np.zeros(0, dtype=np.int64)
     if len(rows):
         lam_d = lam[rows]
-        theta = (c * mu - lam_d) / s
+        theta = (c * mu - lam_d) / s[rows]
         if c == 1 and survival is None:  # M/M/1 with a deadline: the exact workload law
-            law = _workload_law(lam_d, s, theta, deadline)
+            law = _workload_law(lam_d, s[rows], theta, deadline)
         else:
-            law = _patience_law(c, mu, lam_d, s, theta, deadline, survival or (lambda x: np.exp(-mu * x)))
+            law = _patience_law(c, mu, lam_d, s[rows], theta, deadline, survival or (lambda x: np.exp(-mu * x)))
         d_law = law(below[rows], busy_below[rows], c)
         use_d = d_law["Lq"] < table["Lq"][rows]
         for f in FIELDS:
@@ -125,6 +133,28 @@ def stationary(c: float, K: float, mu: float, s: float, deadline: float, rho: np
             table[f][rows] = np.where(use_d, d_law[f], table[f][rows])
     table["L"] = np.maximum.accumulate(np.nan_to_num(table["L"], nan=0.0, posinf=1e300))  # monotone for inversion
     return table
+
+
+def _klb(rho: np.ndarray, ca2: float, cs2: float) -> np.ndarray:
+    """Kraemer–Langenbach-Belz factor on Allen–Cunneen's mean wait for smooth arrivals (c_a² < 1), else 1."""
+    if ca2 >= 1.0 or ca2 + cs2 <= 0:
+        return np.ones_like(rho)
+    r = np.clip(rho, 1e-6, 1.0)
+    return np.exp(-2.0 * (1.0 - r) * (1.0 - ca2) ** 2 / (3.0 * r * (ca2 + cs2)))
+
+
+def _gi_sigma(rho: np.ndarray, ca2: float) -> np.ndarray:
+    """σ of GI/M/c with gamma inter-arrival times of SCV ca2: σ = A*(cμ(1 − σ)), in units where cμ = 1.
+
+    A*(s) = (1 + s·ca2/ρ)^(−1/ca2) (the Laplace transform of a gamma law of mean 1/ρ); σ = ρ for Poisson.
+    """
+    r = np.clip(rho, 1e-9, 1.0 - 1e-9)
+    lo, hi = np.zeros_like(r), np.ones_like(r) - 1e-12
+    for _ in range(60):  # f(σ) = σ − A*(1 − σ) is below zero at 0 and crosses once before 1 when ρ < 1
+        mid = 0.5 * (lo + hi)
+        f = mid - (1.0 + (1.0 - mid) * ca2 / r) ** (-1.0 / ca2)
+        lo, hi = np.where(f < 0, mid, lo), np.where(f < 0, hi, mid)
+    return np.where(rho < 1.0, 0.5 * (lo + hi), 1.0)
 
 
 def _busy(log_mass, log_below, log_busy_below, c):
@@ -178,7 +208,7 @@ def _patience_law(c, mu, lam, s, theta, deadline, survival):
 
     def law(below, busy_below, c):
         lam_c, th = lam[:, None], theta[:, None]
-        log_g = np.log(lam_c / s) - th * x[None, :] - lam_c * cum[None, :]
+        log_g = np.log(lam_c / s[:, None]) - th * x[None, :] - lam_c * cum[None, :]
         top = np.maximum(log_g.max(axis=1), below)
         g = np.exp(log_g - top[:, None])
         inside = integral(g)
@@ -224,15 +254,15 @@ class Stations:
         self._capacity = 0
         self._stack: dict[str, np.ndarray] = {}
 
-    def kind(self, c: float, K: float, mu: float, s: float, deadline: float, service=None) -> int:
+    def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, service=None) -> int:
         """Id of the station kind; `service` is (a hashable name of the service law, its survival function),
         or None for an exponential law of rate mu."""
-        key = (float(c), float(K), round(float(mu), 9), round(float(s), 4), float(deadline),
+        key = (float(c), float(K), round(float(mu), 9), round(float(ca2), 3), round(float(cs2), 4), float(deadline),
                None if service is None else service[0])
         i = self._ids.get(key)
         if i is None:
             i = self._ids[key] = len(self._ids)
-            row = stationary(*key[:5], survival=None if service is None else service[1])
+            row = stationary(*key[:6], survival=None if service is None else service[1])
             if i >= self._capacity:
                 self._capacity = max(16, 2 * self._capacity)
                 self._stack = {f: np.resize(self._stack.get(f, np.zeros((0, GRID))), (self._capacity, GRID))
