@@ -1,4 +1,4 @@
-"""The fluid engine's fidelity grid: every regime of simlab.engines.fidelity, truth vs request vs fluid engine.
+"""The fluid engine's fidelity grid: every regime of simlab.experiment.fidelity, truth vs request vs fluid engine.
 
     .venv/bin/python benchmarks/fidelity.py [--seeds N] [--only SUBSTRING] [--markdown]
 
@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from simlab.engines.fidelity import cases, run_case
+from simlab.experiment.fidelity import cases, run_case
 
 
 def _fmt(x: float | None) -> str:
