@@ -40,7 +40,7 @@ def summary_lines(result: Result) -> list[tuple[str, str]]:
         ("min capacity", "-" if s["min_capacity"] is None else f"{s['min_capacity'] * 100:.0f}% of the fleet ready"),
         ("peak utilization", "-" if s["peak_utilization"] is None else f"{s['peak_utilization'] * 100:.0f}%"),
         ("instance-seconds", _num(s["instance_seconds"])),
-    ]
+    ] + ([("engine auto", s["engine_reason"])] if s.get("engine_reason") else [])
 
 
 def print_summary(result: Result) -> None:

@@ -16,12 +16,26 @@ AUTO_REQUESTS = 2_000_000  # expected simulated requests above which `auto` pick
 AUTO_INSTANCES = 100
 
 
-def choose_engine(scenario: Scenario) -> str:
-    """`request` for small scenarios, `fluid` when per-request events would be too many (requests or fleet size)."""
+def engine_choice(scenario: Scenario) -> tuple[str, str]:
+    """The engine `auto` runs, and why: the request engine for small runs and wherever the fidelity grid flags
+    the fluid engine (simlab.engines.fluid.domain), the fluid engine for large runs inside its domain."""
+    from simlab.engines.fluid.domain import outside
     from simlab.engines.traffic import OfferedLoad
 
     expected = OfferedLoad(scenario).mean_rate(scenario.duration) * scenario.duration
-    return "fluid" if expected > AUTO_REQUESTS or scenario.fleet.instances > AUTO_INSTANCES else "request"
+    flagged = outside(scenario)
+    if flagged is not None:
+        return "request", flagged
+    if expected <= AUTO_REQUESTS and scenario.fleet.instances <= AUTO_INSTANCES:
+        return "request", (f"a small run ({expected:,.0f} requests expected, {scenario.fleet.instances} instances): "
+                           f"the request engine simulates each request")
+    return "fluid", (f"{expected:,.0f} requests expected on {scenario.fleet.instances} instances, inside the fluid "
+                     f"engine's validated domain (docs/fluid-engine.md)")
+
+
+def choose_engine(scenario: Scenario) -> str:
+    """The engine `auto` runs (see engine_choice for why)."""
+    return engine_choice(scenario)[0]
 
 
 def simulate(scenario: Scenario | str | Path, seed: int | None = None, engine: str = "request") -> Result:
@@ -52,7 +66,10 @@ def simulate_batch(scenario: Scenario, seeds) -> "pd.DataFrame":
 
 def _run(scenario: Scenario, seed: int, engine: str) -> Result:
     if engine == "auto":
-        engine = choose_engine(scenario)  # the summary's "engine" key says which one ran
+        engine, reason = engine_choice(scenario)
+        result = _run(scenario, seed, engine)
+        result.summary.values["engine_reason"] = reason  # and the "engine" key says which one ran
+        return result
     if engine == "fluid":
         from simlab.engines.fluid.engine import FluidEngine
 

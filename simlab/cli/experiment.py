@@ -84,10 +84,15 @@ def print_table(table, labels: list[str], title: str) -> None:
     console.print(view)
 
 
-def _say_engine(engine: str, runs) -> None:
+def _say_engine(engine: str, runs, scenario=None) -> None:
     if engine == "auto":
         picked = ", ".join(sorted(str(e) for e in runs["engine"].dropna().unique()))
-        typer.echo(f"engine auto: picked {picked or 'none'}")
+        why = ""
+        if scenario is not None:
+            from simlab.simulation import engine_choice
+
+            why = f" ({engine_choice(scenario)[1]})"
+        typer.echo(f"engine auto: picked {picked or 'none'}{why}")
 
 
 def _check_report(report: bool, out: Optional[Path]) -> None:
@@ -127,7 +132,7 @@ def compare_command(
         raise ScenarioError(f"--variants: no such variants file {str(variants)!r}")
     result = compare(s, strategies=strategies, variants=variants, runs=runs, seed=seed, engine=engine,
                      executor=executor, scheduler=scheduler, progress=not quiet)
-    _say_engine(engine, result.runs)
+    _say_engine(engine, result.runs, s)
     print_table(result.table, ["variant"], f"simlab compare: {s.name}, {runs} runs each, engine {engine}, seed {seed}")
     _write(result, out, report)
 
@@ -158,7 +163,7 @@ def sweep_command(
     result = sweep(s, params, runs=runs, seed=seed, engine=engine, executor=executor, scheduler=scheduler,
                    out=out, progress=not quiet)
     labels = list(params)
-    _say_engine(engine, result.runs)
+    _say_engine(engine, result.runs, s)
     print_table(result.table, labels, f"simlab sweep: {s.name}, {runs} runs per point, engine {engine}, seed {seed}")
     if len(result.pareto):
         print_table(result.pareto, labels, "Pareto front: deploy duration (good releases) vs expected bad requests")

@@ -224,6 +224,18 @@ def cases() -> list[Case]:
     return _exact_cases() + _engine_cases()
 
 
+KNOWN_GAPS = {
+    ("M/D/1 rho 0.7", "latency p50 ms"), ("M/D/1 rho 0.7", "latency p99 ms"),
+    ("4 x M/G/2 lognormal round_robin", "wait mean ms"), ("4 x M/G/2 lognormal round_robin", "latency p50 ms"),
+    ("4 x M/G/2 lognormal round_robin", "latency p99 ms"), ("4 x M/G/2 lognormal round_robin", "latency mean ms"),
+    ("4 x M/G/2 lognormal least_outstanding", "wait mean ms"),
+    ("4 x M/G/2 lognormal least_outstanding", "latency mean ms"),
+    ("4 x M/D/2 round_robin", "latency p99 ms"),
+}
+"""(case, figure) rows the fluid engine does not yet hold within tolerance; simlab.engines.fluid.domain flags
+each one's regime, so `--engine auto` runs the request engine there. A row leaves this set when it passes."""
+
+
 # -- running and judging --------------------------------------------------------------------------------------
 def _solve(f: Callable[[float], float], hi: float = 3.0) -> float:
     from scipy.optimize import brentq

@@ -1,0 +1,72 @@
+"""The fluid engine against exact queueing results and the request engine, regime by regime (issue: fidelity).
+
+Every case of simlab.experiment.fidelity runs here with the tolerances the grid states (means ±3% and
+p50/p99 ±5% in steady state; failed, timed-out and rejected shares ±10% and latencies ±15% in overload and
+transients; bad requests ±15% and detection within one analysis interval in rollouts), judged with the 95%
+interval of the difference over seeds. The rows the fluid engine does not hold yet are listed in KNOWN_GAPS;
+each must lie where simlab.engines.fluid.domain sends `--engine auto` to the request engine.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from simlab.engines.fluid.domain import outside
+from simlab.experiment.fidelity import KNOWN_GAPS, Case, Figure, Row, cases, run_case
+from simlab.scenario import validate_scenario
+from simlab.simulation import engine_choice
+
+CASES = cases()
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fluid_engine_holds_its_tolerance_in_every_regime(case: Case):
+    rows = run_case(case)
+    failing = [r for r in rows if not r.passed and (r.case, r.figure) not in KNOWN_GAPS]
+    assert not failing, "\n".join(
+        f"{r.figure}: truth {r.truth:.4g} ({r.truth_source}), fluid {r.fluid:.4g}, error {r.error:+.3g}, "
+        f"tolerance {r.tolerance:g}" for r in failing)
+
+
+def test_every_known_gap_is_a_case_and_lies_where_auto_runs_the_request_engine():
+    by_name = {c.name: c for c in CASES}
+    for name, figure in KNOWN_GAPS:
+        assert name in by_name and figure in {f.name for f in by_name[name].figures}, (name, figure)
+        scenario = validate_scenario(copy.deepcopy(by_name[name].scenario))
+        assert outside(scenario) is not None, f"{name}: {figure} is a known gap but auto would pick the fluid engine"
+
+
+def test_a_row_passes_only_within_tolerance_after_its_interval():
+    exact = dict(case="c", regime="steady", figure="f", truth=100.0, truth_se=0.0, truth_source="exact",
+                 request=None, tolerance=0.03, absolute=False)
+    assert Row(fluid=102.9, fluid_se=0.0, **exact).passed
+    assert not Row(fluid=103.5, fluid_se=0.0, **exact).passed
+    assert Row(fluid=103.5, fluid_se=0.3, **exact).passed  # 0.5 over, within 1.96 standard errors
+    assert not Row(fluid=110.0, fluid_se=1.0, **exact).passed
+    timed = dict(exact, tolerance=30.0, absolute=True, truth=60.0)
+    assert Row(fluid=90.0, fluid_se=0.0, **timed).passed and not Row(fluid=91.0, fluid_se=0.0, **timed).passed
+
+
+def test_auto_explains_its_choice():
+    by_name = {c.name: c for c in CASES}
+    rr = validate_scenario(copy.deepcopy(by_name["4 x M/G/2 lognormal round_robin"].scenario))
+    engine, why = engine_choice(rr)
+    assert engine == "request" and "round-robin" in why
+    small = validate_scenario(copy.deepcopy(by_name["4 x M/M/2 round_robin"].scenario))
+    engine, why = engine_choice(small)
+    assert engine == "request" and "small run" in why
+    big = copy.deepcopy(by_name["spike rho 1.2 60s, deep queue, random"].scenario)
+    big["fleet"]["instances"], big["traffic"]["rps"], big["duration"] = 200, 2800.0, 3600
+    engine, why = engine_choice(validate_scenario(big))
+    assert engine == "fluid" and "validated domain" in why
+    from simlab import simulate
+
+    summary = simulate(rr, seed=0, engine="auto").summary
+    assert summary["engine"] == "request" and "round-robin" in summary["engine_reason"]
+
+
+def test_figures_read_what_the_summary_says():
+    f = Figure("blocked share", lambda s: s["failed_rejected"] / s["requests"], 0.1)
+    assert f.read({"failed_rejected": 5, "requests": 100}) == 0.05
