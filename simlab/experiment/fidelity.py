@@ -225,11 +225,9 @@ def cases() -> list[Case]:
 
 
 KNOWN_GAPS = {
-    ("M/D/1 rho 0.7", "latency p50 ms"), ("M/D/1 rho 0.7", "latency p99 ms"),
     ("4 x M/G/2 lognormal round_robin", "wait mean ms"), ("4 x M/G/2 lognormal round_robin", "latency p50 ms"),
-    ("4 x M/G/2 lognormal round_robin", "latency p99 ms"), ("4 x M/G/2 lognormal round_robin", "latency mean ms"),
     ("4 x M/G/2 lognormal least_outstanding", "wait mean ms"),
-    ("4 x M/G/2 lognormal least_outstanding", "latency mean ms"),
+    ("4 x M/G/2 lognormal least_outstanding", "latency mean ms"),  # -3.4%: within 3% only by its interval
     ("4 x M/D/2 round_robin", "latency p99 ms"),
 }
 """(case, figure) rows the fluid engine does not yet hold within tolerance; simlab.engines.fluid.domain flags

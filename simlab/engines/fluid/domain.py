@@ -39,9 +39,6 @@ def outside(scenario: Scenario) -> str | None:
     if fleet.load_balancer == "round_robin" and not exponential:
         return (f"round-robin dispatch with non-exponential service times (SCV {scv:.2f}) {where}: the fluid "
                 f"engine's latency percentiles are outside ±5% there")
-    if fleet.workers == 1 and not exponential:
-        return (f"single-worker instances with non-exponential service times (SCV {scv:.2f}) {where}: the fluid "
-                f"engine's latency percentiles are outside ±5% there (M/D/1)")
     if fleet.load_balancer in ("least_outstanding", "power_of_two") and rho >= POOLED_WAITS:
         return (f"{fleet.load_balancer} dispatch {where}: the fluid engine's mean wait is 13% short of the "
                 f"request engine's there")

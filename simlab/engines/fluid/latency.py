@@ -2,9 +2,10 @@
 
 A pool's response time is service time (the scenario's distribution after
 defects, dependencies and memory-leak slowdown: a mixture of scaled and
-shifted copies) plus a wait: none with probability 1 - P(wait), exponential
-with rate θ otherwise (M/M/c's waiting-time law, Allen–Cunneen scaled), and
-above saturation a fluid-backlog delay spread uniformly over [w0, w1]. CDFs
+shifted copies) plus a wait: none with probability 1 - P(wait), otherwise the
+law the pool's station gives (station.py): a truncated exponential where places
+or the client deadline bound it, else a gamma law of the station's mean and
+shape (exponential for exponential service). CDFs
 on a shared grid mix by weighted sums, so seconds, windows and whole runs
 are mixtures of the same arrays and their quantiles come from one inversion.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import gammainc, ndtr
 
 from simlab.dists import Constant, Empirical, Exponential, LogNormal, from_spec
 from simlab.engines.effects import NONE, AttemptEffects
@@ -21,6 +22,7 @@ from simlab.engines.effects import NONE, AttemptEffects
 PER_DECADE = 48
 ATOMS = 96  # quantile atoms of the base service time, for the wait convolution
 NO_WAIT = 1e-4  # below this P(wait) the wait changes no percentile we report
+UNBOUNDED = 1e11  # a wait truncation at or above this is no truncation (the station tables' stand-in for ∞)
 
 
 class LatencyModel:
@@ -84,23 +86,42 @@ class LatencyModel:
         return out
 
     # -- response time -------------------------------------------------------
-    def response_cdf(self, comps, pw: float, theta: float, trunc: float = math.inf) -> np.ndarray:
+    def response_cdf(self, comps, pw: float, theta: float, trunc: float = math.inf, shape: float = 1.0) -> np.ndarray:
         """CDF on the grid of service + wait: no wait with probability 1 − pw, else a wait with density
-        ∝ e^(−θw) on (0, trunc) (θ of either sign when trunc is finite; exponential when it is not)."""
+        ∝ e^(−θw) on (0, trunc) (θ of either sign when trunc is finite); when it is not, a gamma law of mean
+        1/θ and shape `shape` (exponential at 1)."""
         x = self.grid
         out = self._service_cdf(comps, x)
-        if pw >= NO_WAIT and (theta > 0 or math.isfinite(trunc)):
-            out = (1.0 - pw) * out + pw * self._with_wait(comps, theta, trunc, x)
+        if pw >= NO_WAIT and (theta > 0 or trunc < UNBOUNDED):
+            out = (1.0 - pw) * out + pw * self._with_wait(comps, theta, trunc, shape, x)
         return out
 
-    def _with_wait(self, comps, theta: float, trunc: float, x: np.ndarray) -> np.ndarray:
-        """P(S' + E ≤ x), E with density ∝ e^(−θe) on (0, trunc), by averaging over quantile atoms of S'."""
+    def _with_wait(self, comps, theta: float, trunc: float, shape: float, x: np.ndarray) -> np.ndarray:
+        """P(S' + E ≤ x) for the wait E of response_cdf, by averaging over quantile atoms of S'."""
         out = np.zeros(len(x))
         for w, s, h in comps:
             atoms = self.atoms * s + h
-            gap = x[:, None] - atoms[None, :]
-            out += w * _wait_cdf(np.maximum(gap, 0.0), theta, trunc).mean(axis=1)
+            gap = np.maximum(x[:, None] - atoms[None, :], 0.0)
+            if trunc >= UNBOUNDED and abs(shape - 1.0) > 1e-3:
+                cdf = gammainc(shape, gap * shape * theta)
+            else:
+                cdf = _wait_cdf(gap, theta, trunc)
+            out += w * cdf.mean(axis=1)
         return out
+
+    def third_moment(self, comps) -> float:
+        """E[S'³] of the service time after effects (S' = S·scale + shift, mixed by weight)."""
+        d = self.dist
+        if isinstance(d, LogNormal):
+            m3 = math.exp(3 * d.mu + 4.5 * d.sigma**2)
+        elif isinstance(d, Exponential):
+            m3 = 6.0 / d.rate**3
+        elif isinstance(d, Constant):
+            m3 = d.value**3
+        else:
+            m3 = float(np.mean(np.asarray(d.values, dtype=float) ** 3))
+        m1, m2 = d.mean, self.second_moment
+        return sum(w * (s**3 * m3 + 3 * s * s * h * m2 + 3 * s * h * h * m1 + h**3) for w, s, h in comps)
 
     def served_mean(self, cdf: np.ndarray) -> float:
         """Mean of the response time given it is at most the timeout: D − ∫_0^D F / F(D)."""
@@ -137,7 +158,7 @@ class LatencyModel:
 
 def _wait_cdf(e: np.ndarray, theta: float, trunc: float) -> np.ndarray:
     """CDF at e ≥ 0 of the density ∝ e^(−θw) on (0, trunc)."""
-    if not math.isfinite(trunc):
+    if trunc >= UNBOUNDED:
         return -np.expm1(-theta * e)
     e = np.minimum(e, trunc)
     x = theta * trunc

@@ -2,11 +2,12 @@
 
 Per tick: Poisson arrivals (drawn up front per replication), a split over
 (old live, old dead, new live, new dead, no backend) as the load balancer
-would make it, binomial rejections, timeouts and errors, retries within the
-token budget, and a queue per version pool: relaxed toward the Allen–Cunneen
-steady state below saturation, a fluid backlog (with rejections at
-queue_limit and client timeouts) above it. Latency is kept as CDFs on the
-grid of fluid_latency; effect states shared by many replications are cached.
+would make it (routing.py), binomial rejections, timeouts and errors, retries
+within the token budget, and a queue per version pool: a station (station.py)
+whose mean number in system moves toward the stationary law of the tick's
+arrival rate, and whose law at that state gives the tick's rejections,
+timeouts and waits. Latency is kept as CDFs on the grid of latency.py;
+effect states shared by many replications are cached.
 """
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import math
 
 import numpy as np
 
-from simlab.engines.fluid import queue as fq
 from simlab.engines.versions import NEW, OLD
 from simlab.engines.fluid.latency import NO_WAIT, LatencyModel
 from simlab.engines.fluid.ledger import Ledger
 from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
 from simlab.dists import Exponential
+from simlab.engines.fluid.routing import Router, split
 from simlab.engines.fluid.station import Stations
 from simlab.scenario.release import Dependency
 
@@ -66,7 +67,8 @@ class Plane:
         self.ledger = Ledger(scenario, reps, self.model, record)
         # Most ticks change nothing a formula reads: cache what only depends on slowly changing inputs.
         self._kind_memo = ElementMemo(self.station_kinds)
-        self._share_memo = ArrayMemo(self.shares)
+        self.router = Router(reps=reps, balancer=self.balancer, workers=self.workers, redispatch=self.redispatch)
+        self._share_memo = ArrayMemo(self.router.shares)
         self._effect_times = _effect_change_times(s)
         self._ek: tuple | None = None  # (combo, keys, valid until)
 
@@ -134,54 +136,6 @@ class Plane:
         self.L[rep, version] -= share
         self.lq[rep, version] -= self.lq[rep, version] / n
 
-    # -- routing -------------------------------------------------------------
-    def _dead_share(self, dead, live, lam, mean):
-        """Share of a pool's traffic sent to crashed instances still in rotation (connection refused)."""
-        total = dead + live
-        naive = np.divide(dead, total, out=np.zeros_like(dead), where=total > 0)
-        if self.balancer in ("round_robin", "random") or not dead.any():
-            return naive
-        # least outstanding picks a dead instance (always at zero) unless an idle live one comes first
-        per_instance = np.divide(lam * mean, total, out=np.zeros_like(lam), where=total > 0)
-        p0 = fq.idle_probability(self.workers, per_instance)
-        if self.balancer == "least_outstanding":
-            den = dead + live * p0
-            return np.divide(dead, den, out=naive.copy(), where=den > 0)
-        return np.minimum(1.0, naive * (1.0 + (1.0 - p0) * np.divide(live, total, out=np.zeros_like(live), where=total > 0)))
-
-    def shares(self, lam_att, L, D, w, last_mean) -> np.ndarray:
-        """(R, 5) probabilities: old live, old dead, new live, new dead, no backend."""
-        mean = last_mean.mean(axis=1)
-        out = np.zeros((self.R, 5))
-        rot = L + D
-        by_count = np.isnan(w)
-        if by_count.any():
-            Lt, Dt = L.sum(axis=1), D.sum(axis=1)
-            ds = self._dead_share(Dt, Lt, lam_att, mean)
-            for v, (il, idd) in enumerate(((0, 1), (2, 3))):
-                out[:, il] = np.where(by_count, (1 - ds) * np.divide(L[:, v], Lt, out=np.zeros(self.R), where=Lt > 0), out[:, il])
-                out[:, idd] = np.where(by_count, ds * np.divide(D[:, v], Dt, out=np.zeros(self.R), where=Dt > 0), out[:, idd])
-        if (~by_count).any():
-            ww = np.where(by_count, 0.0, np.clip(np.nan_to_num(w) , 0.0, 1.0))
-            p_new = np.where(rot[:, NEW] <= 0, 0.0, np.where(rot[:, OLD] <= 0, 1.0, ww))
-            for v, (il, idd), p in ((OLD, (0, 1), 1 - p_new), (NEW, (2, 3), p_new)):
-                ds = self._dead_share(D[:, v], L[:, v], lam_att * p, mean)
-                out[:, il] = np.where(by_count, out[:, il], p * (1 - ds) * (rot[:, v] > 0))
-                out[:, idd] = np.where(by_count, out[:, idd], p * ds * (rot[:, v] > 0))
-        if self.redispatch and D.any():
-            # a refused connection is retried once on an up instance of the same pool, else of any pool
-            for v, il, idd in ((OLD, 0, 1), (NEW, 2, 3)):
-                move = np.where(L[:, v] > 0, out[:, idd], 0.0)
-                out[:, il] += move
-                out[:, idd] -= move
-            for v, il, idd, other in ((OLD, 0, 1, 2), (NEW, 2, 3, 0)):
-                move = np.where(L[:, 1 - v] > 0, out[:, idd], 0.0)
-                out[:, other] += move
-                out[:, idd] -= move
-        out[:, 4] = np.clip(1.0 - out[:, :4].sum(axis=1), 0.0, 1.0)
-        out[rot.sum(axis=1) <= 0] = (0, 0, 0, 0, 1)
-        return out
-
     # -- the queue of each version pool --------------------------------------
     def station_kinds(self, keys, leak, n_live):
         """Kind (station.Stations id), station count and full service rate of each pool: one pooled station of
@@ -202,7 +156,8 @@ class Plane:
                 ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
             exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
             service = None if exponential else ((key, round(f, 3)), self._survival(cdf))
-            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, service)
+            m3 = self.model.third_moment(comps) * mu**3
+            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service)
             out[1][idx], out[2][idx] = per, capacity * mu
         return out
 
@@ -211,7 +166,7 @@ class Plane:
         return lambda x: 1.0 - np.interp(x, grid, cdf)
 
     # -- one tick --------------------------------------------------------------
-    def queue_step(self, lam_v, mean, scv, h: float = 1.0):
+    def queue_step(self, lam_v, h: float = 1.0):
         """Move each pool's queue through one tick at arrival rate lam_v; the law its arrivals meet."""
         n_live = self.live_avg
         kinds, per, cmu = self._kind_memo(self._kind_keys, self.leak, np.maximum(n_live, 1e-9))
@@ -245,10 +200,10 @@ class Plane:
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
         lam_v = lam_att[:, None] * share[:, [0, 2]]
         self._kind_keys = keys
-        law = self.queue_step(lam_v, mean, scv)
+        law = self.queue_step(lam_v)
         pw, p_rej = law["pw"], law["B"]
         p_qto = np.zeros_like(p_rej)  # a deadline in the queue is in the response-time law (p_to)
-        p_to, p_slow = self._latency(keys, pw, law["theta"], law["trunc"])
+        p_to, p_slow = self._latency(keys, pw, law["theta"], law["trunc"], law["shape"])
         p_to = np.where(np.isnan(law["pto"]), p_to, law["pto"])  # where the deadline binds, its law says
         # -- draws: split, outcomes, retries -----------------------------------------
         led.begin_tick(t, A)
@@ -291,7 +246,7 @@ class Plane:
         keys = self.effect_keys(t)
         if self._ek[2] < t + k:  # an attempt's effects change inside the block
             return False
-        mean, scv, err = self.k_mean[keys], self.k_scv[keys], self.k_err[keys]
+        mean, err = self.k_mean[keys], self.k_err[keys]
         lam_att = lam[0] * (1.0 + self.retry_factor)
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
         lam_v = lam_att[:, None] * share[:, [0, 2]]
@@ -330,7 +285,8 @@ class Plane:
         p_to = np.where(np.isnan(law["pto"]), 1.0 - cdf_t, law["pto"])
         for r, v in np.argwhere(law["pw"] >= NO_WAIT):
             ck, (at_t, at_s, served, served_mean) = self._response(keys[r, v], 1.0, law["pw"][r, v],
-                                                                   law["theta"][r, v], law["trunc"][r, v], True)
+                                                                   law["theta"][r, v], law["trunc"][r, v],
+                                                                   law["shape"][r, v], True)
             lat_keys[r, v] = self._law_key(ck, keys[r, v], served, served_mean)
             cdf_t[r, v], cdf_s[r, v] = at_t, at_s
             if np.isnan(law["pto"][r, v]):
@@ -347,7 +303,7 @@ class Plane:
             self._grow_table()
         return k
 
-    def _latency(self, keys, pw, theta, trunc):
+    def _latency(self, keys, pw, theta, trunc, shape):
         """P(timeout) and P(slow | done) per pool; registers each pool's latency CDF (of requests served in
         time) and mean with the ledger."""
         model = self.model
@@ -358,7 +314,7 @@ class Plane:
         cdfs = {}
         for r, v in np.argwhere(~fast):
             at_t, at_s, served, served_mean = self._response(keys[r, v], self.leak[r, v], pw[r, v], theta[r, v],
-                                                             trunc[r, v])
+                                                             trunc[r, v], shape[r, v])
             cdfs[(r, v)] = served
             cdf_t[r, v], cdf_s[r, v], mean_latency[r, v] = at_t, at_s, served_mean
         p_to = np.clip(1.0 - cdf_t, 0.0, 1.0)
@@ -366,15 +322,16 @@ class Plane:
         self.ledger.set_latency(keys, fast, cdfs, self, mean_latency)
         return p_to, np.clip(p_slow, 0.0, 1.0)
 
-    def _response(self, key, leak, pw, theta, trunc, with_key: bool = False):
+    def _response(self, key, leak, pw, theta, trunc, shape=1.0, with_key: bool = False):
         """The response-time CDF at the timeout and at the slow threshold, and the CDF and mean of the requests
         that complete in time; cached by effect state and rounded wait law, since most ticks repeat them."""
-        ck = (int(key), round(float(leak), 3), float(f"{pw:.4g}"), float(f"{theta:.4g}"), float(trunc))
+        ck = (int(key), round(float(leak), 3), float(f"{pw:.4g}"), float(f"{theta:.4g}"), float(trunc),
+              round(float(shape), 3))
         hit = self._responses.get(ck)
         if hit is None:
             model = self.model
             comps = model.service(self._table[key][4], ck[1])[0]
-            cdf = model.response_cdf(comps, ck[2], ck[3], trunc=ck[4])
+            cdf = model.response_cdf(comps, ck[2], ck[3], trunc=ck[4], shape=ck[5])
             at_t = float(cdf[model.i_timeout])
             served = np.minimum(cdf, at_t) / at_t if at_t > 0 else cdf
             hit = self._responses[ck] = (at_t, float(cdf[model.i_threshold]), served, model.served_mean(cdf))
@@ -403,26 +360,3 @@ def _effect_change_times(scenario) -> list[int] | None:
         if isinstance(f, Dependency):
             times += [f.at, f.at + f.duration]
     return sorted({int(math.floor(x)) for x in times} | {int(math.ceil(x)) for x in times})
-
-
-def split(rng, n: np.ndarray, p: np.ndarray, *, sparse: bool = False) -> np.ndarray:
-    """Multinomial split of n (R,) or (R, k) over the columns of p (R, m), by sequential binomials: n.shape + (m,).
-
-    sparse: a column no replication sends anything to (or that takes everything left everywhere) needs no draw
-    (used for blocks of ticks; single ticks draw every column, so that their stream stays as it was).
-    """
-    R = n.shape[0]
-    out = np.zeros(n.shape + (p.shape[1],), dtype=np.int64)
-    left = n.astype(np.int64)
-    rest = np.ones(R)
-    col = (slice(None),) + (None,) * (n.ndim - 1)
-    for j in range(p.shape[1] - 1):
-        q = np.minimum(np.maximum(np.divide(p[:, j], rest, out=np.zeros(R), where=rest > 1e-12), 0.0), 1.0)
-        if not sparse:
-            out[..., j] = rng.binomial(left, q[col]) if left.any() else 0
-        elif q.any() and left.any():
-            out[..., j] = left if (q == 1.0).all() else rng.binomial(left, q[col])
-        left = left - out[..., j]
-        rest = rest - p[:, j]
-    out[..., -1] = left
-    return out

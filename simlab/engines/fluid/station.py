@@ -30,7 +30,7 @@ RHO_MAX = 8.0
 GRID = 2048
 _U = np.linspace(0.0, 1.0, GRID)
 RHO = RHO_MAX * _U**2  # dense near 0 and 1, where the laws bend most
-FIELDS = ("L", "B", "pw", "theta", "trunc", "Lq", "pto")
+FIELDS = ("L", "B", "pw", "theta", "trunc", "Lq", "pto", "shape")
 BIG = 1e12  # stands for an unbounded wait law (θ or truncation) in the tables, which interpolate
 
 
@@ -67,12 +67,12 @@ def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
     return np.clip(np.nan_to_num(m, nan=d / 2.0), 0.0, d)
 
 
-def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, rho: np.ndarray = RHO,
-               survival=None) -> dict:
+def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
+               rho: np.ndarray = RHO, survival=None) -> dict:
     """The stationary law per ρ (arrays over rho): L, B, P(wait | admitted), wait law (θ, truncation), Lq, and
     P(timeout) where the deadline binds (NaN where the response-time law gives it). `survival(x)` is P(S > x) of
     the service time (None: exponential with rate mu); ca2 and cs2 the squared coefficients of variation of
-    the inter-arrival and service times."""
+    the inter-arrival and service times, m3 the service time's third moment over its mean cubed."""
     rho = np.maximum(np.asarray(rho, dtype=float), 1e-12)
     lam = rho * c * mu
     a = lam / mu
@@ -100,12 +100,12 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
     # the wait of position j is about j/(cμ): with K places no wait passes (K + 1)/(cμ), and above saturation
     # the places stay nearly full, so the wait gathers near that bound (a truncated exponential of its mean)
     span = (K + 1.0) / (c * mu) if (K + 1.0) / (c * mu) < BIG else math.inf
-    if math.isfinite(span):
-        th = _fit_truncated_exp(np.minimum(wait_mean, span), span)
-        trunc = np.full_like(lam, span)
-    else:
-        th = np.divide(1.0, wait_mean, out=np.full_like(wait_mean, BIG), where=wait_mean > 1.0 / BIG)
-        trunc = np.full_like(lam, BIG)
+    th = np.divide(1.0, wait_mean, out=np.full_like(wait_mean, BIG), where=wait_mean > 1.0 / BIG)
+    trunc = np.full_like(lam, BIG)
+    if math.isfinite(span):  # where the bound shows (a wait law within 30 means of it), a truncated fit
+        bound = th * span < 30.0
+        th = np.where(bound, _fit_truncated_exp(np.minimum(wait_mean, span), span), th)
+        trunc = np.where(bound, span, trunc)
     if ca2 < 1.0:  # smoother arrivals (round robin): GI/M/c's conditional wait, rate cμ(1 − σ)
         th_gi = c * mu * (1.0 - _gi_sigma(rho, ca2)) * 2.0 / (1.0 + cs2)
         mean_wq = np.divide(lq, admitted, out=np.zeros_like(lq), where=admitted > 0)  # E[Wq], Little
@@ -113,8 +113,13 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
         pw = np.where(gi, np.clip(mean_wq * th_gi, 0.0, 1.0), pw)
         th = np.where(gi, th_gi, th)
         trunc = np.where(gi, BIG, trunc)
+    # the conditional wait's shape: M/G/1's squared coefficient of variation (Takács' second moment),
+    # 2ρ + 4·m3·(1 − ρ)/(3(1 + cs²)²) − 1 (1 for exponential service), pulled toward 1 as workers pool
+    r = np.clip(rho, 0.0, 1.0)
+    scv_wait = 1.0 + (2.0 * r + 4.0 * m3 * (1.0 - r) / (3.0 * (1.0 + cs2) ** 2) - 2.0) / c
+    shape = np.where((rho < 1.0) & (trunc >= BIG), 1.0 / np.clip(scv_wait, 0.1, 10.0), 1.0)
     out["K"] = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
-                "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan)}
+                "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan), "shape": shape}
     table = dict(out["K"])
     # the deadline can bind only where the places let a wait reach it and the wait's tail gets there
     tail_at_d = pw * np.exp(-deadline / np.maximum(wait_mean, 1e-300))
@@ -181,7 +186,8 @@ def _workload_law(lam, s, theta, deadline):
         lq = lam * p_busy * _truncated_exp_mean(theta, deadline)
         trunc = np.full_like(lam, deadline if math.isfinite(deadline) else BIG)
         return {"L": busy + lq, "B": np.zeros_like(lam), "pw": np.clip(p_busy, 0.0, 1.0),
-                "theta": np.clip(theta, -BIG, BIG), "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan)}
+                "theta": np.clip(theta, -BIG, BIG), "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan),
+                "shape": np.ones_like(lam)}
     return law
 
 
@@ -225,7 +231,7 @@ def _patience_law(c, mu, lam, s, theta, deadline, survival):
         served_share = np.divide(inside, b + inside, out=np.zeros_like(lam), where=b + inside > 0)
         return {"L": busy + lq, "B": np.zeros_like(lam), "pw": np.clip(served_share, 0.0, 1.0),
                 "theta": _fit_truncated_exp(mean_in, deadline), "trunc": np.full_like(lam, deadline), "Lq": lq,
-                "pto": np.clip(pto, 0.0, 1.0)}
+                "pto": np.clip(pto, 0.0, 1.0), "shape": np.ones_like(lam)}
     return law
 
 
@@ -254,15 +260,16 @@ class Stations:
         self._capacity = 0
         self._stack: dict[str, np.ndarray] = {}
 
-    def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, service=None) -> int:
+    def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
+             service=None) -> int:
         """Id of the station kind; `service` is (a hashable name of the service law, its survival function),
         or None for an exponential law of rate mu."""
         key = (float(c), float(K), round(float(mu), 9), round(float(ca2), 3), round(float(cs2), 4), float(deadline),
-               None if service is None else service[0])
+               round(float(m3), 3), None if service is None else service[0])
         i = self._ids.get(key)
         if i is None:
             i = self._ids[key] = len(self._ids)
-            row = stationary(*key[:6], survival=None if service is None else service[1])
+            row = stationary(*key[:7], survival=None if service is None else service[1])
             if i >= self._capacity:
                 self._capacity = max(16, 2 * self._capacity)
                 self._stack = {f: np.resize(self._stack.get(f, np.zeros((0, GRID))), (self._capacity, GRID))
@@ -277,7 +284,7 @@ class Stations:
         f = pos - i0
         t = self._stack[field]
         lo, hi = t[ids, i0], t[ids, i0 + 1]
-        if field in ("theta", "trunc"):  # may stand for unbounded (BIG): take the nearer grid point
+        if field in ("theta", "trunc", "shape"):  # may stand for unbounded (BIG): take the nearer grid point
             return np.where(f < 0.5, lo, hi)
         return lo * (1.0 - f) + hi * f
 

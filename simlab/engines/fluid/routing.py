@@ -1,0 +1,90 @@
+"""The load balancer as the fluid engine sees it: each tick's attempts split over version pools.
+
+Shares over (old live, old dead, new live, new dead, no backend) as the request
+engine's `_pick` makes them (weight None: by ready instances; an explicit
+weight with fallback to the other pool), least-outstanding's preference for idle
+live instances over crashed ones still in rotation, `fleet.redispatch` of
+refused connections; then a multinomial split of the attempts by sequential
+binomials.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simlab.engines.fluid import queue as fq
+from simlab.engines.versions import NEW, OLD
+
+
+class Router:
+    def __init__(self, *, reps: int, balancer: str, workers: int, redispatch: bool):
+        self.R, self.balancer, self.workers, self.redispatch = reps, balancer, workers, redispatch
+
+    def _dead_share(self, dead, live, lam, mean):
+        """Share of a pool's traffic sent to crashed instances still in rotation (connection refused)."""
+        total = dead + live
+        naive = np.divide(dead, total, out=np.zeros_like(dead), where=total > 0)
+        if self.balancer in ("round_robin", "random") or not dead.any():
+            return naive
+        # least outstanding picks a dead instance (always at zero) unless an idle live one comes first
+        per_instance = np.divide(lam * mean, total, out=np.zeros_like(lam), where=total > 0)
+        p0 = fq.idle_probability(self.workers, per_instance)
+        if self.balancer == "least_outstanding":
+            den = dead + live * p0
+            return np.divide(dead, den, out=naive.copy(), where=den > 0)
+        return np.minimum(1.0, naive * (1.0 + (1.0 - p0) * np.divide(live, total, out=np.zeros_like(live), where=total > 0)))
+
+    def shares(self, lam_att, L, D, w, last_mean) -> np.ndarray:
+        """(R, 5) probabilities: old live, old dead, new live, new dead, no backend."""
+        mean = last_mean.mean(axis=1)
+        out = np.zeros((self.R, 5))
+        rot = L + D
+        by_count = np.isnan(w)
+        if by_count.any():
+            Lt, Dt = L.sum(axis=1), D.sum(axis=1)
+            ds = self._dead_share(Dt, Lt, lam_att, mean)
+            for v, (il, idd) in enumerate(((0, 1), (2, 3))):
+                out[:, il] = np.where(by_count, (1 - ds) * np.divide(L[:, v], Lt, out=np.zeros(self.R), where=Lt > 0), out[:, il])
+                out[:, idd] = np.where(by_count, ds * np.divide(D[:, v], Dt, out=np.zeros(self.R), where=Dt > 0), out[:, idd])
+        if (~by_count).any():
+            ww = np.where(by_count, 0.0, np.clip(np.nan_to_num(w) , 0.0, 1.0))
+            p_new = np.where(rot[:, NEW] <= 0, 0.0, np.where(rot[:, OLD] <= 0, 1.0, ww))
+            for v, (il, idd), p in ((OLD, (0, 1), 1 - p_new), (NEW, (2, 3), p_new)):
+                ds = self._dead_share(D[:, v], L[:, v], lam_att * p, mean)
+                out[:, il] = np.where(by_count, out[:, il], p * (1 - ds) * (rot[:, v] > 0))
+                out[:, idd] = np.where(by_count, out[:, idd], p * ds * (rot[:, v] > 0))
+        if self.redispatch and D.any():
+            # a refused connection is retried once on an up instance of the same pool, else of any pool
+            for v, il, idd in ((OLD, 0, 1), (NEW, 2, 3)):
+                move = np.where(L[:, v] > 0, out[:, idd], 0.0)
+                out[:, il] += move
+                out[:, idd] -= move
+            for v, il, idd, other in ((OLD, 0, 1, 2), (NEW, 2, 3, 0)):
+                move = np.where(L[:, 1 - v] > 0, out[:, idd], 0.0)
+                out[:, other] += move
+                out[:, idd] -= move
+        out[:, 4] = np.clip(1.0 - out[:, :4].sum(axis=1), 0.0, 1.0)
+        out[rot.sum(axis=1) <= 0] = (0, 0, 0, 0, 1)
+        return out
+
+
+def split(rng, n: np.ndarray, p: np.ndarray, *, sparse: bool = False) -> np.ndarray:
+    """Multinomial split of n (R,) or (R, k) over the columns of p (R, m), by sequential binomials: n.shape + (m,).
+
+    sparse: a column no replication sends anything to (or that takes everything left everywhere) needs no draw
+    (used for blocks of ticks; single ticks draw every column, so that their stream stays as it was).
+    """
+    R = n.shape[0]
+    out = np.zeros(n.shape + (p.shape[1],), dtype=np.int64)
+    left = n.astype(np.int64)
+    rest = np.ones(R)
+    col = (slice(None),) + (None,) * (n.ndim - 1)
+    for j in range(p.shape[1] - 1):
+        q = np.minimum(np.maximum(np.divide(p[:, j], rest, out=np.zeros(R), where=rest > 1e-12), 0.0), 1.0)
+        if not sparse:
+            out[..., j] = rng.binomial(left, q[col]) if left.any() else 0
+        elif q.any() and left.any():
+            out[..., j] = left if (q == 1.0).all() else rng.binomial(left, q[col])
+        left = left - out[..., j]
+        rest = rest - p[:, j]
+    out[..., -1] = left
+    return out
