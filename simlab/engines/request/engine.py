@@ -8,7 +8,6 @@ queue-deadline timer per instance and a client timeout. Control-plane work
 from __future__ import annotations
 
 import math
-from operator import attrgetter
 
 import simpy
 from simpy.core import NORMAL
@@ -18,8 +17,9 @@ from simlab.dists import from_spec
 from simlab.engines.draws import exponentials, uniforms
 from simlab.engines.effects import NONE, Effects
 from simlab.engines.instance import READY, Attempt, Instance, Request
+from simlab.engines.request.balancing import Balancing
 from simlab.engines.request.recorder import Recorder
-from simlab.engines.versions import NEW, NO_BACKEND, OLD
+from simlab.engines.versions import NO_BACKEND, OLD
 from simlab.engines.request.fleet import FleetProcesses
 from simlab.engines.request.result import build_result
 from simlab.engines.traffic import OfferedLoad
@@ -40,10 +40,7 @@ class _Ev:
         self.arg = arg
 
 
-_OUTSTANDING = attrgetter("outstanding")
-
-
-class RequestEngine(FleetProcesses):
+class RequestEngine(Balancing, FleetProcesses):
     name = "request"
 
     def __init__(self, scenario: Scenario, seed: int):
@@ -92,11 +89,7 @@ class RequestEngine(FleetProcesses):
         self._cb_expire = self._queue_deadline
         self._cb_client_timeout = self._client_timeout
         self._cb_retry = self._retry
-        policy = fleet.load_balancer
-        self._choose = {
-            "round_robin": self._round_robin, "random": self._random,
-            "least_outstanding": self._least, "power_of_two": self._two_choices,
-        }[policy]
+        self._choose = self._policy(fleet.load_balancer)
 
     # -- run -----------------------------------------------------------------
     def run(self):
@@ -192,45 +185,6 @@ class RequestEngine(FleetProcesses):
         else:
             t = self._next_arrival_time(now)
         self._next_t = math.inf if t is None else t
-
-    # -- balancing -----------------------------------------------------------
-    def _pick(self) -> Instance | None:
-        w = self.weight
-        if w is None:
-            pool = self.pool_all
-        else:
-            use_new = w >= 1.0 or (w > 0.0 and self.u_lb.next() < w)
-            pool = self.pools[NEW] if use_new else self.pools[OLD]
-            if not pool:
-                pool = self.pools[OLD] if use_new else self.pools[NEW]
-        if not pool:
-            return None
-        return self._choose(pool)
-
-    def _round_robin(self, pool):
-        key = 2 if pool is self.pool_all else pool[0].version
-        self.rr[key] += 1
-        return pool[self.rr[key] % len(pool)]
-
-    def _random(self, pool):
-        return pool[int(self.u_lb.next() * len(pool))]
-
-    def _least(self, pool):
-        return min(pool, key=_OUTSTANDING)
-
-    def _two_choices(self, pool):
-        n = len(pool)
-        a = pool[int(self.u_lb.next() * n)]
-        b = pool[int(self.u_lb.next() * n)]
-        return a if a.outstanding <= b.outstanding else b
-
-    def _redispatch(self, refused: Instance) -> Instance | None:
-        """The load balancer's one retry of a refused connection, on another up instance of the same pool."""
-        pool = self.pool_all if self.weight is None else self.pools[refused.version]
-        up = [i for i in pool if i.state == READY]
-        if not up:
-            up = [i for i in self.pool_all if i.state == READY]
-        return self._choose(up) if up else None
 
     # -- one attempt ---------------------------------------------------------
     def _dispatch(self, req: Request, now: float) -> None:
