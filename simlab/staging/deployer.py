@@ -22,8 +22,7 @@ from simlab.control import (
 )
 from simlab.control.recording import RecordingController
 from simlab.errors import StagingError
-from simlab.metrics import error_budget_used
-from simlab.results import TIMELINE_COLUMNS, Result, events_frame, make_summary
+from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_frame, summarize
 from simlab.rng import stream
 from simlab.scenario import Scenario
 from simlab.scenario.staging import Target
@@ -198,37 +197,32 @@ class Deployment:
         users = _per_second(read_records(self.load_dir), s, self.t0, n) if self.with_load else _empty(n)
         timeline = users.merge(timeline, on="t", how="left")[list(TIMELINE_COLUMNS)]
         release_at = s.release.at if s.release else 0.0
-        rel = lambda t: None if t is None else t - release_at  # noqa: E731
         requests = int(timeline["offered"].sum())
-        failed = int(timeline["failed"].sum())
-        slow = int(timeline["slow"].sum())
         lat = users.attrs.get("ok_latency", np.array([]))
         after = timeline[timeline["t"] >= release_at]
-        mean_rps = requests / s.duration if s.duration else 0.0
-        values = {
-            "scenario": s.name, "strategy": s.strategy.kind if s.release else None, "engine": "staging",
-            "seed": s.seed, "outcome": c.outcome, "requests": requests, "attempts": int(timeline["attempts"].sum()),
-            "failed": failed, "slow": slow, "bad": failed + slow,
-            "bad_fraction": (failed + slow) / requests if requests else 0.0,
-            "latency_mean_ms": float(lat.mean() * 1000) if len(lat) else None,
-            "latency_p50_ms": float(np.percentile(lat, 50) * 1000) if len(lat) else None,
-            "latency_p99_ms": float(np.percentile(lat, 99) * 1000) if len(lat) else None,
-            "detected_at_s": rel(c.detected_at), "rollback_done_at_s": rel(c.rollback_done_at),
-            "deploy_duration_s": rel(c.promoted_at),
-            "error_budget_used": error_budget_used(failed + slow, mean_rps, s.slo.availability, s.slo.window),
-            "min_capacity": float((after["old_ready"] + after["new_ready"]).min() / s.fleet.instances)
-            if len(after) else None,
-            "peak_utilization": float(timeline["utilization"].max()) if len(timeline) else None,
-            "instance_seconds": self._instance_seconds,
-            **{f"failed_{cause}": int(timeline[f"failed_{cause}"].sum())
-               for cause in ("error", "rejected", "timeout", "reset")},
-            "rollback_started_at_s": rel(c.rollback_started_at), "analysis_failures": c.failures,
-            "bad_release": bool(s.release and s.release.bad),
+        totals = RunTotals(
+            requests=requests,
+            attempts=int(timeline["attempts"].sum()),
+            # every failed user request has one cause (classify: 503, other 4xx/5xx, no answer timed out or not),
+            # so these add up to the timeline's failed column
+            failed_by={cause: int(timeline[f"failed_{cause}"].sum()) for cause in CAUSES},
+            slow=int(timeline["slow"].sum()),
+            latency_mean_s=float(lat.mean()) if len(lat) else None,
+            latency_p50_s=float(np.percentile(lat, 50)) if len(lat) else None,
+            latency_p99_s=float(np.percentile(lat, 99)) if len(lat) else None,
+            min_ready=float((after["old_ready"] + after["new_ready"]).min()) if len(after) else None,
+            peak_utilization=float(timeline["utilization"].max()) if len(timeline) else None,
+            instance_seconds=self._instance_seconds,
+            queued_attempts=None,  # Locust does not see an instance's queue: the key stays out of staging's summary
+        )
+        extras = {
             "target_rps": float(np.mean([offered_rate(s, i + 0.5) for i in range(n)])) if self.with_load else 0.0,
             "achieved_rps": requests / s.duration if s.duration else 0.0,
         }
+        summary = summarize(s, engine="staging", seed=s.seed, controller=c, totals=totals,
+                            bad_release=bool(s.release and s.release.bad), extras=extras)
         events = [(e.time, e.kind, e.detail) for e in c.events] + self.events
-        return Result(make_summary(values), timeline, events_frame(events), {"controller": c})
+        return Result(summary, timeline, events_frame(events), {"controller": c})
 
 
 def _empty(n: int) -> pd.DataFrame:
@@ -256,7 +250,7 @@ def _per_second(attempts: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
     frame["offered"] = np.bincount(sec, minlength=n)
     frame["attempts"] = np.bincount(tried, minlength=n)
     frame["succeeded"] = np.bincount(sec[masks["ok"]], minlength=n)
-    for cause in ("error", "rejected", "timeout", "reset"):
+    for cause in CAUSES:
         frame[f"failed_{cause}"] = np.bincount(sec[masks[cause] & ~masks["ok"]], minlength=n)
     frame["failed"] = frame["offered"] - frame["succeeded"]
     slow = masks["ok"] & (lat > s.slo.latency_threshold)
