@@ -27,7 +27,7 @@ class Instance:
         self.up_since = now
         self.stopped_at: float | None = None
         self.timer_armed = False
-        self.in_service: set = set()
+        self.in_service: dict = {}  # attempts being served, in the order they started (a set would iterate by address)
         self.ok_checks = 0
         self.bad_checks = 0
         self.crashy = False

@@ -247,7 +247,7 @@ class RequestEngine(Balancing, FleetProcesses):
             self.work[sec] += svc
         else:
             self._add_work(now, end, 1.0)
-        inst.in_service.add(att)
+        inst.in_service[att] = None
         att.callbacks = [self._cb_complete]
         self.env.schedule(att, NORMAL, svc)  # the attempt is its own completion event
         deadline = att.t + self.timeout
@@ -262,7 +262,7 @@ class RequestEngine(Balancing, FleetProcesses):
         att.done = True
         inst.busy -= 1
         inst.outstanding -= 1
-        inst.in_service.discard(att)
+        inst.in_service.pop(att, None)
         latency = now - att.t
         rec = self.rec
         if att.error:
@@ -291,7 +291,7 @@ class RequestEngine(Balancing, FleetProcesses):
         """Free the worker of an attempt cut short; its unserved time is taken off the work ledger."""
         inst.busy -= 1
         inst.outstanding -= 1
-        inst.in_service.discard(att)
+        inst.in_service.pop(att, None)
         self._add_work(now, att.started + att.svc, -1.0)
 
     def _add_work(self, a: float, b: float, sign: float) -> None:
