@@ -70,3 +70,17 @@ def test_auto_explains_its_choice():
 def test_figures_read_what_the_summary_says():
     f = Figure("blocked share", lambda s: s["failed_rejected"] / s["requests"], 0.1)
     assert f.read({"failed_rejected": 5, "requests": 100}) == 0.05
+
+
+def test_the_benchmark_prints_the_grid_and_exits_by_its_verdicts():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(root / "benchmarks" / "fidelity.py"), "--only", "Erlang B", "--seeds", "3", "--markdown"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| Erlang B")]
+    assert len(rows) == 1 and "| PASS |" in rows[0] and "| exact |" in rows[0]
+    assert "1 passed, 0 failed" in done.stdout
