@@ -202,8 +202,15 @@ def _rollout_cases() -> list[Case]:
     gap = copy.deepcopy(base)  # big bang: every instance replaced at once, 10 s start-up, at ρ 0.62
     gap["release"] = {"at": "2m", "defects": [{"kind": "latency", "multiplier": 1.5}]}
     gap["strategy"] = {"kind": "big_bang"}
+    crashes = copy.deepcopy(base)  # crashes fail what an instance holds; clients retry within their budget
+    crashes["failures"] = [{"kind": "instance_crash", "mtbf": "1m", "restart": "10s"}]
+    crashes["traffic"]["retries"] = {"max": 1, "backoff": "100ms", "budget": 0.2}
     interval = 30.0
     return [
+        Case("crashes every minute, retried", "transient", crashes, seeds=24, figures=(
+            Figure("failed share", _share_of("failed"), OVERLOAD_FRACTION),
+            Figure("bad requests", _key("bad"), ROLLOUT_BAD),
+        )),
         Case("zone outage 2 of 6", "transient", outage, (
             Figure("bad requests", _key("bad"), ROLLOUT_BAD),
             Figure("latency p99 ms", _key("latency_p99_ms"), OVERLOAD_LATENCY),

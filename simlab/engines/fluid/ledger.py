@@ -107,15 +107,27 @@ class Ledger:
     def final(self, failed) -> None:
         self.tick_failed += failed
 
-    def crash_failures(self, held, rng) -> None:
-        """In-flight work of crashed instances: counted as resets instead of the successes they would have been."""
+    def crash_failures(self, held, rng, retry_tokens=None) -> np.ndarray:
+        """In-flight work of crashed instances: resets on the server side instead of the successes they would
+        have been; as on the request engine, the client retries them while `retry_tokens` (R,) last (None: no
+        retries), and a retried request is counted as the success its retry most likely is. Returns the
+        retries sent per replication."""
         if not held.any():
-            return
+            return np.zeros(self.R, dtype=np.int64)
         h = np.floor(held + rng.random(held.shape)).astype(np.int64)
         h = np.minimum(h, self.tick_ok)
-        self.tick_ok -= h
-        self.tick_failed[:, RESET] += h.sum(axis=1)
         self.srv[:, :2, 1] += h
+        total = h.sum(axis=1)
+        retried = np.zeros(self.R, dtype=np.int64)
+        if retry_tokens is not None:
+            retried = np.minimum(total, np.floor(np.maximum(retry_tokens, 0.0)).astype(np.int64))
+        lost = total - retried  # the user requests whose attempt was reset and not retried
+        share = np.divide(h, np.maximum(total, 1)[:, None])
+        take = np.minimum(h, np.rint(share * lost[:, None]).astype(np.int64))
+        self.tick_ok -= take
+        self.tick_failed[:, RESET] += take.sum(axis=1)
+        self.tick_attempts += retried
+        return retried
 
     def set_latency(self, keys, fast, cdfs, plane, mean_latency) -> None:
         self.keys, self.fast, self.cdfs, self.plane, self.mean_latency = keys, fast, cdfs, plane, mean_latency

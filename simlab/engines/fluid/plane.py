@@ -219,7 +219,8 @@ class Plane:
                     break
             else:
                 led.final(failed)
-        led.crash_failures(self.held_reset, rng)
+        retried = led.crash_failures(self.held_reset, rng, self.tokens if self.retries.max else None)
+        self.tokens = self.tokens - retried
         self.held_reset[:] = 0.0
         self.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(R))
         self.last_mean, self.last_rate = mean, lam_v
