@@ -54,6 +54,7 @@ bench: setup
 	$(PY) benchmarks/fluid_engine.py --minutes 8 --seeds 2
 	$(PY) benchmarks/reference_monte_carlo.py
 	$(PY) benchmarks/fidelity.py
+	$(PY) benchmarks/low_rate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -84,3 +84,17 @@ def test_the_benchmark_prints_the_grid_and_exits_by_its_verdicts():
     rows = [line for line in done.stdout.splitlines() if line.startswith("| Erlang B")]
     assert len(rows) == 1 and "| PASS |" in rows[0] and "| exact |" in rows[0]
     assert "1 passed, 0 failed" in done.stdout
+
+
+def test_the_low_rate_benchmark_runs_both_engines_to_the_same_outcome():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import low_rate
+    finally:
+        sys.path.pop(0)
+    out = low_rate.main(["--hours", "1.5", "--rps", "8", "--repeat", "1"])
+    assert out["request_outcome"] == out["fluid_outcome"] == "promoted"
+    assert out["request_wall_s"] > 0 and out["fluid_wall_s"] > 0

@@ -66,8 +66,19 @@ class OfferedLoad:
         return value
 
     def rates(self, t: np.ndarray) -> np.ndarray:
-        """λ at each time of an array (vectorised, for the fluid engine and reports)."""
-        return np.array([self.rate(float(x)) for x in t])
+        """λ at each time of an array (vectorised, for the fluid engine and reports; `rate` elementwise)."""
+        t = np.asarray(t, dtype=float)
+        p = self.pattern
+        if isinstance(p, Diurnal):
+            factor = np.array([self.pattern_factor(float(x)) for x in t])  # math.cos, as `rate` computes it
+        elif isinstance(p, Replay):
+            factor = self._replay[t.astype(np.int64) % len(self._replay)]
+        else:
+            factor = np.ones_like(t)
+        value = self.base * factor
+        for start, end, multiplier in self.spikes:
+            value = np.where((start <= t) & (t < end), value * multiplier, value)
+        return value
 
     def mean_rate(self, duration: float) -> float:
         """Mean of λ over [0, duration), by one-second steps."""

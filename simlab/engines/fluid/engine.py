@@ -134,8 +134,9 @@ class Lockstep:
             plane.dead_avg[:] = plane.dead
             plane.tick_end = t + 1.0
             self._advance(t + 1.0, inclusive=False)
-            k = self._block_length(t)
+            k, quiet = self._through_quiet_alerts(t, self._block_length(t))
             if k > 1 and plane.tick_block(t, k):
+                self._commit_quiet(quiet)
                 self._quiet_seconds(t, k)
                 self.block_ticks += k
             else:
@@ -148,7 +149,7 @@ class Lockstep:
             t += k
         return self
 
-    def _block_length(self, t: int) -> int:
+    def _block_length(self, t: int, wake: np.ndarray | None = None) -> int:
         """Ticks from t on in which no replication has a fleet event, a controller wake or a migration end.
 
         Computed from deadlines only (not from which controllers were ticked), so ticking every
@@ -157,11 +158,62 @@ class Lockstep:
         plane = self.plane
         if plane.changed.any():
             return 1
-        end = min(t + BLOCK_MAX, self.n, self.wake.min(), np.floor(self.next_ev.min()))
+        end = min(t + BLOCK_MAX, self.n, (self.wake if wake is None else wake).min(), np.floor(self.next_ev.min()))
         running = plane.mig == 1
         if running.any():
             end = min(end, np.ceil(plane.mig_done_at[running].min()))
         return max(1, int(end) - t)
+
+    def _through_quiet_alerts(self, t: int, k: int) -> tuple[int, tuple]:
+        """Lengthen a block across alert checks already known to be quiet.
+
+        A check at u sees monitoring data up to visible_until(u); when that is at most t, the data were
+        drawn before this block, so the check can be judged now, exactly as it would be at u. While the
+        block stops only for such checks and none may fire, it goes on to the next stop. The decision reads
+        deadlines and data only, so exact control (every controller ticked every second) makes the same
+        blocks; there the controllers make the checks themselves, elsewhere `_commit_quiet` records them
+        once the block is drawn.
+        """
+        mon, plane = self.s.monitoring, self.plane
+        wake, alert_at, checks = self.wake.copy(), self.alert_at.copy(), []
+        while t + k < min(t + BLOCK_MAX, self.n) and not plane.changed.any():
+            u = t + k
+            due = wake <= u
+            if not due.any() or (due & ((self.wake_other <= u) | (alert_at > u))).any():
+                break  # stopped by a fleet event, a migration, or a wake other than an alert check
+            end = visible_until(float(u), mon.scrape_interval, mon.delay)
+            if end > t or (self._may_fire(end) & due).any():
+                break  # not decidable yet, or one may fire: its controller is ticked at u as usual
+            idx = np.nonzero(due)[0]
+            alert_at[idx] = u + mon.scrape_interval
+            wake[idx] = np.minimum(self.wake_other[idx], np.ceil(np.maximum(alert_at[idx], u + 1.0) - 1e-9))
+            checks.append((u, idx))
+            k = self._block_length(t, wake)
+        return k, (checks, wake, alert_at)
+
+    def _commit_quiet(self, quiet: tuple) -> None:
+        """Record the alert checks a block was drawn across (see _through_quiet_alerts)."""
+        checks, wake, alert_at = quiet
+        if not checks or self.exact:
+            return
+        for u, idx in checks:
+            for r in idx:
+                self.controllers[r].alert_checked_quiet(float(u))
+            self.quiet_checks += len(idx)
+            if self.record:
+                self.trace["quiet"] += [(int(r), u) for r in idx]
+        self.wake, self.alert_at = wake, alert_at
+
+    def _may_fire(self, end: float) -> np.ndarray:
+        """Replications whose burn-rate alert may fire on the windows ending at `end` (within 1e-9)."""
+        long_s, short_s, threshold, budget = self.alert_rule
+        may_fire = np.ones(self.R, dtype=bool)
+        for seconds in (long_s, short_s):
+            counts = self.ledger.total_counts(end - seconds, end)
+            requests = counts[:, 0]
+            burn = np.divide(counts[:, 1] + counts[:, 2], requests, out=np.zeros(self.R), where=requests > 0) / budget
+            may_fire &= (requests > 0) & (burn >= threshold * (1.0 - 1e-9))
+        return may_fire
 
     def _quiet_seconds(self, t: int, k: int) -> None:
         """Inside a block, tick every controller each second if asked to (exact control); none may act."""
@@ -184,14 +236,7 @@ class Lockstep:
         cand = due & ~plane.changed & (self.wake_other > t) & (self.alert_at <= t)
         if not cand.any():
             return cand
-        long_s, short_s, threshold, budget = self.alert_rule
-        may_fire = np.ones(self.R, dtype=bool)
-        for seconds in (long_s, short_s):
-            counts = self.ledger.total_counts(end - seconds, end)
-            requests = counts[:, 0]
-            burn = np.divide(counts[:, 1] + counts[:, 2], requests, out=np.zeros(self.R), where=requests > 0) / budget
-            may_fire &= (requests > 0) & (burn >= threshold * (1.0 - 1e-9))
-        quiet = cand & ~may_fire
+        quiet = cand & ~self._may_fire(end)
         idx = np.nonzero(quiet)[0]
         for r in idx:
             self.controllers[r].alert_checked_quiet(float(t))

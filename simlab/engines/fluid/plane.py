@@ -67,6 +67,7 @@ class Plane:
         self.ledger = Ledger(scenario, reps, self.model, record)
         # Most ticks change nothing a formula reads: cache what only depends on slowly changing inputs.
         self._kind_memo = ElementMemo(self.station_kinds)
+        self._law_memo = ArrayMemo(self.stations.law)
         self.router = Router(reps=reps, balancer=self.balancer, workers=self.workers, redispatch=self.redispatch)
         self._share_memo = ArrayMemo(self.router.shares)
         self._effect_times = _effect_change_times(s)
@@ -252,7 +253,7 @@ class Plane:
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
         lam_v = lam_att[:, None] * share[:, [0, 2]]
         kinds, per, cmu = self._kind_memo(keys, self.leak, np.maximum(self.live_avg, 1e-9))
-        law = self.stations.law(kinds, self.stations.u_of(lam_v / per / cmu))
+        law = self._law_memo(kinds, self.stations.u_of(lam_v / per / cmu))
         settled = np.abs(self.L - law["L"] * per) <= SETTLED * np.maximum(law["L"] * per, 1.0)
         if not settled.all():  # a queue still moving: its law changes tick by tick
             return False
