@@ -6,7 +6,10 @@ import pytest
 
 from simlab import queueing
 from simlab.dists import from_spec
+import math
+
 from simlab.engines.fluid import queue as fq
+from simlab.engines.fluid.station import stationary
 from simlab.engines.effects import AttemptEffects
 from simlab.engines.fluid.latency import LatencyModel
 from simlab.scenario.distributions import Exponential, LogNormal
@@ -14,34 +17,44 @@ from simlab.scenario.distributions import Exponential, LogNormal
 CASES = [(1, 0.5), (4, 3.0), (8, 6.8), (50, 49.0), (200, 150.0), (1600, 200.0)]
 
 
+UNBOUNDED = 1e7  # places: no rejection at these loads
+
+
+def station_at(c, lam, mu, places=UNBOUNDED, cs2=1.0):
+    """The station's stationary law at exactly this arrival rate (Poisson arrivals, no deadline)."""
+    law = stationary(c, places, mu, 1.0, cs2, math.inf, rho=np.array([lam / (c * mu)]))
+    return {k: float(v[0]) for k, v in law.items()}
+
+
 @pytest.mark.parametrize("c,a", CASES)
-def test_erlang_b_and_c_match_the_recursion(c, a):
+def test_erlang_b_matches_the_recursion_and_the_station_waits_with_erlang_c(c, a):
     assert fq.erlang_b(c, a) == pytest.approx(queueing.erlang_b(c, a), rel=1e-9, abs=1e-300)
-    assert fq.erlang_c(c, a) == pytest.approx(queueing.erlang_c(c, a), rel=1e-9, abs=1e-300)
+    assert station_at(c, a, 1.0)["pw"] == pytest.approx(queueing.erlang_c(c, a), rel=1e-9, abs=1e-300)
 
 
-def test_vectorised_over_pools_and_saturated_pools_always_wait():
-    c, a = np.array([[4.0, 8.0], [4.0, 2.0]]), np.array([[3.0, 6.8], [5.0, 2.0]])
-    out = fq.erlang_c(c, a)
-    assert out.shape == (2, 2)
-    assert out[0, 0] == pytest.approx(queueing.erlang_c(4, 3.0))
-    assert out[1, 0] == 1.0 and out[1, 1] == 1.0  # at or above saturation
+def test_vectorised_over_loads_and_saturated_stations_always_wait():
+    law = stationary(4, UNBOUNDED, 1.0, 1.0, 1.0, math.inf, rho=np.array([0.75, 1.25]))
+    assert law["pw"].shape == (2,)
+    assert law["pw"][0] == pytest.approx(queueing.erlang_c(4, 3.0))
+    assert law["pw"][1] == pytest.approx(1.0)  # above saturation
 
 
 @pytest.mark.parametrize("c,lam,mu", [(1, 0.5, 1.0), (4, 3.0, 1.0), (8, 340.0, 50.0)])
 def test_allen_cunneen_is_mmc_for_poisson_arrivals_and_exponential_service(c, lam, mu):
-    assert fq.mean_wait(c, lam, mu, 1.0, 1.0) == pytest.approx(queueing.mmc_mean_wait(c, lam, mu), rel=1e-9)
-    # the wait's tail rate makes P(wait)/θ the mean wait
-    assert fq.erlang_c(c, lam / mu) / fq.wait_tail_rate(c, lam, mu, 1.0, 1.0) == pytest.approx(
-        queueing.mmc_mean_wait(c, lam, mu), rel=1e-9)
+    law = station_at(c, lam, mu)
+    assert law["Lq"] / lam == pytest.approx(queueing.mmc_mean_wait(c, lam, mu), rel=1e-9)
+    # the wait's rate makes P(wait)/θ the mean wait
+    assert law["pw"] / law["theta"] == pytest.approx(queueing.mmc_mean_wait(c, lam, mu), rel=1e-9)
     # deterministic service halves the M/M/c wait (Allen–Cunneen's (ca² + cs²)/2)
-    assert fq.mean_wait(c, lam, mu, 1.0, 0.0) == pytest.approx(queueing.mmc_mean_wait(c, lam, mu) / 2, rel=1e-9)
+    half = station_at(c, lam, mu, cs2=0.0)
+    assert half["Lq"] / lam == pytest.approx(queueing.mmc_mean_wait(c, lam, mu) / 2, rel=1e-9)
 
 
 @pytest.mark.parametrize("c,k,rho", [(1, 5, 0.9), (4, 12, 1.0), (8, 12, 1.3), (4, 100, 0.5)])
 def test_finite_queue_blocking_matches_mmck(c, k, rho):
     lam, mu = rho * c, 1.0
-    assert fq.finite_queue_blocking(c, lam / mu, k - c) == pytest.approx(queueing.mmck_blocking(c, k, lam, mu), rel=1e-6, abs=1e-12)
+    assert station_at(c, lam, mu, places=k - c)["B"] == pytest.approx(queueing.mmck_blocking(c, k, lam, mu),
+                                                                        rel=1e-6, abs=1e-12)
 
 
 def test_idle_probability_is_mmc_p0():
@@ -74,8 +87,8 @@ def test_response_cdf_adds_the_mmc_waiting_time():
     lam = 0.85 * c * mu
     model = LatencyModel(Exponential(dist="exponential", mean=1 / mu), threshold=1.0, timeout=30.0)
     comps = model.service()[0]
-    pw, theta = float(fq.erlang_c(c, lam / mu)), float(fq.wait_tail_rate(c, lam, mu, 1.0, 1.0))
-    cdf = model.response_cdf(comps, pw, theta)
+    law = station_at(c, lam, mu)
+    cdf = model.response_cdf(comps, law["pw"], law["theta"], shape=law["shape"])
     grid = model.grid
     mean = np.sum(np.diff(cdf) * 0.5 * (grid[1:] + grid[:-1]))
     assert mean == pytest.approx(queueing.mmc_mean_response(c, lam, mu), rel=0.02)

@@ -76,10 +76,6 @@ def _key(name: str, scale: float = 1.0) -> Callable[[dict], float]:
     return lambda s: math.nan if s[name] is None else float(s[name]) * scale
 
 
-def _share(cause: str) -> Callable[[dict], float]:
-    return lambda s: s[f"failed_{cause}"] / s["requests"] if s["requests"] else math.nan
-
-
 def _wait(service_mean_ms: float) -> Callable[[dict], float]:
     return lambda s: math.nan if s["latency_mean_ms"] is None else s["latency_mean_ms"] - service_mean_ms
 
@@ -128,17 +124,17 @@ def _exact_cases() -> list[Case]:
         regime = "steady" if lam < 30 else "overload"
         cases.append(Case(f"M/M/3/5 rho {lam / 30:.2f}", regime, station(
             workers=3, queue_limit=2, rps=lam, service={"dist": "exponential", "mean": 0.1}, duration=24_000 / lam), (
-            Figure("blocked share", _share("rejected"), OVERLOAD_FRACTION, q.mmck_blocking(3, 5, lam, 10.0)),
+            Figure("blocked share", _share_of("failed_rejected"), OVERLOAD_FRACTION, q.mmck_blocking(3, 5, lam, 10.0)),
         )))
     cases.append(Case("Erlang B c 4 a 3", "steady", station(
         workers=4, queue_limit=0, rps=30.0, service={"dist": "exponential", "mean": 0.1}, duration=800), (
-        Figure("blocked share", _share("rejected"), OVERLOAD_FRACTION, q.erlang_b(4, 3.0)),
+        Figure("blocked share", _share_of("failed_rejected"), OVERLOAD_FRACTION, q.erlang_b(4, 3.0)),
     )))
     p_to, served = q.mm1_deadline(8.0, 10.0, 1.0)
     cases.append(Case("M/M/1 deadline 1s rho 0.8", "overload", station(
         workers=1, queue_limit=100_000, rps=8.0, service={"dist": "exponential", "mean": 0.1}, duration=3000,
         timeout="1s"), (
-        Figure("timed-out share", _share("timeout"), OVERLOAD_FRACTION, p_to),
+        Figure("timed-out share", _share_of("failed_timeout"), OVERLOAD_FRACTION, p_to),
         Figure("latency mean ms (served)", _key("latency_mean_ms"), OVERLOAD_LATENCY, 1000 * served),
     )))
     return cases
@@ -173,7 +169,7 @@ def _engine_cases() -> list[Case]:
                          spikes=[{"at": 60, "duration": 60, "multiplier": 1.2 / 0.7}])
             figures = [Figure("failed share", _share_of("failed"), OVERLOAD_FRACTION),
                        Figure("timed-out share" if depth == "deep" else "blocked share",
-                              _share("timeout" if depth == "deep" else "rejected"), OVERLOAD_FRACTION),
+                              _share_of("failed_timeout" if depth == "deep" else "failed_rejected"), OVERLOAD_FRACTION),
                        Figure("slow share", _share_of("slow"), OVERLOAD_FRACTION),
                        Figure("latency mean ms", _key("latency_mean_ms"), OVERLOAD_LATENCY),
                        Figure("latency p99 ms", _key("latency_p99_ms"), OVERLOAD_LATENCY)]

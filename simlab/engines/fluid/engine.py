@@ -185,8 +185,7 @@ class Lockstep:
             if end > t or (self._may_fire(end) & due).any():
                 break  # not decidable yet, or one may fire: its controller is ticked at u as usual
             idx = np.nonzero(due)[0]
-            alert_at[idx] = u + mon.scrape_interval
-            wake[idx] = np.minimum(self.wake_other[idx], np.ceil(np.maximum(alert_at[idx], u + 1.0) - 1e-9))
+            self._checked_quiet(idx, u, wake, alert_at)
             checks.append((u, idx))
             k = self._block_length(t, wake)
         return k, (checks, wake, alert_at)
@@ -203,6 +202,12 @@ class Lockstep:
             if self.record:
                 self.trace["quiet"] += [(int(r), u) for r in idx]
         self.wake, self.alert_at = wake, alert_at
+
+    def _checked_quiet(self, idx, u: float, wake: np.ndarray, alert_at: np.ndarray) -> None:
+        """After a quiet alert check at u: the next check a scrape later, the wake the earlier of it and the rest
+        (as `alert_checked_quiet` schedules it in the controller)."""
+        alert_at[idx] = u + self.s.monitoring.scrape_interval
+        wake[idx] = np.minimum(self.wake_other[idx], np.ceil(np.maximum(alert_at[idx], u + 1.0) - 1e-9))
 
     def _may_fire(self, end: float) -> np.ndarray:
         """Replications whose burn-rate alert may fire on the windows ending at `end` (within 1e-9)."""
@@ -240,8 +245,7 @@ class Lockstep:
         idx = np.nonzero(quiet)[0]
         for r in idx:
             self.controllers[r].alert_checked_quiet(float(t))
-        self.alert_at[idx] = t + self.s.monitoring.scrape_interval
-        self.wake[idx] = np.minimum(self.wake_other[idx], np.ceil(np.maximum(self.alert_at[idx], t + 1.0) - 1e-9))
+        self._checked_quiet(idx, t, self.wake, self.alert_at)
         self.quiet_checks += len(idx)
         if self.record:
             self.trace["quiet"] += [(int(r), t) for r in idx]

@@ -65,26 +65,25 @@ class Ledger:
         self.srv = np.zeros((R, 3, 3))
         self._totals = {}  # windows of all replications, computed once per tick (see total_window)
 
-    def outcomes(self, groups, p_rej, p_qto, p_to, err, p_slow, rng) -> np.ndarray:
+    def outcomes(self, groups, p_rej, p_to, err, p_slow, rng) -> np.ndarray:
         """Draw what happens to this round of attempts; returns failures by cause (R, 4)."""
         failed = np.zeros((self.R, 4), dtype=np.int64)
         self.tick_attempts += groups.sum(axis=1)
         for v, il, idd in ((0, 0, 1), (1, 2, 3)):
             n = groups[:, il]
             rej, rest = _take(rng, n, p_rej[:, v])
-            qto, rest = _take(rng, rest, p_qto[:, v])
             to, rest = _take(rng, rest, p_to[:, v])
             e, ok = _take(rng, rest, err[:, v])
             sl, _ = _take(rng, ok, p_slow[:, v])
             dead = groups[:, idd]
             srv = self.srv[:, v]
-            srv[:, 0] += n - qto  # expiring in the queue is the client's timeout, not a server response
+            srv[:, 0] += n
             srv[:, 1] += rej + to + e
             self.srv[:, 2, :2] += dead[:, None]  # a refused connection has no version's response (request.py)
             srv[:, 2] += sl
             failed[:, ERROR] += e
             failed[:, REJECTED] += rej
-            failed[:, TIMEOUT] += to + qto
+            failed[:, TIMEOUT] += to
             failed[:, RESET] += dead
             self.tick_ok[:, v] += ok
             self.tick_served[:, v] += ok + e + to
@@ -132,7 +131,7 @@ class Ledger:
     def set_latency(self, keys, fast, cdfs, plane, mean_latency) -> None:
         self.keys, self.fast, self.cdfs, self.plane, self.mean_latency = keys, fast, cdfs, plane, mean_latency
 
-    def end_tick(self, t, mean, pw, fluid, in_flight, up, live) -> None:
+    def end_tick(self, t, mean, pw, in_flight, up, live) -> None:
         R = self.R
         ok_v = self.tick_ok
         ok = ok_v.sum(axis=1)
@@ -142,7 +141,7 @@ class Ledger:
         self.succeeded += ok
         self.failed += self.tick_failed
         self.slow += self.tick_slow
-        queued = (self.tick_served * np.where(fluid, 1.0, pw)).sum(axis=1)
+        queued = (self.tick_served * pw).sum(axis=1)
         self.queued += queued
         self.lat_sum += (ok_v * self.mean_latency).sum(axis=1)
         self.lat_n += ok

@@ -167,10 +167,10 @@ class Plane:
         return lambda x: 1.0 - np.interp(x, grid, cdf)
 
     # -- one tick --------------------------------------------------------------
-    def queue_step(self, lam_v, h: float = 1.0):
+    def queue_step(self, keys, lam_v, h: float = 1.0):
         """Move each pool's queue through one tick at arrival rate lam_v; the law its arrivals meet."""
         n_live = self.live_avg
-        kinds, per, cmu = self._kind_memo(self._kind_keys, self.leak, np.maximum(n_live, 1e-9))
+        kinds, per, cmu = self._kind_memo(keys, self.leak, np.maximum(n_live, 1e-9))
         live = n_live > 1e-9
         u = self.stations.u_of(lam_v / per / cmu)
         L_ss = self.stations.level(kinds, u)
@@ -200,19 +200,17 @@ class Plane:
         lam_att = self.lam[t] * (1.0 + self.retry_factor)
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
         lam_v = lam_att[:, None] * share[:, [0, 2]]
-        self._kind_keys = keys
-        law = self.queue_step(lam_v)
+        law = self.queue_step(keys, lam_v)
         pw, p_rej = law["pw"], law["B"]
-        p_qto = np.zeros_like(p_rej)  # a deadline in the queue is in the response-time law (p_to)
-        p_to, p_slow = self._latency(keys, pw, law["theta"], law["trunc"], law["shape"])
-        p_to = np.where(np.isnan(law["pto"]), p_to, law["pto"])  # where the deadline binds, its law says
+        lat_keys, cdfs, p_to, p_slow, mean_latency = self._latency(keys, law, by_key=False)
+        led.set_latency(lat_keys, (pw < NO_WAIT) & (self.leak == 1.0), cdfs, self, mean_latency)
         # -- draws: split, outcomes, retries -----------------------------------------
         led.begin_tick(t, A)
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A)
         attempts = A.astype(np.int64)
         for level in range(self.retries.max + 1):
             groups = split(rng, attempts, share)
-            failed = led.outcomes(groups, p_rej, p_qto, p_to, err, p_slow, rng)
+            failed = led.outcomes(groups, p_rej, p_to, err, p_slow, rng)
             if level < self.retries.max:
                 attempts = led.retry(failed, self.tokens, level)
                 self.tokens = self.tokens - attempts
@@ -225,7 +223,7 @@ class Plane:
         self.held_reset[:] = 0.0
         self.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(R))
         self.last_mean, self.last_rate = mean, lam_v
-        led.end_tick(t, mean, pw, np.zeros(pw.shape, dtype=bool), self.L.sum(axis=1), self.up, self.live)
+        led.end_tick(t, mean, pw, self.L.sum(axis=1), self.up, self.live)
 
     # -- blocks of unchanged ticks ------------------------------------------
     def tick_block(self, t: int, k: int) -> bool:
@@ -263,7 +261,7 @@ class Plane:
         self.lq = np.where(live, law["Lq"] * per, 0.0)
         lq = np.broadcast_to(self.lq[:, None, :], (self.R, k, 2))
         # each pool's response-time law holds for the k ticks: a waiting pool's is counted under its own key
-        lat_keys, p_to, p_slow, mean_latency = self._settled_latency(keys, law)
+        lat_keys, _, p_to, p_slow, mean_latency = self._latency(keys, law, by_key=True)
         led = self.ledger
         led.set_latency(lat_keys, np.ones(keys.shape, dtype=bool), {}, self, mean_latency)
         A = self.arrivals[:, t:t + k]
@@ -274,27 +272,30 @@ class Plane:
         self.last_mean, self.last_rate = mean, lam_v
         return True
 
-    def _settled_latency(self, keys, law):
-        """Latency keys, P(timeout), P(slow | done) and served mean of pools at their stationary law.
+    def _latency(self, keys, law, by_key: bool):
+        """Latency keys, CDFs, P(timeout), P(slow | done) and served mean of each pool under its station's law.
 
-        A pool that waits gets a key of its own for (effect state, wait law), whose CDF is the response time of
-        the requests served in time, so the ledger counts its latencies by key, as it does a pool's that
-        does not wait."""
-        model = self.model
+        A pool that waits (or leaks) gets its response-time CDF of the requests served in time: in `cdfs` by
+        (replication, version) for one tick, or, `by_key` for a block of ticks at a settled law, under a
+        latency key of its own (effect state and wait law) that the ledger counts by, as it does a pool's
+        that does not wait. P(timeout) is the deadline law's where it binds, else the CDF's mass past it."""
+        model, pw = self.model, law["pw"]
         lat_keys = keys.copy()
         cdf_t = self.k_cdf[:, model.i_timeout][keys]
         cdf_s = self.k_cdf[:, model.i_threshold][keys]
-        p_to = np.where(np.isnan(law["pto"]), 1.0 - cdf_t, law["pto"])
-        for r, v in np.argwhere(law["pw"] >= NO_WAIT):
-            ck, (at_t, at_s, served, served_mean) = self._response(keys[r, v], 1.0, law["pw"][r, v],
-                                                                   law["theta"][r, v], law["trunc"][r, v],
-                                                                   law["shape"][r, v], True)
-            lat_keys[r, v] = self._law_key(ck, keys[r, v], served, served_mean)
-            cdf_t[r, v], cdf_s[r, v] = at_t, at_s
-            if np.isnan(law["pto"][r, v]):
-                p_to[r, v] = 1.0 - at_t
+        mean_latency = self.k_mean[keys] * self.leak
+        cdfs = {}
+        for r, v in np.argwhere((pw >= NO_WAIT) | (self.leak != 1.0)):
+            ck, (at_t, at_s, served, served_mean) = self._response(
+                keys[r, v], self.leak[r, v], pw[r, v], law["theta"][r, v], law["trunc"][r, v], law["shape"][r, v])
+            if by_key:
+                lat_keys[r, v] = self._law_key(ck, keys[r, v], served, served_mean)
+            else:
+                cdfs[(r, v)] = served
+            cdf_t[r, v], cdf_s[r, v], mean_latency[r, v] = at_t, at_s, served_mean
+        p_to = np.clip(np.where(np.isnan(law["pto"]), 1.0 - cdf_t, law["pto"]), 0.0, 1.0)
         p_slow = np.clip(np.divide(cdf_t - cdf_s, cdf_t, out=np.zeros_like(cdf_t), where=cdf_t > 0), 0.0, 1.0)
-        return lat_keys, np.clip(p_to, 0.0, 1.0), p_slow, self.k_mean[lat_keys]
+        return lat_keys, cdfs, p_to, p_slow, mean_latency
 
     def _law_key(self, ck, key, served, served_mean) -> int:
         k = self._keys.get(ck)
@@ -305,28 +306,9 @@ class Plane:
             self._grow_table()
         return k
 
-    def _latency(self, keys, pw, theta, trunc, shape):
-        """P(timeout) and P(slow | done) per pool; registers each pool's latency CDF (of requests served in
-        time) and mean with the ledger."""
-        model = self.model
-        fast = (pw < NO_WAIT) & (self.leak == 1.0)
-        cdf_t = self.k_cdf[:, model.i_timeout][keys]
-        cdf_s = self.k_cdf[:, model.i_threshold][keys]
-        mean_latency = self.k_mean[keys] * self.leak
-        cdfs = {}
-        for r, v in np.argwhere(~fast):
-            at_t, at_s, served, served_mean = self._response(keys[r, v], self.leak[r, v], pw[r, v], theta[r, v],
-                                                             trunc[r, v], shape[r, v])
-            cdfs[(r, v)] = served
-            cdf_t[r, v], cdf_s[r, v], mean_latency[r, v] = at_t, at_s, served_mean
-        p_to = np.clip(1.0 - cdf_t, 0.0, 1.0)
-        p_slow = np.divide(cdf_t - cdf_s, cdf_t, out=np.zeros_like(cdf_t), where=cdf_t > 0)
-        self.ledger.set_latency(keys, fast, cdfs, self, mean_latency)
-        return p_to, np.clip(p_slow, 0.0, 1.0)
-
-    def _response(self, key, leak, pw, theta, trunc, shape=1.0, with_key: bool = False):
+    def _response(self, key, leak, pw, theta, trunc, shape):
         """The response-time CDF at the timeout and at the slow threshold, and the CDF and mean of the requests
-        that complete in time; cached by effect state and rounded wait law, since most ticks repeat them."""
+        that complete in time, with their cache key (effect state and rounded wait law: most ticks repeat them)."""
         ck = (int(key), round(float(leak), 3), float(f"{pw:.4g}"), float(f"{theta:.4g}"), float(trunc),
               round(float(shape), 3))
         hit = self._responses.get(ck)
@@ -339,7 +321,7 @@ class Plane:
             hit = self._responses[ck] = (at_t, float(cdf[model.i_threshold]), served, model.served_mean(cdf))
             if len(self._responses) > 20_000:
                 self._responses.clear()
-        return (("law",) + ck, hit) if with_key else hit
+        return ("law",) + ck, hit
 
 
 def _table_workers(workers: float) -> int:

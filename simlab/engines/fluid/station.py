@@ -1,18 +1,19 @@
 """A queueing station (c workers, K places, client deadline D) as the fluid engine sees it, at any load.
 
 Stationary law, tabulated over the arrival rate (ρ from 0 to RHO_MAX) once per
-station kind, with two truncations and whichever binds first:
+station kind, with two truncations and whichever holds the shorter queue:
 - places (M/M/c/K): n < c in system with weight aⁿ/n!; the all-busy mass of
   M/M/c/K, w_c·Σ_{j≤K} ρʲ, spread over j = 0..K waiting with ratio
-  q = sρ/(1 − ρ + sρ), s = (c_a² + c_s²)/2 — exactly M/M/c/K when s = 1, and
-  Allen–Cunneen's mean wait when K is unbounded; an arrival finding K waiting is
-  rejected (blocking at every ρ, including above 1);
-- deadline (M/M/c+D): the virtual wait V of an arrival has density
-  w_{c−1}·(λ/s)·e^(−θv) on (0, D), θ = (cμ − λ)/s, and no mass beyond D (every
-  request ahead has left by then: served, or given up at its deadline, freeing
-  its worker). Exact for M/M/1 with a deadline on the time in system, and
-  Allen–Cunneen's wait when D is unbounded; any sign of θ (overload too).
-Timeouts are then P(V + S > D) over the response-time law (latency.py).
+  q = sρ/(1 − ρ + sρ), s = (c_a² + c_s²)/2 (times the Kraemer–Langenbach-Belz
+  factor for smooth arrivals) — exactly M/M/c/K when s = 1, and Allen–Cunneen's
+  mean wait when K is unbounded; an arrival finding K waiting is rejected
+  (blocking at every ρ, including above 1). Round robin's smoother arrivals take
+  GI/M/c's conditional-wait rate; below saturation the conditional wait is a
+  gamma law of M/G/1's (Takács) squared coefficient of variation;
+- deadline, only at the rates where a wait can reach it: Brandt's M/M/c+G with
+  the patience D − S on the wait (`_patience_law`), or for M/M/1 the exact law
+  of the admitted workload, density w_0·(λ/s)·e^(−θv) on (0, D) with θ = (cμ − λ)/s
+  (`_workload_law`); any sign of θ (overload too).
 
 Transients follow the pointwise-stationary fluid approximation: the mean number
 in system L moves as dL/dt = (λ − λₑ(L))·(1 − B(λₑ)), where λₑ(L) is the arrival
@@ -58,13 +59,10 @@ def _log_geometric(log_q: np.ndarray, K: float) -> tuple[np.ndarray, np.ndarray,
 
 
 def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
-    """Mean of the density ∝ e^(−θv) on (0, d), any sign of θ (d/2 at θ = 0)."""
+    """Mean of the density ∝ e^(−θv) on (0, d), any sign of θ (d/2 at θ = 0); 1/θ when d is unbounded."""
     if not math.isfinite(d):
         return np.divide(1.0, theta, out=np.full_like(theta, np.inf), where=theta > 0)
-    x = theta * d
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        m = np.where(np.abs(x) < 1e-6, d / 2.0, 1.0 / theta - d / np.expm1(x))
-    return np.clip(np.nan_to_num(m, nan=d / 2.0), 0.0, d)
+    return d * _universal_mean(theta * d)
 
 
 def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
@@ -89,7 +87,6 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
     denom = 1.0 - rho + s * rho
     log_q = np.where(denom > 0, np.log(s * rho) - np.log(np.maximum(denom, 1e-300)), 50.0)
     _, tail, mean_j = _log_geometric(log_q, K)
-    out = {}
     p_busy, busy = _busy(log_mk, below, busy_below, c)
     block = p_busy * tail
     lq = p_busy * mean_j
@@ -118,9 +115,8 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
     r = np.clip(rho, 0.0, 1.0)
     scv_wait = 1.0 + (2.0 * r + 4.0 * m3 * (1.0 - r) / (3.0 * (1.0 + cs2) ** 2) - 2.0) / c
     shape = np.where((rho < 1.0) & (trunc >= BIG), 1.0 / np.clip(scv_wait, 0.1, 10.0), 1.0)
-    out["K"] = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
-                "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan), "shape": shape}
-    table = dict(out["K"])
+    table = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
+             "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan), "shape": shape}
     # the deadline can bind only where the places let a wait reach it and the wait's tail gets there
     tail_at_d = pw * np.exp(-deadline / np.maximum(wait_mean, 1e-300))
     rows = np.nonzero(tail_at_d > 1e-12)[0] if span > deadline else np.zeros(0, dtype=np.int64)
