@@ -34,3 +34,9 @@ class SimulationError(SimlabError):
 
 class StagingError(SimlabError):
     """A staging process, port or binary did not behave."""
+
+
+class Interrupted(SimlabError):
+    """Stopped by Ctrl-C, SIGINT or SIGTERM; the message says what was kept (exit code 130)."""
+
+    exit_code = 130
