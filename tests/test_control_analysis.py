@@ -99,7 +99,7 @@ def test_rollback_at_exactly_the_failure_limit_th_failed_measurement(failure_lim
     rollbacks = [(t, kind, d) for t, kind, d in run.trace if kind in ("detected", "rollback_started")]
     reason = f"analysis failed {failure_limit} times"
     assert rollbacks == [(detected_at, "detected", {"reason": reason}),
-                         (detected_at, "rollback_started", {"reason": reason})]
+                         (detected_at, "rollback_started", {"reason": reason, "cause": "error_rate"})]
 
 
 def test_inconclusive_windows_hold_a_step_until_a_measurement_passes():
@@ -128,4 +128,5 @@ def test_analysis_that_stays_inconclusive_past_the_progress_deadline_rolls_back(
     # bake starts at 20; 30s bake + 60s deadline
     assert run.controller.detected_at == 110.0
     assert run.controller.failures == 0
-    assert (110.0, "rollback_started", {"reason": "analysis stayed inconclusive past the progress deadline"}) in run.trace
+    assert (110.0, "rollback_started", {"reason": "analysis stayed inconclusive past the progress deadline",
+                                             "cause": "deadline"}) in run.trace

@@ -49,7 +49,8 @@ def test_progress_deadline_rolls_back_when_new_instances_never_become_ready(stra
 def test_big_bang_rollback_finishes_only_once_the_old_fleet_is_ready_again():
     run = drive(build_scenario(strategy={"kind": "big_bang", "progress_deadline": "1m"}), startup=crash_loop)
     assert run.milestones()[-3:] == [
-        (70.0, "rollback_started", {"reason": "progress deadline: waited 60s for 4 new instances ready"}),
+        (70.0, "rollback_started", {"reason": "progress deadline: waited 60s for 4 new instances ready",
+                                     "cause": "deadline"}),
         (75.0, "weight", {"new_percent": None}),
         (85.0, "rollback_finished", {}),
     ]
@@ -75,7 +76,7 @@ def test_big_bang_is_rolled_back_by_the_on_call_after_the_burn_rate_alert():
         (20.0, "promoted", {}),
         (30.0, "alert", {"burn_rate_long": pytest.approx(500.0), "burn_rate_short": pytest.approx(500.0)}),
         (30.0, "detected", {"reason": "SLO burn-rate alert"}),
-        (90.0, "rollback_started", {"reason": "on-call rolled back after the alert"}),  # alert + ack (1m)
+        (90.0, "rollback_started", {"reason": "on-call rolled back after the alert", "cause": "alert"}),  # alert + ack (1m)
         (95.0, "weight", {"new_percent": None}),  # + rollback.duration: old fleet restarted
         (106.0, "rollback_finished", {}),  # old ready at 105, the new fleet drained, confirmed a tick later
     ]

@@ -1,4 +1,4 @@
-"""One analysis measurement: the new version's window against thresholds and the baseline."""
+"""One analysis measurement by the threshold judge: the new version's window against bounds and the baseline."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,10 +12,15 @@ Status = Literal["passed", "failed", "inconclusive"]
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One metric's judgement. The threshold judge fills value and limit; the mann_whitney judge the canary's
+    and the baseline's mean in value and limit, its p-value and its class (pass, high, low, nodata)."""
+
     metric: str
     value: float | None
     limit: float | None
     status: Status
+    p_value: float | None = None
+    classification: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,12 +28,29 @@ class Measurement:
     status: Status
     requests: int
     checks: tuple[CheckResult, ...]
+    score: float | None = None  # mann_whitney: the weighted share of metrics that passed, 0-100
+    verdict: str | None = None  # mann_whitney: pass, marginal, fail, critical_fail or nodata
+
+    @property
+    def failed_metrics(self) -> tuple[str, ...]:
+        """The metrics that failed, in the order the scenario lists them (a rollback's cause)."""
+        return tuple(dict.fromkeys(c.metric for c in self.checks if c.status == "failed"))
 
     def as_detail(self) -> dict:
         detail: dict = {"status": self.status, "requests": self.requests}
         for c in self.checks:
             detail[c.metric] = c.value
+        if self.verdict is not None:
+            detail.update(verdict=self.verdict, score=self.score,
+                          classes={c.metric: c.classification for c in self.checks},
+                          p_values={c.metric: c.p_value for c in self.checks})
         return detail
+
+
+def overall(results: list[CheckResult] | tuple[CheckResult, ...]) -> Status:
+    """Failed if any check failed; passed if some passed and none failed; inconclusive if none could be judged."""
+    statuses = {r.status for r in results}
+    return "failed" if "failed" in statuses else ("passed" if "passed" in statuses else "inconclusive")
 
 
 def measure(
@@ -55,6 +77,4 @@ def measure(
             ratio = value / max(base, floor)
             status = "failed" if ratio > check.max_ratio_to_baseline else "passed"
             results.append(CheckResult(name, ratio, check.max_ratio_to_baseline, status))
-    statuses = {r.status for r in results}
-    overall: Status = "failed" if "failed" in statuses else ("passed" if "passed" in statuses else "inconclusive")
-    return Measurement(overall, new.requests, tuple(results))
+    return Measurement(overall(results), new.requests, tuple(results))

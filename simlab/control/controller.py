@@ -11,7 +11,7 @@ import math
 from enum import StrEnum
 from typing import Literal
 
-from simlab.control.analysis import measure
+from simlab.control.gate import AnalysisGate, Reading
 from simlab.control.observations import (
     Action,
     ControlEvent,
@@ -21,7 +21,6 @@ from simlab.control.observations import (
     StartInstances,
     StartMigration,
     StopInstances,
-    WindowStats,
 )
 from simlab.control import plans
 from simlab.scenario import Scenario
@@ -56,6 +55,7 @@ class RolloutController:
         strategy = scenario.strategy
         has_metrics = scenario.analysis is not None and bool(scenario.analysis.metrics)
         self.analysis_spec = scenario.analysis if (strategy.analysis and has_metrics) else None
+        self._gate = AnalysisGate(self.analysis_spec) if self.analysis_spec is not None else None
         self.events: list[ControlEvent] = []
         self.phase = Phase.STABLE
         self.step: int | None = None
@@ -65,7 +65,10 @@ class RolloutController:
         self.detected_at: float | None = None
         self.rollback_started_at: float | None = None
         self.rollback_done_at: float | None = None
-        self.failures = 0
+        self.rollback_cause: str | None = None  # a metric name (or several joined by +), alert, deadline, inconclusive
+        self.rollback_by: str | None = None  # controller or on_call
+        self.dry_run_detected_at: float | None = None  # when the dry-run metrics alone would have rolled back
+        self.paused_at: float | None = None  # inconclusive_limit reached with on_inconclusive: pause
         self._plan: plans.Plan | None = None
         self._waiting: plans.Item | None = None
         self._wait_since = 0.0
@@ -76,7 +79,7 @@ class RolloutController:
         self._alerted = False
         self._alert_detection = False
         self._manual_rollback_at: float | None = None
-        self._baseline: WindowStats | None = None
+        self._analysis_cause: str | None = None  # set when the analysis decided to roll back: what the on-call acts on
         self._fleet: FleetState | None = None
 
     # -- the one entry point -------------------------------------------------
@@ -93,8 +96,19 @@ class RolloutController:
             self._watch_alert(now, metrics)
             if self._manual_rollback_at is not None and now >= self._manual_rollback_at:
                 self._on_call_acts(now, metrics)
-        actions += self._advance(now, fleet)
+        if self.paused_at is None:
+            actions += self._advance(now, fleet)
         return actions
+
+    @property
+    def failures(self) -> int:
+        """Failed analysis measurements so far (acting metrics; every one, whatever the counting rule)."""
+        return self._gate.tally.failed_total if self._gate is not None else 0
+
+    @property
+    def inconclusive(self) -> int:
+        """Inconclusive analysis measurements so far (acting metrics)."""
+        return self._gate.tally.inconclusive_total if self._gate is not None else 0
 
     @property
     def rolling_back(self) -> bool:
@@ -137,7 +151,7 @@ class RolloutController:
             return max(self.release.at, now + PERIOD) if now >= self.release.at else self.release.at
         times = [math.inf]
         deadline = self.scenario.strategy.progress_deadline
-        if self._plan is not None:
+        if self._plan is not None and self.paused_at is None:
             item = self._waiting
             if item is None or isinstance(item, plans.Tick):
                 return now + PERIOD
@@ -184,48 +198,28 @@ class RolloutController:
     # -- phases --------------------------------------------------------------
     def _begin(self, now: float, metrics: MetricsView) -> None:
         self.phase = Phase.ROLLOUT
-        self._baseline = metrics.version_window("old")
+        if self._gate is not None:
+            self._gate.begin(metrics)
         self._next_alert = now
         self._emit(now, "release_started", {"strategy": self.scenario.strategy.kind, "version": self.release.version})
         self._plan = plans.build(self.scenario.strategy, self.n, migration=self.release.migration,
-                                 analysis=self.analysis_spec is not None)
+                                 analysis=self._gate is not None, gate=self._gate is not None and self._gate.gates)
         self._waiting = None
 
-    def _start_rollback(self, now: float, reason: str) -> None:
+    def _start_rollback(self, now: float, reason: str, cause: str, by: str) -> None:
         if self._rollback_started:
             return
+        self.rollback_cause, self.rollback_by = cause, by
         self._analysis_on = False
         self._manual_rollback_at = None
+        self.paused_at = None
         self.detected_at = now if self.detected_at is None else self.detected_at
         self.rollback_started_at = now
         self.phase = Phase.ROLLING_BACK
         self.outcome = "rolled_back"
-        self._emit(now, "rollback_started", {"reason": reason})
-        self._plan = self._rollback_plan()
+        self._emit(now, "rollback_started", {"reason": reason, "cause": cause})
+        self._plan = plans.rollback(self.n, self.rollback_spec.duration, lambda: self._fleet)
         self._waiting = None
-
-    def _rollback_plan(self) -> plans.Plan:
-        n = self.n
-        if self.rollback_spec.duration > 0:
-            yield plans.Bake(self.rollback_spec.duration, need_pass=False)
-        yield plans.Scale("old", n)
-        # Whole means none stopped by the rollout; an old instance restarting after a crash still counts.
-        if self._fleet.old.alive >= n:
-            yield SetWeight(0)
-            yield plans.Scale("new", 0)
-        else:
-            # The stable fleet is gone (big bang, rolling, promoted): bring it back, then drain the new one.
-            yield SetWeight(None)
-            while self._fleet.new.alive > 0:
-                f = self._fleet
-                keep = max(0, n - f.old.ready)
-                stop = (f.new.alive - f.new.ready) + max(0, f.new.ready - keep)
-                if stop:
-                    yield StopInstances("new", stop)
-                yield plans.Tick()
-            # New instances that never became ready are gone at once; service is back only with the old fleet.
-            yield plans.Until(lambda f: f.old.ready >= n, f"{n} old instances ready")
-        yield plans.Mark("rollback_finished", {})
 
     # -- detection -----------------------------------------------------------
     def _analyse(self, now: float, metrics: MetricsView) -> None:
@@ -233,16 +227,32 @@ class RolloutController:
         if not self._analysis_on or spec is None or now < self._next_analysis:
             return
         self._next_analysis += spec.interval
-        old = metrics.version_window("old")
-        baseline = old if old.requests >= max(spec.min_requests, 1) else self._baseline
-        m = measure(spec.metrics, metrics.version_window("new"), baseline, min_requests=spec.min_requests)
-        if m.status == "passed":
+        reading = self._gate.measure(metrics)
+        if reading.acting is not None and reading.acting.status == "passed":
             self._passed_since_bake = True
-        if m.status == "failed":
-            self.failures += 1
-        self._emit(now, "analysis", {**m.as_detail(), "failures": self.failures})
-        if m.status == "failed" and self.failures >= spec.failure_limit:
-            self._detected(now, f"analysis failed {self.failures} times", automatic=self.rollback_spec.automatic)
+        self._emit(now, "analysis", self._gate.detail(reading))
+        if reading.dry_run_decision == "failed" and self.dry_run_detected_at is None:
+            self.dry_run_detected_at = now
+            self._emit(now, "dry_run_failed", {"metrics": "+".join(reading.dry_run.failed_metrics)})
+        if reading.decision is not None:
+            self._decide(now, reading)
+
+    def _decide(self, now: float, reading: Reading) -> None:
+        """The acting metrics reached failure_limit (roll back) or inconclusive_limit (roll back or pause)."""
+        spec, tally = self.analysis_spec, self._gate.tally
+        automatic = self.rollback_spec.automatic
+        if reading.decision == "failed":
+            self._analysis_cause = "+".join(reading.acting.failed_metrics)
+            in_a_row = " in a row" if spec.failure_counting == "consecutive" else ""
+            self._detected(now, f"analysis failed {tally.failures} times{in_a_row}", automatic, self._analysis_cause)
+        elif spec.on_inconclusive == "rollback":
+            self._analysis_cause = "inconclusive"
+            self._detected(now, f"analysis inconclusive {tally.inconclusive} times", automatic, "inconclusive")
+        elif self.paused_at is None:
+            self.paused_at = now
+            self._emit(now, "paused", {"reason": f"analysis inconclusive {tally.inconclusive} times"})
+            if self._manual_rollback_at is None:
+                self._manual_rollback_at = now + self.rollback_spec.on_call.ack
 
     def _burning(self, metrics: MetricsView) -> tuple[bool, float | None, float | None]:
         """Whether both burn-rate windows are over the alert threshold, and their burn rates."""
@@ -263,29 +273,35 @@ class RolloutController:
             self._alerted = True
             self._alert_detection = self.detected_at is None
             self._emit(now, "alert", {"burn_rate_long": burn_long, "burn_rate_short": burn_short})
-            self._detected(now, "SLO burn-rate alert", automatic=False)
+            self._detected(now, "SLO burn-rate alert", False, "alert")
 
     def _on_call_acts(self, now: float, metrics: MetricsView) -> None:
-        """After `on_call.ack` a person looks: an alert that has stopped burning is not rolled back."""
+        """After `on_call.ack` a person looks: an alert that has stopped burning is not rolled back, a paused
+        rollout with no failed analysis and no alert is resumed."""
         self._manual_rollback_at = None
-        if self.failures >= (self.analysis_spec.failure_limit if self.analysis_spec else 1 << 30):
-            self._start_rollback(now, "on-call rolled back after the failed analysis")
+        if self._analysis_cause is not None:
+            self._start_rollback(now, "on-call rolled back after the failed analysis", self._analysis_cause, "on_call")
             return
         firing, burn_long, burn_short = self._burning(metrics)
         if firing:
-            self._start_rollback(now, "on-call rolled back after the alert")
+            self._start_rollback(now, "on-call rolled back after the alert", "alert", "on_call")
             return
-        self._emit(now, "alert_resolved", {"burn_rate_long": burn_long, "burn_rate_short": burn_short})
-        self._alerted = False
-        if self._alert_detection:
-            self.detected_at = None  # a transient alert is not a detection of a bad release
+        if self._alerted:
+            self._emit(now, "alert_resolved", {"burn_rate_long": burn_long, "burn_rate_short": burn_short})
+            self._alerted = False
+            if self._alert_detection:
+                self.detected_at = None  # a transient alert is not a detection of a bad release
+        if self.paused_at is not None:
+            self.paused_at = None
+            self._gate.tally.resume()
+            self._emit(now, "resumed", {"reason": "the on-call found no failed analysis and no alert"})
 
-    def _detected(self, now: float, reason: str, automatic: bool) -> None:
+    def _detected(self, now: float, reason: str, automatic: bool, cause: str) -> None:
         if self.detected_at is None:
             self.detected_at = now
             self._emit(now, "detected", {"reason": reason})
         if automatic:
-            self._start_rollback(now, reason)
+            self._start_rollback(now, reason, cause, "controller")
         elif self._manual_rollback_at is None and not self.rolling_back:
             self._manual_rollback_at = now + self.rollback_spec.on_call.ack
 
@@ -324,7 +340,7 @@ class RolloutController:
             if item.ready(fleet):
                 return True
             if item.deadline and not self.rolling_back and now - self._wait_since >= deadline:
-                self._detected(now, f"progress deadline: waited {deadline:g}s for {item.what}", automatic=True)
+                self._detected(now, f"progress deadline: waited {deadline:g}s for {item.what}", True, "deadline")
             return False
         elapsed = now - self._wait_since
         if elapsed < item.seconds:
@@ -332,7 +348,7 @@ class RolloutController:
         if not item.need_pass or not self._analysis_on or self._passed_since_bake:
             return True
         if not self.rolling_back and elapsed >= item.seconds + deadline:
-            self._detected(now, "analysis stayed inconclusive past the progress deadline", automatic=True)
+            self._detected(now, "analysis stayed inconclusive past the progress deadline", True, "deadline")
         return False
 
     def _apply(self, item: plans.Item, now: float, fleet: FleetState) -> list[Action]:

@@ -1,6 +1,7 @@
 """What a driver tells the controller (fleet counts, metric windows) and what it gets back (actions)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -46,6 +47,12 @@ class WindowStats:
         return self.error_rate if metric == "error_rate" else getattr(self, metric)
 
 
+def sub_windows(start: float, end: float, count: int) -> list[tuple[float, float]]:
+    """[start, end) cut into `count` consecutive sub-windows whose inner edges fall on whole seconds after start."""
+    edges = [start + math.floor((end - start) * i / count + 1e-9) for i in range(count)] + [end]
+    return list(zip(edges, edges[1:]))
+
+
 class MetricsView(Protocol):
     """Monitoring as visible to the controller at the current time (scrape, window and delay applied).
 
@@ -59,6 +66,14 @@ class MetricsView(Protocol):
 
     def total_window(self, seconds: float) -> WindowStats:
         """All versions' stats over the last `seconds` visible."""
+
+    def version_samples(self, version: Version, count: int) -> tuple[WindowStats, ...]:
+        """One version's stats in `count` equal consecutive sub-windows of `monitoring.window`, oldest first
+        (the samples the mann_whitney judge ranks). Sub-window edges fall on whole seconds in the engines."""
+        from simlab.errors import ScenarioError
+
+        raise ScenarioError(f"analysis.judge: expected the threshold judge with this driver ({type(self).__name__} "
+                            "gives no sub-window samples to rank), found mann_whitney")
 
 
 @dataclass(frozen=True)

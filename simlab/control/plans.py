@@ -88,7 +88,7 @@ def big_bang(strategy: BigBang, n: int, *, migration=None) -> Plan:
     yield Mark("promoted", {})
 
 
-def rolling(strategy: Rolling, n: int, *, migration=None, analysis: bool = True) -> Plan:
+def rolling(strategy: Rolling, n: int, *, migration=None, analysis: bool = True, gate: bool = True) -> Plan:
     yield from migrate(migration)
     surge = resolve_count(strategy.max_surge, n, round_up=True)
     unavailable = resolve_count(strategy.max_unavailable, n, round_up=False)
@@ -103,8 +103,8 @@ def rolling(strategy: Rolling, n: int, *, migration=None, analysis: bool = True)
         target = min(n, target + batch)
         yield Mark("step_started", {"step": step, "new_instances": target})
         yield from _replace(target, n, surge, unavailable)
-        if strategy.bake > 0 or analysis:
-            yield Bake(strategy.bake, need_pass=analysis)
+        if strategy.bake > 0 or gate:
+            yield Bake(strategy.bake, need_pass=gate)
         step += 1
     yield Analysis(False)
     yield Mark("promoted", {})
@@ -133,7 +133,7 @@ def _replace(target: int, n: int, surge: int, unavailable: int) -> Plan:
         yield Tick()
 
 
-def blue_green(strategy: BlueGreen, n: int, *, migration=None, analysis: bool = True) -> Plan:
+def blue_green(strategy: BlueGreen, n: int, *, migration=None, analysis: bool = True, gate: bool = True) -> Plan:
     yield from migrate(migration)
     yield SetWeight(0)
     yield Mark("step_started", {"step": 0, "what": f"start {n} green instances"})
@@ -152,7 +152,7 @@ def blue_green(strategy: BlueGreen, n: int, *, migration=None, analysis: bool = 
     yield StopInstances("old", n)
 
 
-def canary(strategy: Canary, n: int, *, migration=None, analysis: bool = True) -> Plan:
+def canary(strategy: Canary, n: int, *, migration=None, analysis: bool = True, gate: bool = True) -> Plan:
     yield from migrate(migration)
     yield SetWeight(0)
     if analysis:
@@ -164,20 +164,52 @@ def canary(strategy: Canary, n: int, *, migration=None, analysis: bool = True) -
         yield Until(lambda f, w=want: f.new.ready >= w, f"{want} canary instances ready")
         yield SetWeight(step.weight)
         if step.bake > 0:
-            yield Bake(step.bake, need_pass=analysis)
+            yield Bake(step.bake, need_pass=gate)
     yield Analysis(False)
     yield Mark("promoted", {})
     yield StopInstances("old", n)
 
 
-def build(strategy, n: int, *, migration, analysis: bool) -> Plan:
-    """The plan for a scenario's strategy on a fleet of `n` instances (big bang has no analysis to run)."""
+def build(strategy, n: int, *, migration, analysis: bool, gate: bool = True) -> Plan:
+    """The plan for a scenario's strategy on a fleet of `n` instances (big bang has no analysis to run).
+
+    `analysis`: measurements are taken; `gate`: they hold a step until one passes (False when every metric
+    is dry-run, so the plan is the one without analysis).
+    """
+    gate = gate and analysis
     if isinstance(strategy, BigBang):
         return big_bang(strategy, n, migration=migration)
     if isinstance(strategy, Rolling):
-        return rolling(strategy, n, migration=migration, analysis=analysis)
+        return rolling(strategy, n, migration=migration, analysis=analysis, gate=gate)
     if isinstance(strategy, BlueGreen):
-        return blue_green(strategy, n, migration=migration, analysis=analysis)
+        return blue_green(strategy, n, migration=migration, analysis=analysis, gate=gate)
     if isinstance(strategy, Canary):
-        return canary(strategy, n, migration=migration, analysis=analysis)
+        return canary(strategy, n, migration=migration, analysis=analysis, gate=gate)
     raise TypeError(f"unknown strategy {strategy!r}")
+
+
+def rollback(n: int, duration: float, fleet: Callable[[], FleetState]) -> Plan:
+    """Back to `n` old instances: a switch when the old fleet is whole, otherwise old restarted before new drains.
+
+    `fleet()` is the fleet as the controller last saw it (the plan reads it when resumed).
+    """
+    if duration > 0:
+        yield Bake(duration, need_pass=False)
+    yield Scale("old", n)
+    # Whole means none stopped by the rollout; an old instance restarting after a crash still counts.
+    if fleet().old.alive >= n:
+        yield SetWeight(0)
+        yield Scale("new", 0)
+    else:
+        # The stable fleet is gone (big bang, rolling, promoted): bring it back, then drain the new one.
+        yield SetWeight(None)
+        while fleet().new.alive > 0:
+            f = fleet()
+            keep = max(0, n - f.old.ready)
+            stop = (f.new.alive - f.new.ready) + max(0, f.new.ready - keep)
+            if stop:
+                yield StopInstances("new", stop)
+            yield Tick()
+        # New instances that never became ready are gone at once; service is back only with the old fleet.
+        yield Until(lambda f: f.old.ready >= n, f"{n} old instances ready")
+    yield Mark("rollback_finished", {})

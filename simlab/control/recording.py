@@ -73,6 +73,11 @@ class RecordingMetrics:
         self.asked.append({"ask": "total_window", "arg": seconds, "answer": window_json(answer)})
         return answer
 
+    def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
+        answer = self.inner.version_samples(version, count)
+        self.asked.append({"ask": "version_samples", "arg": [version, count], "answer": [window_json(w) for w in answer]})
+        return answer
+
 
 class RecordingController:
     """Wraps a RolloutController: `tick` is recorded through `write` (one JSON line each); all else passes."""
@@ -109,7 +114,7 @@ class ReplayMetrics:
         self.now = now
         self.i = 0
 
-    def _answer(self, ask: str, arg: Any) -> WindowStats:
+    def _answer(self, ask: str, arg: Any) -> Any:
         if self.i >= len(self.asked):
             raise Divergence(f"at t={self.now:.3f}s the replayed controller asked {ask}({arg!r}); "
                              f"the recorded one asked only {len(self.asked)} question(s)")
@@ -118,13 +123,16 @@ class ReplayMetrics:
             raise Divergence(f"at t={self.now:.3f}s question {self.i + 1}: replayed {ask}({arg!r}), "
                              f"recorded {rec['ask']}({rec['arg']!r})")
         self.i += 1
-        return WindowStats(**rec["answer"])
+        return rec["answer"]
 
     def version_window(self, version: str) -> WindowStats:
-        return self._answer("version_window", version)
+        return WindowStats(**self._answer("version_window", version))
 
     def total_window(self, seconds: float) -> WindowStats:
-        return self._answer("total_window", seconds)
+        return WindowStats(**self._answer("total_window", seconds))
+
+    def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
+        return tuple(WindowStats(**w) for w in self._answer("version_samples", [version, count]))
 
 
 def read(lines: Iterable[str]) -> tuple[dict, list[dict]]:

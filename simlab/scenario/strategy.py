@@ -98,19 +98,26 @@ def default_strategy(kind: str) -> BigBang | Rolling | BlueGreen | Canary:
 
 
 METRICS = ("error_rate", "latency_p50", "latency_p99", "latency_mean")
+JUDGE_ONLY = ("direction", "tolerance", "weight", "critical")  # what only the mann_whitney judge reads
 
 
 class MetricCheck(Frozen):
-    """One analysis metric: an absolute bound (`max`) and/or a bound relative to the old version."""
+    """One analysis metric: for the threshold judge an absolute bound (`max`) and/or a bound relative to the old
+    version; for the mann_whitney judge a direction, a tolerance, a weight and whether it is critical."""
 
     metric: Literal["error_rate", "latency_p50", "latency_p99", "latency_mean"]
     max: float | str | None = None
     max_ratio_to_baseline: float | None = Field(default=None, gt=0)
+    direction: Literal["increase", "decrease", "either"] = Field(
+        default="increase", description="mann_whitney: which change of the canary against the baseline is a regression")
+    tolerance: float = Field(
+        default=0.0, ge=0, description="mann_whitney: relative change of the mean (0.2 = 20%) still accepted")
+    weight: float = Field(default=1.0, gt=0, description="mann_whitney: the metric's share of the score")
+    critical: bool = Field(default=False, description="mann_whitney: a regression fails the measurement whatever the score")
+    dry_run: bool = Field(default=False, description="measured and reported, never acting (Argo Rollouts' dryRun)")
 
     @model_validator(mode="after")
     def _bound(self) -> "MetricCheck":
-        if self.max is None and self.max_ratio_to_baseline is None:
-            raise ValueError("expected `max` or `max_ratio_to_baseline`, found neither")
         if self.max is not None:
             from simlab.units import parse_duration
 
@@ -126,8 +133,70 @@ class MetricCheck(Frozen):
         return self
 
 
+class ThresholdJudge(Frozen):
+    """Each metric against its bounds; a measurement fails when any bound is crossed."""
+
+    kind: Literal["threshold"]
+
+
+class MannWhitneyJudge(Frozen):
+    """Kayenta's judge: canary against baseline per metric by a Mann-Whitney U test, then a weighted score."""
+
+    kind: Literal["mann_whitney"]
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="a difference is significant at p < 1 - confidence")
+    pass_score: float = Field(default=95.0, ge=0, le=100)
+    marginal_score: float = Field(default=75.0, ge=0, le=100)
+    samples: int = Field(default=4, ge=3, le=600,
+                         description="sub-windows monitoring.window is cut into: the samples of each side")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MannWhitneyJudge":
+        if self.marginal_score > self.pass_score:
+            raise ValueError(f"marginal_score: expected at most pass_score ({self.pass_score:g}), "
+                             f"found {self.marginal_score:g}")
+        return self
+
+
+Judge = Annotated[Union[ThresholdJudge, MannWhitneyJudge], Field(discriminator="kind")]
+
+
 class Analysis(Frozen):
     interval: PositiveDuration = 60.0
     failure_limit: int = Field(default=2, ge=1, description="roll back at this many failed measurements")
+    failure_counting: Literal["cumulative", "consecutive"] = Field(
+        default="cumulative", description="count failed measurements over the rollout, or only an unbroken run of them")
+    inconclusive_limit: int | None = Field(
+        default=None, ge=1, description="at this many inconclusive measurements act as on_inconclusive says; null: never")
+    on_inconclusive: Literal["rollback", "pause"] = "rollback"
     min_requests: int = Field(default=50, ge=0, description="fewer requests in a window: inconclusive")
+    judge: Judge = ThresholdJudge(kind="threshold")
     metrics: tuple[MetricCheck, ...] = (MetricCheck(metric="error_rate", max=0.01),)
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_judge(self) -> "Analysis":
+        # Messages start with the metric's path so the loader can point at the exact line.
+        for i, m in enumerate(self.metrics):
+            if self.judge.kind == "threshold":
+                # by value, not by fields set: a scenario dumped and validated again carries every default
+                extra = [k for k in JUDGE_ONLY if getattr(m, k) != MetricCheck.model_fields[k].default]
+                if extra:
+                    raise ValueError(f"metrics[{i}].{extra[0]}: expected only with judge mann_whitney "
+                                     f"(the threshold judge reads max and max_ratio_to_baseline), found {getattr(m, extra[0])!r}")
+                if m.max is None and m.max_ratio_to_baseline is None:
+                    raise ValueError(f"metrics[{i}]: expected `max` or `max_ratio_to_baseline`, found neither")
+            else:
+                bound = next((k for k in ("max", "max_ratio_to_baseline") if getattr(m, k) is not None), None)
+                if bound is not None:
+                    raise ValueError(f"metrics[{i}].{bound}: expected no bound with judge mann_whitney (it compares "
+                                     f"canary with baseline; use tolerance), found {getattr(m, bound)!r}")
+        return self
+
+    @property
+    def acting(self) -> tuple[MetricCheck, ...]:
+        """The metrics whose measurements roll back, pause or hold a rollout."""
+        return tuple(m for m in self.metrics if not m.dry_run)
+
+    @property
+    def dry_run(self) -> tuple[MetricCheck, ...]:
+        """The metrics only measured and reported."""
+        return tuple(m for m in self.metrics if m.dry_run)

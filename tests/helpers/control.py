@@ -91,11 +91,12 @@ class FakeFleet:
 
 @dataclass
 class ScriptedMetrics:
-    """A MetricsView whose windows are functions of the current time."""
+    """A MetricsView whose windows are functions of the current time (sub-window samples of the version too)."""
 
     new: Callable[[float], WindowStats] = lambda t: HEALTHY
     old: Callable[[float], WindowStats] = lambda t: HEALTHY
     total: Callable[[float, float], WindowStats] = lambda t, seconds: HEALTHY
+    samples: Callable[[str, float, int], tuple[WindowStats, ...]] = lambda version, t, count: (HEALTHY,) * count
     now: float = 0.0
 
     def at(self, now: float) -> "ScriptedMetrics":
@@ -107,6 +108,9 @@ class ScriptedMetrics:
 
     def total_window(self, seconds: float) -> WindowStats:
         return self.total(self.now, seconds)
+
+    def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
+        return tuple(self.samples(version, self.now, count))
 
 
 @dataclass

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simlab.control import RolloutController, SetWeight, StartInstances, StartMigration, StopInstances
+from simlab.control.observations import sub_windows
 from simlab.engines.effects import Effects
 from simlab.engines.fluid.fleet import FluidFleet
 from simlab.engines.versions import NEW, OLD
@@ -42,6 +43,11 @@ class View:
 
     def total_window(self, seconds: float):
         return self.ledger.total_window(self.rep, self.end - seconds, self.end)
+
+    def version_samples(self, version: str, count: int):
+        v = OLD if version == "old" else NEW
+        return tuple(self.ledger.window(self.rep, (v,), a, b, quantiles=True)
+                     for a, b in sub_windows(self.end - self.window_len, self.end, count))
 
 
 def batch_seed(seeds) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 
 from simlab.engines.versions import NEW, NO_BACKEND, OLD
 from simlab.results import CAUSES
-from simlab.control.observations import WindowStats
+from simlab.control.observations import WindowStats, sub_windows
 from simlab.metrics import visible_until
 
 
@@ -110,6 +110,11 @@ class MonitoringView:
 
     def total_window(self, seconds: float) -> WindowStats:
         return self.recorder.window((OLD, NEW, NO_BACKEND), self.end - seconds, self.end, quantiles=False)
+
+    def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
+        v = OLD if version == "old" else NEW
+        return tuple(self.recorder.window((v,), a, b, quantiles=True)
+                     for a, b in sub_windows(self.end - self.window_len, self.end, count))
 
 
 def per_second_percentiles(secs: np.ndarray, values: np.ndarray, n: int, qs: tuple[float, ...]) -> list[np.ndarray]:
