@@ -147,10 +147,13 @@ class Plane:
             key, f, n = int(keys[idx]), float(leak[idx]), float(n_live[idx])
             comps, mean, scv, cdf = self.model.service(self._table[key][4], f)
             mu = 1.0 / max(mean, 1e-9)
+            instances = 1
             if self.pooled:  # the table of a nearby worker count (2% apart above 64); ρ from the true capacity
                 capacity, per, ca2 = max(n * self.workers, 1e-9), 1.0, 1.0
                 c = _table_workers(capacity)
                 places = round(c * self.queue_limit / self.workers)
+                if self.balancer == "least_outstanding":  # on instances, each with its own queue
+                    instances = max(round(c / self.workers), 1)
             else:
                 per = max(round(n), 1)
                 capacity, c, places = self.workers, self.workers, self.queue_limit
@@ -158,7 +161,7 @@ class Plane:
             exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
             service = None if exponential else ((key, round(f, 3)), self._survival(cdf))
             m3 = self.model.third_moment(comps) * mu**3
-            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service)
+            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances)
             out[1][idx], out[2][idx] = per, capacity * mu
         return out
 

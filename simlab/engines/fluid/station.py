@@ -27,6 +27,8 @@ import math
 import numpy as np
 from scipy.special import gammaincc, gammaln
 
+from simlab.engines.fluid import shortest_queue
+
 RHO_MAX = 8.0
 GRID = 2048
 _U = np.linspace(0.0, 1.0, GRID)
@@ -66,11 +68,13 @@ def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
 
 
 def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
-               rho: np.ndarray = RHO, survival=None) -> dict:
+               instances: int = 1, rho: np.ndarray = RHO, survival=None) -> dict:
     """The stationary law per ρ (arrays over rho): L, B, P(wait | admitted), wait law (θ, truncation), Lq, and
     P(timeout) where the deadline binds (NaN where the response-time law gives it). `survival(x)` is P(S > x) of
     the service time (None: exponential with rate mu); ca2 and cs2 the squared coefficients of variation of
-    the inter-arrival and service times, m3 the service time's third moment over its mean cubed."""
+    the inter-arrival and service times, m3 the service time's third moment over its mean cubed. `instances` > 1:
+    the c workers sit on that many instances fed by least-outstanding dispatch (shortest_queue.py), not in one
+    pooled queue."""
     rho = np.maximum(np.asarray(rho, dtype=float), 1e-12)
     lam = rho * c * mu
     a = lam / mu
@@ -110,10 +114,17 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
         pw = np.where(gi, np.clip(mean_wq * th_gi, 0.0, 1.0), pw)
         th = np.where(gi, th_gi, th)
         trunc = np.where(gi, BIG, trunc)
+    if instances > 1:  # least-outstanding dispatch: waits less often than one pooled queue, and longer
+        share, longer = shortest_queue.factors(instances, round(c / instances), rho)
+        free = (rho < 1.0) & (trunc >= BIG) & (wait_mean > 0)
+        pw = np.where(free, np.clip(pw * share, 0.0, 1.0), pw)
+        wait_mean = np.where(free, wait_mean * longer, wait_mean)
+        th = np.where(free, 1.0 / np.maximum(wait_mean, 1.0 / BIG), th)
+        lq = np.where(free, admitted * pw * wait_mean, lq)
     # the conditional wait's shape: M/G/1's squared coefficient of variation (Takács' second moment),
     # 2ρ + 4·m3·(1 − ρ)/(3(1 + cs²)²) − 1 (1 for exponential service), pulled toward 1 as workers pool
     r = np.clip(rho, 0.0, 1.0)
-    scv_wait = 1.0 + (2.0 * r + 4.0 * m3 * (1.0 - r) / (3.0 * (1.0 + cs2) ** 2) - 2.0) / c
+    scv_wait = 1.0 + (2.0 * r + 4.0 * m3 * (1.0 - r) / (3.0 * (1.0 + cs2) ** 2) - 2.0) / (c / instances)
     shape = np.where((rho < 1.0) & (trunc >= BIG), 1.0 / np.clip(scv_wait, 0.1, 10.0), 1.0)
     table = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
              "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan), "shape": shape}
@@ -257,15 +268,15 @@ class Stations:
         self._stack: dict[str, np.ndarray] = {}
 
     def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
-             service=None) -> int:
+             service=None, instances: int = 1) -> int:
         """Id of the station kind; `service` is (a hashable name of the service law, its survival function),
-        or None for an exponential law of rate mu."""
+        or None for an exponential law of rate mu; `instances` as in `stationary`."""
         key = (float(c), float(K), round(float(mu), 9), round(float(ca2), 3), round(float(cs2), 4), float(deadline),
-               round(float(m3), 3), None if service is None else service[0])
+               round(float(m3), 3), int(instances), None if service is None else service[0])
         i = self._ids.get(key)
         if i is None:
             i = self._ids[key] = len(self._ids)
-            row = stationary(*key[:7], survival=None if service is None else service[1])
+            row = stationary(*key[:8], survival=None if service is None else service[1])
             if i >= self._capacity:
                 self._capacity = max(16, 2 * self._capacity)
                 self._stack = {f: np.resize(self._stack.get(f, np.zeros((0, GRID))), (self._capacity, GRID))
