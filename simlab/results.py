@@ -25,7 +25,16 @@ SUMMARY_KEYS = (
     "detected_at_s", "rollback_done_at_s", "deploy_duration_s",
     "error_budget_used", "min_capacity", "peak_utilization", "instance_seconds",
 )
-"""Every run's summary has exactly these keys first (None where not applicable); extras may follow."""
+"""Every run's summary has exactly these keys first (None where not applicable); extras may follow.
+
+Extras every driver adds (`summarize`): failed_<cause>, rollback_started_at_s, analysis_failures and
+analysis_inconclusive (acting measurements that failed, that were inconclusive), rollback_cause (what
+triggered the rollback: the analysis metrics that failed, joined by +, `inconclusive`, `alert` or `deadline`;
+ROLLBACK_CAUSES), rollback_by (`controller` or `on_call`), dry_run_detected_at_s (when the dry-run metrics
+alone would have rolled back), bad_release."""
+
+ROLLBACK_CAUSES = ("alert", "deadline", "inconclusive")
+"""The causes of a rollback other than an analysis metric's name (`error_rate`, `latency_p99+error_rate`, ...)."""
 
 OUTCOMES = ("promoted", "rolled_back", "no_release", "incomplete")
 
@@ -171,6 +180,10 @@ def summarize(scenario: "Scenario", *, engine: str, seed: int, controller, total
         **{f"failed_{cause}": int(n.failed_by[cause]) for cause in CAUSES},
         "rollback_started_at_s": rel(c.rollback_started_at),
         "analysis_failures": c.failures,
+        "analysis_inconclusive": c.inconclusive,
+        "rollback_cause": c.rollback_cause,
+        "rollback_by": c.rollback_by,
+        "dry_run_detected_at_s": rel(c.dry_run_detected_at),
     }
     if n.queued_attempts is not None:
         values["queued_attempts"] = n.queued_attempts

@@ -198,3 +198,20 @@ def test_on_the_request_engine_dry_run_metrics_change_no_decision():
     a, b = plain.summary.to_dict(), dry.summary.to_dict()
     assert b.pop("dry_run_detected_at_s") is not None and a.pop("dry_run_detected_at_s") is None
     assert a == b
+
+
+@pytest.mark.parametrize("strategy, cause, by", [
+    ({"kind": "canary", "steps": [{"weight": 10, "bake": "5m"}, {"weight": 100}]}, "error_rate", "controller"),
+    ({"kind": "big_bang"}, "alert", "on_call"),
+])
+def test_the_summary_names_what_rolled_back_and_who(strategy, cause, by):
+    from simlab.simulation import simulate
+
+    s = validate_scenario({"name": "cause", "duration": "20m", "fleet": {"instances": 4, "service_time": "40ms"},
+                           "traffic": {"rps": 100}, "strategy": strategy,
+                           "release": {"at": "1m", "defects": [{"kind": "error_rate", "rate": 0.5}]}})
+    summary = simulate(s, seed=1, engine="fluid").summary
+    assert (summary["outcome"], summary["rollback_cause"], summary["rollback_by"]) == ("rolled_back", cause, by)
+    good = simulate(s.model_copy(update={"release": s.release.model_copy(update={"defects": ()})}), seed=1,
+                    engine="fluid").summary
+    assert (good["outcome"], good["rollback_cause"], good["rollback_by"]) == ("promoted", None, None)
