@@ -94,3 +94,30 @@ def test_sweep_writes_results_and_says_when_it_resumed(path, tmp_path, capsys):
     assert "resumed" not in out
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and "resumed: 2 runs" in out and "0 simulated" in out
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "sweep"])
+def test_report_goes_next_to_the_results_it_describes(command, path, tmp_path, capsys, monkeypatch):
+    """--report writes OUT/report.html, never ./reports/<basename of OUT> (here an empty working directory)."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out_dir = tmp_path / "results" / "nested"
+    extra = {"run": [], "compare": ["--strategies", "canary", "--runs", "1", "--executor", "serial", "--quiet"],
+             "sweep": ["--param", "analysis.failure_limit=1", "--runs", "1", "--executor", "serial", "--quiet"]}
+    code, out, err = run_cli(capsys, command, str(path), *extra[command], "--out", str(out_dir), "--report")
+    assert code == 0, err
+    assert (out_dir / "report.html").stat().st_size > 5_000 and (out_dir / "report.md").is_file()
+    assert f"report: {out_dir / 'report.html'}" in out
+    assert list(cwd.iterdir()) == [], "nothing may be written to the working directory"
+
+
+def test_compare_keeps_each_run_and_a_second_call_resumes_from_them(path, tmp_path, capsys):
+    argv = ["compare", str(path), "--strategies", "canary,big_bang", "--runs", "2", "--executor", "serial",
+            "--quiet", "--out", str(tmp_path / "out")]
+    code, first, err = run_cli(capsys, *argv)
+    assert code == 0 and "resumed" not in first, err
+    assert len(list((tmp_path / "out" / "store").rglob("run-*.json"))) == 4 + 2  # and the shared no-release twin
+    code, again, err = run_cli(capsys, *argv)
+    assert code == 0 and "resumed: 4 runs from" in again and "0 simulated" in again, err
+    assert again.split("resumed")[0] == first.split("wrote")[0]  # the same table

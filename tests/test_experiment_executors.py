@@ -1,12 +1,19 @@
 """Serial, process pool and a real Dask LocalCluster give the very same runs."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from simlab.errors import ScenarioError
 from simlab.experiment import compare, replicate
 from simlab.experiment.replication import run_seed
+from simlab.experiment.twins import TWIN_COLUMNS
 from tests.helpers.scenarios import scenario
 
 TINY = {"duration": "3m", "traffic.rps": 20, "release.at": "30s", "analysis.interval": "15s",
@@ -28,8 +35,8 @@ def test_serial_local_and_dask_give_identical_results():
     pd.testing.assert_frame_equal(local.runs, serial.runs)
     pd.testing.assert_frame_equal(local.table, serial.table)
     dask = replicate(s.with_strategy("big_bang"), runs=3, seed=2, executor="dask")
-    expected = serial.runs[serial.runs["variant"] == "big_bang"].drop(columns="variant").reset_index(drop=True)
-    pd.testing.assert_frame_equal(dask, expected)
+    expected = serial.runs[serial.runs["variant"] == "big_bang"].drop(columns=["variant", *TWIN_COLUMNS])
+    pd.testing.assert_frame_equal(dask, expected.reset_index(drop=True))
 
 
 def test_an_unknown_executor_or_engine_and_a_scheduler_without_dask_are_rejected():
@@ -88,3 +95,59 @@ def test_fluid_batches_are_fixed_blocks_of_runs_so_every_executor_gives_the_same
     pd.testing.assert_frame_equal(local, serial)
     assert set(serial["engine"]) == {"fluid"}
     assert serial["bad_release"].any() and not serial["bad_release"].all()
+
+
+# --- the default executor from a script, the REPL and the README, with no `if __name__ == "__main__"` guard ---
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str | None, cwd: Path, script: Path | None = None) -> subprocess.CompletedProcess:
+    """`python script` (or `python -i` reading `code` on stdin, as the REPL does), this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, str(script)] if script is not None else [sys.executable, "-i", "-q"]
+    return subprocess.run(argv, input=code, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+
+
+GUARD_FREE = """\
+import simlab
+
+runs = simlab.replicate("s.yaml", runs=3, seed=1)   # the default executor: a local process pool
+print("runs", len(runs), "bad releases", int(runs["bad_release"].sum()))
+"""
+
+
+def test_replicate_at_the_top_level_of_a_script_without_a_main_guard(tmp_path):
+    """Spawned workers used to re-import the script and die in multiprocessing's bootstrapping check."""
+    from tests.test_experiment_cli import SMALL
+
+    (tmp_path / "s.yaml").write_text(SMALL)
+    (tmp_path / "script.py").write_text(GUARD_FREE)
+    done = run_python(None, tmp_path, tmp_path / "script.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("runs 3 bad releases") == 1, done.stdout  # the script ran once, not once per worker
+    repl = run_python(GUARD_FREE, tmp_path)
+    assert repl.returncode == 0 and "runs 3 bad releases" in repl.stdout, repl.stderr
+
+
+def readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+
+
+def test_the_readme_experiment_example_runs_as_a_plain_script(tmp_path):
+    """The README's replicate/compare/sweep block, as written (no main guard), on a small scenario and 2 runs."""
+    from tests.test_experiment_cli import SMALL
+
+    (block,) = [b for b in readme_python_blocks() if "simlab.replicate(" in b]
+    assert "if __name__" not in block.replace("`if __name__ == \"__main__\":`", "")
+    paths = set(re.findall(r'"(experiments/[\w.-]+\.yaml)"', block))
+    assert paths, "the example should load a bundled scenario"
+    for path in paths:  # the same names, a small scenario behind them, so the example runs in seconds
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(SMALL)
+    script = tmp_path / "example.py"
+    script.write_text(re.sub(r"\bruns=\d+", "runs=2", block) + "\nprint('done', len(runs), len(cmp.table), len(sw.table))\n")
+    done = run_python(None, tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert "done 2 2 3" in done.stdout, done.stdout

@@ -5,6 +5,7 @@ module load only when a command needs them.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -20,7 +21,7 @@ ENGINE = typer.Option("request", "--engine", help="request, fluid or auto")
 EXECUTOR = typer.Option("local", "--executor", help="local (process pool over all cores), dask or serial")
 SCHEDULER = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a LocalCluster)")
 QUIET = typer.Option(False, "--quiet", help="no progress bar (for CI)")
-REPORT = typer.Option(False, "--report", help="also write an HTML and Markdown report of the results")
+REPORT = typer.Option(False, "--report", help="also write an HTML and Markdown report beside the results, in --out")
 
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
@@ -48,6 +49,8 @@ def _cell(value: Any, column: str) -> str:
     if column.endswith("_s"):
         return format_duration(value)
     if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
         return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
     return str(value)
 
@@ -59,28 +62,40 @@ def _share(row, name: str) -> str:
     return f"{p * 100:.0f}% ({lo * 100:.0f}-{hi * 100:.0f})"
 
 
+def _mean_ci(row, name: str) -> str:
+    value = row.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    high = row.get(f"{name}_hi")
+    if high is None or (isinstance(high, float) and math.isnan(high)):
+        return _cell(value, "")
+    return f"{_cell(value, '')} ±{_cell(high - value, '')}"  # the t interval is symmetric about the mean
+
+
 def print_table(table, labels: list[str], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     view = Table(title=title, title_justify="left")
-    heads = [*labels, "runs bad/good", "P(rollback|bad)", "P(rollback|good)", "P(bad promoted)", "bad reqs mean (95% CI)",
-             "bad p95", "detect p50", "recover mean", "deploy (good)", "error budget", "extra inst-s"]
+    # Bad requests per bad release, per good release, with no release at all (same seeds), and what a
+    # bad or a good release added to the no-release run (compare.csv has every aggregate).
+    heads = [*labels, "runs bad/good", "P(rollback|bad)", "P(rollback|good)", "P(bad promoted)",
+             "bad reqs|bad ±CI", "bad reqs|good", "no release", "added|bad ±CI", "added|good",
+             "detect p50", "recover mean", "deploy (good)", "extra inst-s"]
     for head in heads:
         view.add_column(head, overflow="fold")
     for _, row in table.iterrows():
         view.add_row(
             *[str(row[c]) for c in labels], f"{row['bad_runs']}/{row['good_runs']}",
             _share(row, "p_rollback_bad"), _share(row, "p_false_rollback"), _share(row, "p_bad_promoted"),
-            f"{_cell(row['bad_mean'], 'bad_mean')} ({_cell(row['bad_mean_lo'], '')}-{_cell(row['bad_mean_hi'], '')})",
-            _cell(row["bad_p95"], ""), _cell(row["ttd_p50_s"], "_s"), _cell(row["ttr_mean_s"], "_s"),
-            _cell(row["deploy_duration_good_mean_s"], "_s"),
-            "-" if math.isnan(row["error_budget_mean"]) else f"{row['error_budget_mean'] * 100:.2f}%",
-            _cell(row["extra_instance_seconds_mean"], ""),
+            _mean_ci(row, "bad_given_bad_mean"), _cell(row.get("bad_given_good_mean"), ""),
+            _cell(row.get("no_release_bad_mean"), ""), _mean_ci(row, "added_given_bad_mean"),
+            _cell(row.get("added_given_good_mean"), ""), _cell(row["ttd_p50_s"], "_s"), _cell(row["ttr_mean_s"], "_s"),
+            _cell(row["deploy_duration_good_mean_s"], "_s"), _cell(row["extra_instance_seconds_mean"], ""),
         )
     console = Console()
-    if not console.is_terminal:  # piped or captured: wide enough that the numbers are not folded
-        console = Console(width=200)
+    if not console.is_terminal:  # piped or captured: as wide as the table, so the numbers are not folded
+        console = Console(width=400)
     console.print(view)
 
 
@@ -100,16 +115,30 @@ def _check_report(report: bool, out: Optional[Path]) -> None:
         raise ScenarioError("--report: expected --out DIR as well (the report is built from the written results)")
 
 
-def _write(result, out: Optional[Path], report: bool, written: bool = False) -> None:
+def _write(out: Optional[Path], report: bool) -> None:
+    """Say where the results went (compare and sweep write them), and write the report beside them."""
     if out is None:
         return
-    if not written:  # a sweep writes its own results as it finishes
-        result.write(out)
     typer.echo(f"wrote {out}")
     if report:
-        from simlab.report import write_report  # imported only when asked for
+        from simlab.cli.report import report_beside  # the report module loads only when asked for
 
-        typer.echo(f"report: {write_report(out)}")
+        typer.echo(f"report: {report_beside(out)}")
+
+
+def _resumed(result, out: Optional[Path]) -> None:
+    if out is not None and result.executed < len(result.runs):
+        typer.echo(f"resumed: {len(result.runs) - result.executed} runs from {out}/store, {result.executed} simulated")
+
+
+@contextlib.contextmanager
+def _stoppable():
+    """Ctrl-C, SIGINT and SIGTERM stop the runs in flight, even in a background job that inherited SIGINT
+    ignored (a non-interactive shell's `cmd &`); the library keeps what finished and says so."""
+    from simlab.staging.signals import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():
+        yield
 
 
 @app.command("compare")
@@ -119,7 +148,8 @@ def compare_command(
     variants: Optional[Path] = typer.Option(None, "--variants", help="YAML file of named overrides to compare"),
     runs: int = RUNS, seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR,
     scheduler: Optional[str] = SCHEDULER,
-    out: Optional[Path] = typer.Option(None, "--out", help="write compare.csv, runs.parquet and meta.json here"),
+    out: Optional[Path] = typer.Option(None, "--out", help="keep runs here as they finish (re-running resumes) and "
+                                       "write compare.csv, runs.parquet and meta.json"),
     quiet: bool = QUIET, report: bool = REPORT,
 ) -> None:
     """Compare strategies or policy variants on the same seeds: one row each, with 95% intervals."""
@@ -130,11 +160,13 @@ def compare_command(
     s = load_scenario(scenario)
     if variants is not None and not variants.exists():
         raise ScenarioError(f"--variants: no such variants file {str(variants)!r}")
-    result = compare(s, strategies=strategies, variants=variants, runs=runs, seed=seed, engine=engine,
-                     executor=executor, scheduler=scheduler, progress=not quiet)
+    with _stoppable():
+        result = compare(s, strategies=strategies, variants=variants, runs=runs, seed=seed, engine=engine,
+                         executor=executor, scheduler=scheduler, progress=not quiet, out=out)
     _say_engine(engine, result.runs, s)
     print_table(result.table, ["variant"], f"simlab compare: {s.name}, {runs} runs each, engine {engine}, seed {seed}")
-    _write(result, out, report)
+    _resumed(result, out)
+    _write(out, report)
 
 
 @app.command("sweep")
@@ -160,8 +192,9 @@ def sweep_command(
             raise ScenarioError(f"--param: expected each path once, found {path} again")
         params[path] = values
     s = load_scenario(scenario)
-    result = sweep(s, params, runs=runs, seed=seed, engine=engine, executor=executor, scheduler=scheduler,
-                   out=out, progress=not quiet)
+    with _stoppable():
+        result = sweep(s, params, runs=runs, seed=seed, engine=engine, executor=executor, scheduler=scheduler,
+                       out=out, progress=not quiet)
     labels = list(params)
     _say_engine(engine, result.runs, s)
     print_table(result.table, labels, f"simlab sweep: {s.name}, {runs} runs per point, engine {engine}, seed {seed}")
@@ -169,6 +202,5 @@ def sweep_command(
         print_table(result.pareto, labels, "Pareto front: deploy duration (good releases) vs expected bad requests")
     else:
         typer.echo("no Pareto front: no good-release run was promoted (set release.bad_probability below 1)")
-    if out is not None and result.executed < len(result.runs):
-        typer.echo(f"resumed: {len(result.runs) - result.executed} runs from {out}/store, {result.executed} simulated")
-    _write(result, out, report, written=True)
+    _resumed(result, out)
+    _write(out, report)

@@ -30,3 +30,12 @@ def report(
     figures = sorted(p.name for p in out.glob("*.png"))
     typer.echo(f"  {out / 'report.html'}  (self-contained)")
     typer.echo(f"  {out / 'report.md'}" + (f"  (+ {', '.join(figures)})" if figures else ""))
+
+
+def report_beside(out: Path) -> Path:
+    """`--report` of run, compare and sweep: report.html, report.md and figures into the results directory itself."""
+    from simlab.report import write_report
+
+    where = out.resolve()
+    write_report(out, out_root=where.parent, name=where.name)
+    return out / "report.html"

@@ -52,9 +52,9 @@ def run(
     if out is not None:
         result.write(out)
     if report:
-        from simlab.report import write_report
+        from simlab.cli.report import report_beside
 
-        path = write_report(out)
+        path = report_beside(out)  # next to the results it describes
         if not as_json:
             typer.echo(f"report: {path}")
     if as_json:

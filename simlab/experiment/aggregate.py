@@ -19,6 +19,12 @@ TABLE_COLUMNS = (
     "p_false_rollback", "p_false_rollback_lo", "p_false_rollback_hi",
     "p_bad_promoted", "p_bad_promoted_lo", "p_bad_promoted_hi",
     "bad_mean", "bad_mean_lo", "bad_mean_hi", "bad_p95",
+    "bad_given_bad_mean", "bad_given_bad_mean_lo", "bad_given_bad_mean_hi",
+    "bad_given_good_mean", "bad_given_good_mean_lo", "bad_given_good_mean_hi",
+    "no_release_bad_mean",
+    "added_given_bad_mean", "added_given_bad_mean_lo", "added_given_bad_mean_hi",
+    "added_given_good_mean", "added_given_good_mean_lo", "added_given_good_mean_hi",
+    "added_mean", "added_mean_lo", "added_mean_hi",
     "ttd_mean_s", "ttd_p50_s", "ttd_p95_s",
     "ttr_mean_s", "ttr_p95_s",
     "deploy_duration_good_mean_s", "deploy_duration_good_p95_s",
@@ -27,9 +33,14 @@ TABLE_COLUMNS = (
 """The aggregates of compare and sweep tables, after the label columns.
 
 p_* are shares with Wilson 95% intervals: rolled back among bad releases, rolled
-back among good ones (false rollbacks), promoted among bad ones. bad_* are bad
-requests per deploy over all runs (the expectation over whether the release is
-bad), with a Student-t 95% interval on the mean. ttd is the time to detect among
+back among good ones (false rollbacks), promoted among bad ones. bad_mean and
+bad_p95 are bad requests per deploy over all runs (the expectation over whether
+the release is bad); bad_given_bad_* and bad_given_good_* split them by the
+drawn release. no_release_bad_mean is what the same seeds serve with no release
+at all, and added_* the bad requests the release added over it, run by run
+(simlab.experiment.twins.added_by_release): given a bad release (the harm let
+through), given a good one (the price of deploying) and over all runs. Means
+carry a Student-t 95% interval. ttd is the time to detect among
 bad releases that were detected, ttr the time until the rollback finished, both
 from release.at. Deploy duration is over good releases that were promoted.
 """
@@ -61,6 +72,12 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def _mean(row: dict[str, float], name: str, values: pd.Series, count: bool) -> None:
+    """row[name], row[name_lo], row[name_hi]: the mean and its interval; a count's interval stops at 0."""
+    mean, low, high = mean_interval(pd.to_numeric(values, errors="coerce"))
+    row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, (max(0.0, low) if count and not math.isnan(low) else low), high
+
+
 def _stat(values: pd.Series, how: str) -> float:
     x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     if len(x) == 0:
@@ -81,9 +98,16 @@ def aggregate(runs: pd.DataFrame) -> dict[str, float]:
         ("p_bad_promoted", (outcome == "promoted") & bad, bad_runs),
     ):
         row[name], row[f"{name}_lo"], row[f"{name}_hi"] = wilson(int(hits.sum()), among)
-    row["bad_mean"], low, row["bad_mean_hi"] = mean_interval(runs["bad"])
-    row["bad_mean_lo"] = max(0.0, low) if not math.isnan(low) else low  # a count: no interval below 0
+    _mean(row, "bad_mean", runs["bad"], count=True)
     row["bad_p95"] = _stat(runs["bad"], "p95")
+    _mean(row, "bad_given_bad_mean", runs.loc[bad, "bad"], count=True)
+    _mean(row, "bad_given_good_mean", runs.loc[~bad, "bad"], count=True)
+    twin = runs["no_release_bad"] if "no_release_bad" in runs else pd.Series(math.nan, index=runs.index)
+    added = runs["added_bad"] if "added_bad" in runs else pd.Series(math.nan, index=runs.index)
+    row["no_release_bad_mean"] = _stat(twin, "mean")
+    _mean(row, "added_given_bad_mean", added[bad], count=False)
+    _mean(row, "added_given_good_mean", added[~bad], count=False)
+    _mean(row, "added_mean", added, count=False)
     detect = runs.loc[bad, "detected_at_s"]
     recover = runs.loc[bad, "rollback_done_at_s"]
     deploy = runs.loc[~bad & (outcome == "promoted"), "deploy_duration_s"]

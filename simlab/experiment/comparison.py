@@ -11,7 +11,9 @@ import pandas as pd
 from simlab.errors import ScenarioError
 from simlab.experiment.aggregate import table as aggregate_table
 from simlab.experiment.overrides import variant_scenarios
-from simlab.experiment.replication import as_scenario, run_points, runs_frame
+from simlab.experiment.replication import as_scenario, runs_frame
+from simlab.experiment.store import Store
+from simlab.experiment.twins import run_with_twins
 from simlab.scenario import STRATEGY_KINDS, Scenario
 
 
@@ -22,6 +24,7 @@ class Comparison:
     table: pd.DataFrame
     runs: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    executed: int = 0  # runs simulated by this call (twins not counted); the rest came from out/store
 
     def write(self, out_dir: str | Path) -> Path:
         """compare.csv, runs.parquet and meta.json into out_dir."""
@@ -72,12 +75,29 @@ def compare(
     executor: str = "local",
     scheduler: str | None = None,
     progress: bool = False,
+    out: str | Path | None = None,
 ) -> Comparison:
-    """Run every strategy (default: all four) or variant `runs` times on common random numbers."""
+    """Run every strategy (default: all four) or variant `runs` times on common random numbers.
+
+    Each run is paired with its no-release twin (simlab.experiment.twins), so the table splits bad
+    requests into per bad release, per good release and added by the release. With `out`, every
+    finished run is kept in out/store as it comes back (an interrupted compare resumes from them)
+    and compare.csv, runs.parquet and meta.json are written at the end.
+    """
     scenario = as_scenario(scenario)
     named = policies(scenario, strategies, variants)
-    rows = run_points(
-        [s for _, s in named], runs, seed, engine, executor, scheduler, progress, label=f"compare {scenario.name}"
+    store = Store(out, scenario, engine, seed)
+    names = {id(s): name for name, s in named}
+    fresh = [0]
+
+    def keep(point: Scenario, rows: list[dict]) -> None:
+        if id(point) in names:  # a policy's runs, not a no-release twin's
+            fresh[0] += len(rows)
+        store.put(point, rows, {"variant": names.get(id(point), "no release")})
+
+    rows = run_with_twins(
+        [s for _, s in named], runs, seed, engine, executor, scheduler, progress, label=f"compare {scenario.name}",
+        done=store.get, on_rows=keep, kept=store.kept(),
     )
     frames = [runs_frame(r, {"variant": name}) for (name, _), r in zip(named, rows)]
     all_runs = pd.concat(frames, ignore_index=True)
@@ -86,4 +106,7 @@ def compare(
         "runs": runs, "seed": seed, "engine": engine, "variants": [name for name, _ in named],
         "by": "variants" if variants is not None else "strategies",
     }
-    return Comparison(aggregate_table(all_runs, ["variant"]), all_runs, meta)
+    result = Comparison(aggregate_table(all_runs, ["variant"]), all_runs, meta, executed=fresh[0])
+    if out is not None:
+        result.write(out)
+    return result

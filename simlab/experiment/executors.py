@@ -56,27 +56,30 @@ def execute(
 
 
 def _run_pool(fn, tasks, done) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+    # loky (joblib's process pool): workers are fresh interpreters (fork + exec, so no thread of this
+    # process is inherited mid-lock) that never re-import __main__, so replicate() works at the top level
+    # of a script without an `if __name__ == "__main__"` guard, as in a notebook or the REPL; and its
+    # shutdown can kill the workers, so Ctrl-C does not wait for the runs in flight.
+    from concurrent.futures import as_completed
 
-    # forkserver: children fork from a clean server that preloaded the worker module, so no
-    # thread of this process (progress bars, Dask) is inherited mid-lock, and start-up is cheap.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["simlab.experiment.work"])
+    from loky import ProcessPoolExecutor
+    from loky.process_executor import BrokenProcessPool
+
     size = min(len(tasks), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=size, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=size)
+    try:
         futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
-        try:
-            for future in as_completed(futures):
-                done(futures[future], future.result())
-        except BrokenProcessPool as exc:
-            raise SimulationError(
-                f"executor: a worker process died ({exc}); runs already returned are kept only by a sweep with out="
-            ) from None
-        except BaseException:  # Ctrl-C or a failing run: do not wait for the queued runs
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        for future in as_completed(futures):
+            done(futures[future], future.result())
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=True, kill_workers=True)
+        raise SimulationError(
+            f"executor: a worker process died ({exc}); runs already returned are kept only with an output directory"
+        ) from None
+    except BaseException:  # Ctrl-C, SIGTERM or a failing run: stop the runs in flight, drop the queued ones
+        pool.shutdown(wait=True, kill_workers=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _run_dask(fn, tasks, scheduler, done) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from simlab.errors import ScenarioError
+from simlab.errors import Interrupted, ScenarioError
 from simlab.experiment.executors import check_executor, execute
 from simlab.experiment.progress import run_progress
 from simlab.experiment.work import run_chunk
@@ -85,25 +85,32 @@ def run_points(
     points: Sequence[Scenario],
     runs: int,
     seed: int = 0,
-    engine: str = "request",
+    engine: str | Sequence[str] = "request",
     executor: str = "local",
     scheduler: str | None = None,
     progress: bool = False,
     label: str = "runs",
     done: Callable[[int, int], dict | None] = lambda point, run: None,
     on_rows: Callable[[int, list[dict]], None] = lambda point, rows: None,
+    kept: str = "none was kept",
+    counted: int | None = None,
 ) -> list[list[dict]]:
     """Rows of `runs` runs of every point, in run order; `done(point, run)` may supply a stored row.
 
-    `on_rows(point, rows)` is called in this process as each task finishes (a sweep stores them).
+    `engine` is one engine for every point or one per point. `on_rows(point, rows)` is called in this
+    process as each task finishes (a sweep stores them). On Ctrl-C (or SIGINT/SIGTERM made one) the
+    runs in flight are stopped and `Interrupted` says how many of the first `counted` points' runs
+    had finished and, from `kept`, where they are.
     """
+    engines = [engine] * len(points) if isinstance(engine, str) else list(engine)
     check_runs(runs, seed)
-    check_engine(engine)
+    for name in set(engines):
+        check_engine(name)
     check_executor(executor, scheduler)
     rows: list[list[dict | None]] = [[done(p, r) for r in range(runs)] for p in range(len(points))]
     tasks, owners = [], []
     for p, scenario in enumerate(points):
-        picked = pick_engine(engine, scenario)
+        picked = pick_engine(engines[p], scenario)
         todo = [(r, run_seed(seed, r)) for r in range(runs) if rows[p][r] is None]
         data = scenario.model_dump_json()
         for chunk in _tasks_of(picked, todo):
@@ -116,7 +123,13 @@ def run_points(
             on_rows(owners[i], result)
             advance(len(result))
 
-        execute(run_chunk, tasks, executor, scheduler, finished)
+        try:
+            execute(run_chunk, tasks, executor, scheduler, finished)
+        except KeyboardInterrupt:
+            mine = rows[:counted]
+            finished_runs = sum(row is not None for point in mine for row in point)
+            raise Interrupted(f"{label} interrupted: {finished_runs} of {len(mine) * runs} runs had finished; "
+                              f"{kept}") from None
     return rows  # type: ignore[return-value]
 
 

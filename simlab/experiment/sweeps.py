@@ -1,15 +1,13 @@
 """Parameter sweeps: the full grid of dotted-path values, stored run by run so a re-run resumes.
 
-Each run's row is written as soon as it comes back, under
-out/store/<scenario fingerprint>/<grid point fingerprint>/<engine>/seed-<seed>/run-<i>.json;
+Each run's row is kept as soon as it comes back (simlab/experiment/store.py);
 a second call finds it and does not simulate it again, and a worker that dies
-loses only the runs it held.
+or a Ctrl-C loses only the runs in flight.
 """
 from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,7 +17,9 @@ import pandas as pd
 from simlab.errors import ScenarioError
 from simlab.experiment.aggregate import pareto as pareto_front, table as aggregate_table
 from simlab.experiment.overrides import apply_overrides, parse_path
-from simlab.experiment.replication import as_scenario, run_points, runs_frame
+from simlab.experiment.replication import as_scenario, runs_frame
+from simlab.experiment.store import Store
+from simlab.experiment.twins import run_with_twins
 from simlab.scenario import Scenario
 
 
@@ -31,7 +31,7 @@ class SweepResult:
     table: pd.DataFrame
     pareto: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
-    executed: int = 0  # runs simulated by this call (the rest came from the store)
+    executed: int = 0  # runs simulated by this call (the rest came from the store), twins not counted
 
     def write(self, out_dir: str | Path) -> Path:
         """sweep.parquet, table.csv, pareto.csv and meta.json into out_dir."""
@@ -86,37 +86,6 @@ def _labels(params: dict[str, Sequence[Any]]) -> dict[str, list[Any]]:
     return out
 
 
-class Store:
-    """One JSON file per run; written atomically so a crash never leaves half a row."""
-
-    def __init__(self, root: Path | None, base: Scenario, engine: str, seed: int):
-        self.root, self.base, self.engine, self.seed = root, base.fingerprint(), engine, seed
-
-    def path(self, point: Scenario, run: int) -> Path:
-        return self.root / "store" / self.base / point.fingerprint() / self.engine / f"seed-{self.seed}" / f"run-{run}.json"
-
-    def get(self, point: Scenario, run: int) -> dict | None:
-        if self.root is None:
-            return None
-        try:
-            return json.loads(self.path(point, run).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-
-    def put(self, point: Scenario, rows: list[dict], overrides: dict[str, Any]) -> None:
-        if self.root is None:
-            return
-        for row in rows:
-            path = self.path(point, row["run"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            params = path.parent.parent.parent / "params.json"
-            if not params.exists():
-                params.write_text(json.dumps(overrides, sort_keys=True, default=str) + "\n")
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(row))
-            os.replace(tmp, path)
-
-
 def sweep(
     scenario: Scenario | str | Path,
     params: dict[str, Sequence[Any]],
@@ -134,16 +103,16 @@ def sweep(
     store = Store(None if out is None else Path(out), scenario, engine, seed)
     fresh = [0]
 
-    def stored(p: int, run: int) -> dict | None:
-        return store.get(points[p][1], run)
+    overrides = {id(s): o for o, s in points}
 
-    def keep(p: int, rows: list[dict]) -> None:
-        fresh[0] += len(rows)
-        store.put(points[p][1], rows, points[p][0])
+    def keep(point: Scenario, rows: list[dict]) -> None:
+        if id(point) in overrides:  # a grid point's runs, not its no-release twin's
+            fresh[0] += len(rows)
+        store.put(point, rows, overrides.get(id(point), {"release": None}))
 
-    rows = run_points(
+    rows = run_with_twins(
         [s for _, s in points], runs, seed, engine, executor, scheduler, progress,
-        label=f"sweep {scenario.name}", done=stored, on_rows=keep,
+        label=f"sweep {scenario.name}", done=store.get, on_rows=keep, kept=store.kept(),
     )
     labels = _labels(params)
     frames = []
