@@ -94,3 +94,22 @@ def test_response_cdf_adds_the_mmc_waiting_time():
     assert mean == pytest.approx(queueing.mmc_mean_response(c, lam, mu), rel=0.02)
     # without the wait the same CDF is the service time alone: waiting must move the tail
     assert model.quantiles(cdf)[1] > 1.3 * model.quantiles(model.service()[3])[1]
+
+
+@pytest.mark.parametrize("ca2", [0.25, 0.5])
+@pytest.mark.parametrize("c", [1, 2, 4])
+def test_wait_decay_rate_is_gi_m_cs_for_exponential_service(ca2, c):
+    from simlab.engines.fluid.station import _decay_rate, _gi_sigma
+
+    mu, rho = 10.0, np.array([0.3, 0.6, 0.8, 0.95])
+    eta = _decay_rate(rho * c * mu, c, ca2, lambda s: np.where(s < mu, mu / np.maximum(mu - s, 1e-300), np.inf))
+    assert eta == pytest.approx(c * mu * (1.0 - _gi_sigma(rho, ca2)), rel=1e-6)
+
+
+def test_wait_decay_rate_is_the_tail_of_m_d_1s_exact_wait():
+    from simlab.engines.fluid.station import _decay_rate
+
+    lam, d = 7.0, 0.1
+    eta = float(_decay_rate(np.array([lam]), 1, 1.0, lambda s: np.exp(s * d))[0])
+    tail = [1.0 - queueing.md1_wait_cdf(lam, d, t) for t in (1.0, 1.5)]
+    assert eta == pytest.approx(-math.log(tail[1] / tail[0]) / 0.5, rel=0.01)

@@ -229,7 +229,6 @@ def cases() -> list[Case]:
 
 KNOWN_GAPS = {
     ("4 x M/G/2 lognormal round_robin", "wait mean ms"), ("4 x M/G/2 lognormal round_robin", "latency p50 ms"),
-    ("4 x M/D/2 round_robin", "latency p99 ms"),
 }
 """(case, figure) rows the fluid engine does not yet hold within tolerance; simlab.engines.fluid.domain flags
 each one's regime, so `--engine auto` runs the request engine there. A row leaves this set when it passes."""

@@ -123,6 +123,21 @@ class LatencyModel:
         m1, m2 = d.mean, self.second_moment
         return sum(w * (s**3 * m3 + 3 * s * s * h * m2 + 3 * s * h * h * m1 + h**3) for w, s, h in comps)
 
+    def mgf(self, comps):
+        """s ↦ E[e^(sS')] of the service time after effects, for s ≥ 0 (inf past its abscissa), or None when the
+        law has no exponential moments (lognormal: a heavy tail)."""
+        d = self.dist
+        if isinstance(d, LogNormal):
+            return None
+        if isinstance(d, Exponential):
+            base = lambda s: np.where(s < d.rate, d.rate / np.maximum(d.rate - s, 1e-300), np.inf)  # noqa: E731
+        elif isinstance(d, Constant):
+            base = lambda s: np.exp(np.minimum(s * d.value, 700.0))  # noqa: E731
+        else:
+            values = np.asarray(d.values, dtype=float)
+            base = lambda s: np.exp(np.minimum(np.multiply.outer(s, values), 700.0)).mean(axis=-1)  # noqa: E731
+        return lambda s: sum(w * np.exp(np.minimum(s * h, 700.0)) * base(s * k) for w, k, h in comps)
+
     def served_mean(self, cdf: np.ndarray) -> float:
         """Mean of the response time given it is at most the timeout: D − ∫_0^D F / F(D)."""
         i = self.i_timeout

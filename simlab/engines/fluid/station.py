@@ -68,11 +68,12 @@ def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
 
 
 def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
-               instances: int = 1, rho: np.ndarray = RHO, survival=None) -> dict:
+               instances: int = 1, rho: np.ndarray = RHO, survival=None, mgf=None) -> dict:
     """The stationary law per ρ (arrays over rho): L, B, P(wait | admitted), wait law (θ, truncation), Lq, and
     P(timeout) where the deadline binds (NaN where the response-time law gives it). `survival(x)` is P(S > x) of
     the service time (None: exponential with rate mu); ca2 and cs2 the squared coefficients of variation of
-    the inter-arrival and service times, m3 the service time's third moment over its mean cubed. `instances` > 1:
+    the inter-arrival and service times, m3 the service time's third moment over its mean cubed; `mgf(s)` E[e^(sS)] (None: exponential, or no
+    exponential moments when `survival` is given). `instances` > 1:
     the c workers sit on that many instances fed by least-outstanding dispatch (shortest_queue.py), not in one
     pooled queue."""
     rho = np.maximum(np.asarray(rho, dtype=float), 1e-12)
@@ -107,8 +108,13 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
         bound = th * span < 30.0
         th = np.where(bound, _fit_truncated_exp(np.minimum(wait_mean, span), span), th)
         trunc = np.where(bound, span, trunc)
-    if ca2 < 1.0:  # smoother arrivals (round robin): GI/M/c's conditional wait, rate cμ(1 − σ)
-        th_gi = c * mu * (1.0 - _gi_sigma(rho, ca2)) * 2.0 / (1.0 + cs2)
+    if ca2 < 1.0:  # smoother arrivals (round robin): an exponential wait with the tail's decay rate η
+        if survival is None:  # GI/M/c: η = cμ(1 − σ), exact
+            th_gi = c * mu * (1.0 - _gi_sigma(rho, ca2))
+        elif mgf is not None:  # light-tailed service: η of E[e^(ηS/c)]·E[e^(−ηA)] = 1 (exact for M and D)
+            th_gi = _decay_rate(rho * c * mu, c, ca2, mgf)
+        else:  # heavy-tailed service: GI/M/c's rate, scaled by 2/(1 + c_s²)
+            th_gi = c * mu * (1.0 - _gi_sigma(rho, ca2)) * 2.0 / (1.0 + cs2)
         mean_wq = np.divide(lq, admitted, out=np.zeros_like(lq), where=admitted > 0)  # E[Wq], Little
         gi = (rho < 1.0) & (span * th_gi > 10.0) & (mean_wq > 0)
         pw = np.where(gi, np.clip(mean_wq * th_gi, 0.0, 1.0), pw)
@@ -126,6 +132,8 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
     r = np.clip(rho, 0.0, 1.0)
     scv_wait = 1.0 + (2.0 * r + 4.0 * m3 * (1.0 - r) / (3.0 * (1.0 + cs2) ** 2) - 2.0) / (c / instances)
     shape = np.where((rho < 1.0) & (trunc >= BIG), 1.0 / np.clip(scv_wait, 0.1, 10.0), 1.0)
+    if ca2 < 1.0 and (survival is None or mgf is not None):
+        shape = np.where(gi, 1.0, shape)  # the decay rate sets the wait's tail; its mean sets P(wait)
     table = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
              "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan), "shape": shape}
     # the deadline can bind only where the places let a wait reach it and the wait's tail gets there
@@ -153,6 +161,30 @@ def _klb(rho: np.ndarray, ca2: float, cs2: float) -> np.ndarray:
         return np.ones_like(rho)
     r = np.clip(rho, 1e-6, 1.0)
     return np.exp(-2.0 * (1.0 - r) * (1.0 - ca2) ** 2 / (3.0 * r * (ca2 + cs2)))
+
+
+def _decay_rate(lam: np.ndarray, c: float, ca2: float, mgf) -> np.ndarray:
+    """The wait tail's decay rate η of GI/G/c with gamma inter-arrival times (rate λ, SCV ca2): the root η > 0 of
+    log E[e^(ηS/c)] + log E[e^(−ηA)] = 0, E[e^(−ηA)] = (1 + η·ca2/λ)^(−1/ca2). It is exact for exponential service
+    (GI/M/c) and for constant service (GI/D/c serves in cyclic order: every c-th arrival per worker)."""
+    lam = np.maximum(np.asarray(lam, dtype=float), 1e-12)
+
+    def f(eta):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return np.log(mgf(eta / c)) - np.log1p(eta * ca2 / lam) / ca2
+
+    hi = np.full_like(lam, 1.0)
+    for _ in range(200):  # grow until past the root (f > 0 there, or infinite past the abscissa)
+        grow = ~(f(hi) > 0)
+        if not grow.any():
+            break
+        hi = np.where(grow, hi * 2.0, hi)
+    lo = np.zeros_like(lam)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        above = f(mid) > 0
+        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+    return 0.5 * (lo + hi)
 
 
 def _gi_sigma(rho: np.ndarray, ca2: float) -> np.ndarray:
@@ -269,14 +301,16 @@ class Stations:
 
     def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
              service=None, instances: int = 1) -> int:
-        """Id of the station kind; `service` is (a hashable name of the service law, its survival function),
-        or None for an exponential law of rate mu; `instances` as in `stationary`."""
+        """Id of the station kind; `service` is (a hashable name of the service law, its survival function,
+        its moment generating function or None), or None for an exponential law of rate mu; `instances` as in
+        `stationary`."""
         key = (float(c), float(K), round(float(mu), 9), round(float(ca2), 3), round(float(cs2), 4), float(deadline),
                round(float(m3), 3), int(instances), None if service is None else service[0])
         i = self._ids.get(key)
         if i is None:
             i = self._ids[key] = len(self._ids)
-            row = stationary(*key[:8], survival=None if service is None else service[1])
+            row = stationary(*key[:8], survival=None if service is None else service[1],
+                             mgf=None if service is None else service[2])
             if i >= self._capacity:
                 self._capacity = max(16, 2 * self._capacity)
                 self._stack = {f: np.resize(self._stack.get(f, np.zeros((0, GRID))), (self._capacity, GRID))
