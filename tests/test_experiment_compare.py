@@ -163,3 +163,58 @@ def test_compare_rejects_a_missing_variants_file_unknown_strategies_both_and_no_
         compare(scenario("canary"), strategies="canary", variants={"variants": [{"name": "a"}]}, runs=1)
     with pytest.raises(ScenarioError, match="runs: expected a whole number of at least 1, found 0"):
         compare(scenario("canary"), strategies="canary", runs=0)
+
+
+# --- bad requests split by release, and what the release added over its no-release twin -------------------
+
+def test_added_by_release_subtracts_the_same_runs_twin():
+    from simlab.experiment.twins import added_by_release
+
+    rows = [{"run": 0, "bad": 120}, {"run": 1, "bad": 7}, {"run": 2, "bad": None}]
+    twins = [{"run": 0, "bad": 20}, {"run": 1, "bad": 9}, {"run": 2, "bad": 3}]
+    out = added_by_release(rows, twins)
+    assert [(r["no_release_bad"], r["added_bad"]) for r in out[:2]] == [(20.0, 100.0), (9.0, -2.0)]
+    assert math.isnan(out[2]["added_bad"])
+    with pytest.raises(ValueError, match="run 1 paired with the twin of run 2"):
+        added_by_release(rows[1:2], twins[2:3])
+
+
+def test_split_aggregates_keep_bad_and_good_releases_apart():
+    runs = hand_made()
+    runs["no_release_bad"] = [10.0] * 6 + [8.0, 12.0, 10.0, 10.0]
+    runs["added_bad"] = runs["bad"] - runs["no_release_bad"]
+    row = aggregate(runs)
+    bad, good = runs[runs["bad_release"]], runs[~runs["bad_release"]]
+    assert row["bad_given_bad_mean"] == pytest.approx(bad["bad"].mean())  # 1,166.7, what the figure shows
+    assert row["bad_given_good_mean"] == pytest.approx(25.0)
+    assert row["bad_mean"] == pytest.approx(runs["bad"].mean())  # both together, as drawn
+    assert row["no_release_bad_mean"] == pytest.approx(10.0)
+    assert row["added_given_bad_mean"] == pytest.approx(bad["bad"].mean() - 10.0)
+    assert row["added_given_good_mean"] == pytest.approx(15.0)
+    lo, hi = mean_interval(good["added_bad"])[1:]
+    assert (row["added_given_good_mean_lo"], row["added_given_good_mean_hi"]) == pytest.approx((lo, hi))
+    assert row["added_given_good_mean_lo"] < 0  # an added count may be below zero: its interval is not cut at 0
+    assert all(math.isnan(aggregate(hand_made())[k]) for k in ("no_release_bad_mean", "added_mean"))
+
+
+def test_each_run_is_paired_with_its_no_release_twin_which_every_policy_shares():
+    from simlab.experiment.twins import no_release_twin, twin_key
+    from simlab.simulation import simulate
+
+    s = scenario("canary", **TINY)
+    result = compare(s, strategies=["canary", "big_bang"], runs=4, seed=5, executor="serial")
+    runs = result.runs
+    a, b = (runs[runs["variant"] == v].reset_index(drop=True) for v in ("canary", "big_bang"))
+    assert list(a["no_release_bad"]) == list(b["no_release_bad"])  # one twin, the same world for both
+    for _, row in a.iterrows():
+        twin = simulate(no_release_twin(s), seed=int(row["run_seed"]), engine="request").summary
+        assert twin["outcome"] == "no_release" and twin["bad"] == row["no_release_bad"]
+        assert row["added_bad"] == row["bad"] - row["no_release_bad"]
+    # without a release the policy never acts: the twins of two strategies are the same run
+    canary, big_bang = (simulate(no_release_twin(s.with_strategy(k)), seed=11).summary.to_dict()
+                        for k in ("canary", "big_bang"))
+    assert {k: v for k, v in canary.items() if k != "strategy"} == {k: v for k, v in big_bang.items() if k != "strategy"}
+    assert twin_key(s, "request") == twin_key(s.with_strategy("big_bang"), "request") != twin_key(s, "fluid")
+    # big_bang's recreate costs even a good release bad requests; a bad one adds its defect's on top
+    row = result.table.set_index("variant").loc["big_bang"]
+    assert row["added_given_bad_mean"] > 2 * row["added_given_good_mean"] > 0

@@ -31,19 +31,42 @@ def test_compare_report_has_the_table_with_intervals_and_a_narrative_from_the_nu
     report = build_report(write_compare_dir(tmp_path / "cmp"))
     text = " ".join(p for s in report.sections for p in s.paragraphs)
     assert "canary caught 97% of bad releases within 4.2m on median" in text
-    assert "big_bang served 12× more bad requests on average than canary" in text
+    assert "With no release at all, the same seeds serve 50 bad requests per run" in text
+    assert ("Bad requests added by a bad release: canary 140 [90–200], rolling 1,120 [980–1,280] and "
+            "big_bang 2,780 [2,500–3,100].") in text
+    assert ("Added by a good release, the price of deploying it: canary 0.4 [-3–3.8], rolling 0.4 [-3–3.8] and "
+            "big_bang 1,440 [1,390–1,490].") in text
     assert "big_bang in 40% [35–46%]" in text  # bad releases promoted
     assert "35.0m to promote with canary against 60.0s with big_bang" in text
     table = next(s.table for s in report.sections if s.table is not None)
     assert [row[0] for row in table.rows] == ["canary", "rolling", "big_bang"]
     canary = dict(zip(table.columns, table.rows[0]))
     assert canary["caught bad release"] == "97% [91–99%]"
-    assert canary["bad requests, mean"] == "120 [95–150]"
+    # bad and good releases apart, as the figure (bad releases only) shows them; never their mixed mean
+    assert canary["bad requests per bad release"] == "190 [140–250]"
+    assert canary["per good release"] == "50 [40–60]" and canary["with no release"] == "50"
+    assert canary["added by a bad release"] == "140 [90–200]"
+    assert "bad requests, mean" not in table.columns and "bad p95" not in table.columns
     assert canary["detect p50 / p95"] == "4.2m / 8.4m"
     assert [f.name for f in report.figures] == ["bad_requests", "detect_recover"]
     for fig in report.figures:
         width, height = png_size(fig.png)
         assert width > 500 and height > 300
+
+
+def test_results_written_before_the_split_still_read_with_their_mixed_mean(tmp_path):
+    d = write_compare_dir(tmp_path / "cmp")
+    old = pd.read_csv(d / "compare.csv")
+    old.drop(columns=[c for c in old.columns if c.startswith(("bad_given", "no_release", "added"))]).to_csv(
+        d / "compare.csv", index=False)
+    runs = pd.read_parquet(d / "runs.parquet")
+    runs.drop(columns=["no_release_bad", "added_bad"]).to_parquet(d / "runs.parquet")
+    report = build_report(d)
+    text = " ".join(p for s in report.sections for p in s.paragraphs)
+    assert "big_bang served 12× more bad requests on average than canary" in text
+    canary = dict(zip(*(lambda t: (t.columns, t.rows[0]))(next(s.table for s in report.sections if s.table))))
+    assert canary["bad requests, mean"] == "120 [95–150]"
+    assert [f.name for f in report.figures] == ["bad_requests", "detect_recover"]
 
 
 def test_when_every_variant_catches_everything_the_narrative_says_so_and_compares_speed():

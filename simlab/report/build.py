@@ -25,6 +25,10 @@ def build_report(results: Results) -> Report:
         from simlab.report.pair import pair_report
 
         return pair_report(results)
+    if not isinstance(results, SweepResults):  # analysis-quality (simlab.report.quality.QualityResults)
+        from simlab.report.quality import quality_report
+
+        return quality_report(results)
     return sweep_report(results)
 
 
@@ -106,9 +110,12 @@ def compare_report(r: CompareResults) -> Report:
             sections.append(Section("Bad releases", [
                 "No run drew a bad release, so there is no harm, detection or recovery to plot."]))
             return Report(title, _meta_line(r.meta, r.source), sections)
+        caption = "Bad requests (failed + slow) per deploy of a bad release, one dot per run"
+        if "added_bad" in runs.columns and runs["added_bad"].notna().any():
+            caption += ("; right, what the release added: each run minus the same seed with no release (the table's "
+                        "'added by a bad release')")
         sections.append(Section("Bad requests per deploy", figures=[Figure(
-            "bad_requests", "Bad requests (failed + slow) per deploy of a bad release, one dot per run.",
-            figures_compare.bad_requests_figure(runs, variants, colors))]))
+            "bad_requests", caption + ".", figures_compare.bad_requests_figure(runs, variants, colors))]))
         if {"detected_at_s", "rollback_done_at_s"} <= set(runs.columns):
             sections.append(Section("Time to detect and to recover", figures=[Figure(
                 "detect_recover",
@@ -127,7 +134,7 @@ def sweep_report(r: SweepResults) -> Report:
     title = f"simlab sweep: {r.meta.get('scenario', r.source.name)}"
     sections = [
         Section("Findings", sweep_narrative(table, pareto, params, r.meta)),
-        Section("Grid", table=aggregate_table(table, params)),
+        Section("Grid", table=aggregate_table(table, params, mixed=True)),
     ]
     if has_xy:
         sections.append(Section("Pareto front", figures=[Figure(

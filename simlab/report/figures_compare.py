@@ -15,10 +15,26 @@ def bad_release_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def bad_requests_figure(runs: pd.DataFrame, variants: list[str], colors: dict[str, str]) -> bytes:
-    """Box per variant with every run as a dot; log scale when variants differ by orders of magnitude."""
-    data = [bad_release_runs(runs[runs["variant"] == v])["bad"].dropna().to_numpy(float) for v in variants]
-    fig = new_figure(max(5.5, 1.3 * len(variants) + 2.5), 4.2)
-    ax = fig.add_subplot()
+    """Box per variant with every bad-release run as a dot: bad requests per deploy, and (when the runs have
+    their no-release twins) what the release added, the same runs minus the same seeds with no release."""
+    bad = {v: bad_release_runs(runs[runs["variant"] == v]) for v in variants}
+    panels = [("bad", "bad requests per deploy\n(failed + slow)", "bad releases only")]
+    if "added_bad" in runs.columns and runs["added_bad"].notna().any():
+        panels.append(("added_bad", "added by the release\n(minus the same seed with no release)", "the same runs"))
+    width = max(5.5, 1.3 * len(variants) + 2.5)
+    fig = new_figure(width * len(panels) if len(panels) > 1 else width, 4.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (column, label, title) in zip(axes, panels):
+        data = [bad[v][column].dropna().to_numpy(float) for v in variants]
+        _boxes(ax, data, variants, colors)
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_title(f"{title}; box 25–75% with 5–95% whiskers, \u25c7 mean", fontsize=9, loc="left", color="#5b6673")
+        style(ax)
+    return png(fig)
+
+
+def _boxes(ax, data: list[np.ndarray], variants: list[str], colors: dict[str, str]) -> None:
+    """One box per variant with its runs as jittered dots and its mean; log scale across orders of magnitude."""
     positions = np.arange(1, len(variants) + 1)
     ax.boxplot([d if len(d) else [np.nan] for d in data], positions=positions, widths=0.55, showfliers=False,
                medianprops={"color": "#222222"}, whis=(5, 95))
@@ -30,7 +46,12 @@ def bad_requests_figure(runs: pd.DataFrame, variants: list[str], colors: dict[st
     ax.set_xticks(positions, variants)
     values = np.concatenate(data) if data else np.array([])
     positive = values[values > 0]
-    if len(positive) and positive.max() / positive.min() > 50:  # orders of magnitude apart: log scale
+    if (values < 0).any():  # added requests can fall below zero by noise: symmetric log around 0
+        if len(positive) and np.abs(values).max() > 50 * max(1.0, np.median(np.abs(values))):
+            ax.set_yscale("symlog", linthresh=10.0)
+            ax.set_ylim(min(values.min() * 1.5, -10.0), values.max() * 1.5)
+        ax.axhline(0, color="#999999", linewidth=0.8)
+    elif len(positive) and positive.max() / positive.min() > 50:  # orders of magnitude apart: log scale
         if (values == 0).any():
             ax.set_yscale("symlog", linthresh=1.0)
             ax.set_ylim(bottom=0)
@@ -39,11 +60,6 @@ def bad_requests_figure(runs: pd.DataFrame, variants: list[str], colors: dict[st
             ax.set_ylim(bottom=positive.min() / 1.5)
     else:
         ax.set_ylim(bottom=0)
-    ax.set_ylabel("bad requests per deploy\n(failed + slow)", fontsize=9)
-    ax.set_title("bad releases only; box 25–75% with 5–95% whiskers, \u25c7 mean", fontsize=9, loc="left",
-                 color="#5b6673")
-    style(ax)
-    return png(fig)
 
 
 def ecdf(values: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:

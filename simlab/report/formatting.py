@@ -72,6 +72,14 @@ def _get(row: pd.Series, key: str) -> Any:
 
 Column = tuple[str, Callable[[pd.Series], str], tuple[str, ...]]  # header, formatter, columns it needs
 
+
+def _mean_ci(name: str) -> Callable[[pd.Series], str]:
+    return lambda r: count_ci(_get(r, name), _get(r, f"{name}_lo"), _get(r, f"{name}_hi"))
+
+
+# Bad requests are split by the drawn release and set against the same seeds with no release, so a
+# column never mixes good and bad releases (results written before the split show the mixed mean).
+SPLIT_BAD = "bad_given_bad_mean"
 AGGREGATE_COLUMNS: list[Column] = [
     ("runs (bad/good)", lambda r: f"{count(_get(r, 'runs'))} ({count(_get(r, 'bad_runs'))}/{count(_get(r, 'good_runs'))})",
      ("runs",)),
@@ -81,9 +89,13 @@ AGGREGATE_COLUMNS: list[Column] = [
      ("p_false_rollback",)),
     ("bad promoted", lambda r: pct_ci(_get(r, "p_bad_promoted"), _get(r, "p_bad_promoted_lo"), _get(r, "p_bad_promoted_hi")),
      ("p_bad_promoted",)),
-    ("bad requests, mean", lambda r: count_ci(_get(r, "bad_mean"), _get(r, "bad_mean_lo"), _get(r, "bad_mean_hi")),
-     ("bad_mean",)),
+    ("bad requests, mean", _mean_ci("bad_mean"), ("bad_mean",)),
     ("bad p95", lambda r: count(_get(r, "bad_p95")), ("bad_p95",)),
+    ("bad requests per bad release", _mean_ci(SPLIT_BAD), (SPLIT_BAD,)),
+    ("per good release", _mean_ci("bad_given_good_mean"), ("bad_given_good_mean",)),
+    ("with no release", lambda r: count(_get(r, "no_release_bad_mean")), ("no_release_bad_mean",)),
+    ("added by a bad release", _mean_ci("added_given_bad_mean"), ("added_given_bad_mean",)),
+    ("added by a good release", _mean_ci("added_given_good_mean"), ("added_given_good_mean",)),
     ("detect p50 / p95", lambda r: f"{duration(_get(r, 'ttd_p50_s'))} / {duration(_get(r, 'ttd_p95_s'))}", ("ttd_p50_s",)),
     ("recover mean / p95", lambda r: f"{duration(_get(r, 'ttr_mean_s'))} / {duration(_get(r, 'ttr_p95_s'))}", ("ttr_mean_s",)),
     ("deploy (good) mean / p95",
@@ -92,23 +104,37 @@ AGGREGATE_COLUMNS: list[Column] = [
     ("error budget / deploy", lambda r: pct(_get(r, "error_budget_mean")), ("error_budget_mean",)),
     ("extra instance-s", lambda r: count(_get(r, "extra_instance_seconds_mean")), ("extra_instance_seconds_mean",)),
 ]
+MIXED = ("bad requests, mean", "bad p95")  # over good and bad releases as drawn: the sweep's Pareto axis
 
 TABLE_NOTE = (
     "Brackets are 95% confidence intervals. 'caught' = rolled back given a bad release; 'false rollback' = rolled "
     "back given a good one; detect and recover are measured from the start of the release; error budget is the "
     "share of the SLO window's budget one deploy uses."
 )
+SPLIT_NOTE = (
+    " Bad requests are per deploy of a bad release (the figure's runs) and of a good one; 'with no release' is what "
+    "the same seeds serve with no deploy at all (crashes, failures, traffic), and 'added' is a run's bad requests "
+    "minus those of the same seed with no release, so a good release's is the price of deploying it."
+)
+MIXED_NOTE = " 'bad requests, mean' is per deploy over good and bad releases as drawn (the Pareto front's axis)."
 
 
-def aggregate_table(frame: pd.DataFrame, key_columns: list[str], key_headers: list[str] | None = None) -> Table:
-    """The compare/sweep aggregates, one row per variant or grid point, keys first; absent columns are left out."""
-    cols = [c for c in AGGREGATE_COLUMNS if all(k in frame.columns for k in c[2])]
+def aggregate_table(frame: pd.DataFrame, key_columns: list[str], key_headers: list[str] | None = None,
+                    mixed: bool = False) -> Table:
+    """The compare/sweep aggregates, one row per variant or grid point, keys first; absent columns are left out.
+
+    Where bad requests are split by release, the mean over good and bad releases together is left out
+    unless `mixed` (a sweep's Pareto front is drawn on it).
+    """
+    split = SPLIT_BAD in frame.columns and frame[SPLIT_BAD].notna().any()
+    hide = MIXED if split and not mixed else ()
+    cols = [c for c in AGGREGATE_COLUMNS if all(k in frame.columns for k in c[2]) and c[0] not in hide]
     headers = (key_headers or [short_param(k) for k in key_columns]) + [c[0] for c in cols]
     rows = []
     for _, row in frame.iterrows():
         keys = [str(row[k]) for k in key_columns]
         rows.append(keys + [fmt(row) for _, fmt, _ in cols])
-    return Table(headers, rows, TABLE_NOTE)
+    return Table(headers, rows, TABLE_NOTE + (SPLIT_NOTE if split else "") + (MIXED_NOTE if split and mixed else ""))
 
 
 def short_param(name: str) -> str:

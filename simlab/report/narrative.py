@@ -5,7 +5,7 @@ from typing import Any
 
 import pandas as pd
 
-from simlab.report.formatting import count, duration, missing, pct, pct_ci, short_param, times
+from simlab.report.formatting import count, count_ci, duration, missing, pct, pct_ci, short_param, times
 
 
 def run_narrative(summary: dict[str, Any], events: pd.DataFrame) -> list[str]:
@@ -55,8 +55,9 @@ def compare_narrative(table: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
     caught = _finite(t, "p_rollback_bad")
     if len(caught):
         out.append(_caught_sentence(caught))
-    harm = _finite(t, "bad_mean")
-    if len(harm) > 1:
+    if len(_finite(t, "added_given_bad_mean")) or len(_finite(t, "added_given_good_mean")):
+        out.extend(_added_sentences(t))
+    elif len(harm := _finite(t, "bad_mean")) > 1:  # results written before bad requests were split by release
         lo, hi = harm.loc[harm["bad_mean"].idxmin()], harm.loc[harm["bad_mean"].idxmax()]
         if hi["bad_mean"] > 0 and hi["variant"] != lo["variant"]:
             if lo["bad_mean"] > 0:
@@ -95,6 +96,43 @@ def compare_narrative(table: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
             out.append(f"The price is time: a good release takes {duration(slow['deploy_duration_good_mean_s'])} "
                        f"to promote with {slow['variant']} against {duration(fast['deploy_duration_good_mean_s'])} "
                        f"with {fast['variant']}.")
+    return out
+
+
+def _listing(rows: pd.DataFrame, column: str) -> str:
+    """'canary 0.5 [-5.2–6.1], rolling 6 and big_bang 21,036', lowest first."""
+    rows = rows.sort_values(column, kind="stable")
+    parts = [f"{r['variant']} {count_ci(r[column], r.get(f'{column}_lo'), r.get(f'{column}_hi'))}"
+             for _, r in rows.iterrows()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _holds_zero(rows: pd.DataFrame, column: str) -> list[str]:
+    low, high = rows.get(f"{column}_lo"), rows.get(f"{column}_hi")
+    if low is None or high is None:
+        return []
+    return [str(v) for v, lo, hi in zip(rows["variant"], low, high) if not missing(lo) and lo <= 0 <= hi]
+
+
+def _added_sentences(t: pd.DataFrame) -> list[str]:
+    """Bad requests as the release added them: over the same seeds with no release, bad and good releases apart."""
+    out = []
+    base = _finite(t, "no_release_bad_mean")["no_release_bad_mean"]
+    if len(base):
+        level = count(base.min()) if count(base.min()) == count(base.max()) else f"{count(base.min())} to {count(base.max())}"
+        out.append(f"With no release at all, the same seeds serve {level} bad requests per run (the scenario's "
+                   f"crashes, failures and traffic); what follows is what a release added to that, run by run.")
+    bad = _finite(t, "added_given_bad_mean")
+    if len(bad):
+        text = f"Bad requests added by a bad release: {_listing(bad, 'added_given_bad_mean')}"
+        zero = _holds_zero(bad, "added_given_bad_mean")
+        if zero:
+            text += (f"; with {' and '.join(zero)} the interval holds 0: no bad request a bad release cost can be told "
+                     f"apart from the run without it")
+        out.append(text + ".")
+    good = _finite(t, "added_given_good_mean")
+    if len(good):
+        out.append(f"Added by a good release, the price of deploying it: {_listing(good, 'added_given_good_mean')}.")
     return out
 
 

@@ -51,6 +51,16 @@ def compare_table() -> pd.DataFrame:
             "ttr_mean_s": ttd + 90, "ttr_p95_s": ttd * 2 + 120,
             "deploy_duration_good_mean_s": deploy, "deploy_duration_good_p95_s": deploy * 1.1,
             "error_budget_mean": bad / 1e6, "extra_instance_seconds_mean": 3600.0 if v == "canary" else 0.0,
+            # half the runs are bad releases; the same seeds serve 50 bad requests with no release
+            "bad_given_bad_mean": 2 * bad - 50, "bad_given_bad_mean_lo": 2 * bad_lo - 50,
+            "bad_given_bad_mean_hi": 2 * bad_hi - 50, "bad_given_good_mean": 50.0 + (bad if v == "big_bang" else 0),
+            "bad_given_good_mean_lo": 40.0, "bad_given_good_mean_hi": 60.0 + (bad if v == "big_bang" else 0),
+            "no_release_bad_mean": 50.0,
+            "added_given_bad_mean": 2 * bad - 100, "added_given_bad_mean_lo": 2 * bad_lo - 100,
+            "added_given_bad_mean_hi": 2 * bad_hi - 100, "added_given_good_mean": bad if v == "big_bang" else 0.4,
+            "added_given_good_mean_lo": bad - 50 if v == "big_bang" else -3.0,
+            "added_given_good_mean_hi": bad + 50 if v == "big_bang" else 3.8,
+            "added_mean": bad - 50, "added_mean_lo": bad_lo - 50, "added_mean_hi": bad_hi - 50,
         })
     return pd.DataFrame(rows)
 
@@ -77,6 +87,8 @@ def runs_frame(variants=VARIANTS, per_variant: int = 40, params: dict[str, objec
                 "deploy_duration_s": None if caught else 600.0,
                 "variant": v, "run": run, "run_seed": 1000 + run, "bad_release": bad_release,
             })
+            row["no_release_bad"] = float(3 + run % 3)  # the same seed with no release: the same for every variant
+            row["added_bad"] = row["bad"] - row["no_release_bad"]
             for name, value in (params or {}).items():
                 row[f"param.{name}"] = value
             rows.append(row)
