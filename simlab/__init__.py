@@ -21,6 +21,7 @@ _LAZY = {
     "replicate": "simlab.experiment",
     "compare": "simlab.experiment",
     "sweep": "simlab.experiment",
+    "analysis_quality": "simlab.experiment.quality",
     "discover": "simlab.chaos",  # `chaos discover simlab` looks for the extension's discover() here
 }
 
@@ -28,6 +29,7 @@ __all__ = ["SimlabError", "ScenarioError", "SimulationError", "StagingError", *_
 
 if TYPE_CHECKING:  # pragma: no cover
     from simlab.experiment import compare, replicate, sweep
+    from simlab.experiment.quality import analysis_quality
     from simlab.results import SUMMARY_KEYS, Result
     from simlab.scenario import Scenario, load_scenario
     from simlab.simulation import simulate

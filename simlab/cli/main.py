@@ -1,7 +1,7 @@
 """Entry point of the `simlab` command: the only place that exits or maps errors to exit codes.
 
 Each command module registers its commands on `simlab.cli.app.app` when imported:
-simulate (check, schema, run), experiment (compare, sweep), report, staging
+simulate (check, schema, run), experiment (compare, sweep), quality (analysis-quality), report, staging
 (staging up/status/down/load, deploy, validate). None imports a heavy package at
 module level, so `simlab --help` stays fast.
 """
@@ -12,6 +12,7 @@ import sys
 # Imported for their commands, which register on app in this order (the order of `simlab --help`).
 from simlab.cli import simulate  # noqa: F401  isort: skip
 from simlab.cli import experiment  # noqa: F401  isort: skip
+from simlab.cli import quality  # noqa: F401  isort: skip
 from simlab.cli import report  # noqa: F401  isort: skip
 from simlab.cli import staging  # noqa: F401  isort: skip
 from simlab.cli.app import app

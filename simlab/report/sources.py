@@ -16,7 +16,7 @@ import pandas as pd
 from simlab.errors import ScenarioError, SimlabError
 from simlab.results import Result, Summary
 
-KINDS = ("run", "compare", "sweep")
+KINDS = ("run", "compare", "sweep", "quality")
 
 
 @dataclass
@@ -78,6 +78,8 @@ def detect_kind(results_dir: Path) -> str:
         return "run"
     if (d / "compare.csv").is_file():
         return "compare"
+    if (d / "quality.csv").is_file():
+        return "quality"
     if (d / "sweep.parquet").is_file() or (d / "table.csv").is_file():
         return "sweep"
     found = ", ".join(sorted(p.name for p in d.iterdir())[:10]) or "nothing"
@@ -91,6 +93,10 @@ def detect_kind(results_dir: Path) -> str:
 def load_results(results_dir: str | Path) -> Results:
     d = Path(results_dir)
     kind = detect_kind(d)
+    if kind == "quality":  # simlab analysis-quality --out: its own module, loaded only for it
+        from simlab.report.quality import load_quality
+
+        return load_quality(d)
     return {"run": load_run, "compare": load_compare, "sweep": load_sweep}[kind](d)
 
 
