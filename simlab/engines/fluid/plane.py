@@ -159,7 +159,9 @@ class Plane:
                 capacity, c, places = self.workers, self.workers, self.queue_limit
                 ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
             exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
-            service = None if exponential else ((key, round(f, 3)), self._survival(cdf), self.model.mgf(comps))
+            name = (self.model.dist, float(self.model.grid[-1]), len(self.model.grid), self._table[key][4],
+                    round(f, 3))  # the same across runs
+            service = None if exponential else (name, self._survival(cdf), self.model.mgf(comps))
             m3 = self.model.third_moment(comps) * mu**3
             out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances)
             out[1][idx], out[2][idx] = per, capacity * mu

@@ -291,6 +291,23 @@ def _fit_truncated_exp(mean: np.ndarray, d: float) -> np.ndarray:
     return np.interp(-target, -_M, _X) / d
 
 
+TABLES_KEPT = 256
+"""Station tables kept across runs in a process (about 130 kB each): Monte Carlo runs of one scenario meet
+the same kinds again, and a table costs milliseconds (least-outstanding's dispatch chain up to a second)."""
+_TABLES: dict[tuple, dict] = {}
+
+
+def _table(key: tuple, service) -> dict:
+    row = _TABLES.pop(key, None)
+    if row is None:
+        row = stationary(*key[:8], survival=None if service is None else service[1],
+                         mgf=None if service is None else service[2])
+        if len(_TABLES) >= TABLES_KEPT:
+            _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[key] = row  # most recently used last
+    return row
+
+
 class Stations:
     """Tables of station kinds, and the vectorised step and lookup over (R, pools) arrays of kinds."""
 
@@ -301,16 +318,15 @@ class Stations:
 
     def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
              service=None, instances: int = 1) -> int:
-        """Id of the station kind; `service` is (a hashable name of the service law, its survival function,
-        its moment generating function or None), or None for an exponential law of rate mu; `instances` as in
-        `stationary`."""
+        """Id of the station kind; `service` is (a hashable name of the service law that determines it, its
+        survival function, its moment generating function or None), or None for an exponential law of rate mu;
+        `instances` as in `stationary`."""
         key = (float(c), float(K), round(float(mu), 9), round(float(ca2), 3), round(float(cs2), 4), float(deadline),
                round(float(m3), 3), int(instances), None if service is None else service[0])
         i = self._ids.get(key)
         if i is None:
             i = self._ids[key] = len(self._ids)
-            row = stationary(*key[:8], survival=None if service is None else service[1],
-                             mgf=None if service is None else service[2])
+            row = _table(key, service)
             if i >= self._capacity:
                 self._capacity = max(16, 2 * self._capacity)
                 self._stack = {f: np.resize(self._stack.get(f, np.zeros((0, GRID))), (self._capacity, GRID))
@@ -349,10 +365,17 @@ class Stations:
         side grows with λₑ and the right side shrinks, so bisection on the grid position converges.
         """
         lo, hi = np.zeros_like(L0), np.ones_like(L0)
+        flat = np.ravel(ids)
+        t_l, t_b = self._stack["L"][flat], self._stack["B"][flat]  # each element's rows, gathered once
+        rows = np.arange(flat.size).reshape(np.shape(ids))
         for _ in range(iterations):
             mid = 0.5 * (lo + hi)
-            lam_e = RHO_MAX * mid * mid * cmu
-            gap = self._at("L", ids, mid) - L0 - h * (lam - lam_e) * (1.0 - self._at("B", ids, mid))
+            pos = mid * (GRID - 1)
+            i0 = np.minimum(pos.astype(np.int64), GRID - 2)
+            f = pos - i0
+            level = t_l[rows, i0] * (1.0 - f) + t_l[rows, i0 + 1] * f
+            block = t_b[rows, i0] * (1.0 - f) + t_b[rows, i0 + 1] * f
+            gap = level - L0 - h * (lam - RHO_MAX * mid * mid * cmu) * (1.0 - block)
             above = gap > 0
             hi = np.where(above, mid, hi)
             lo = np.where(above, lo, mid)
