@@ -55,6 +55,7 @@ bench: setup
 	$(PY) benchmarks/reference_monte_carlo.py
 	$(PY) benchmarks/fidelity.py
 	$(PY) benchmarks/low_rate.py
+	$(PY) benchmarks/analysis_quality.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

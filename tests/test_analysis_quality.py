@@ -178,3 +178,18 @@ def test_bad_options_exit_2_with_one_line(tmp_path, capsys):
     assert "--severity error_rate: expected" in capsys.readouterr().err
     assert main(["analysis-quality", str(scenario), "--catch", "error_rate=0.3", "--runs", "2"]) == 2
     assert "--catch: expected one of the severities" in capsys.readouterr().err
+
+
+def test_the_benchmark_runs_its_grid_at_a_few_runs(capsys):
+    """benchmarks/analysis_quality.py as the README runs it, with 4 runs instead of 200 (about 3 s)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "analysis_quality.py"
+    spec = importlib.util.spec_from_file_location("analysis_quality_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--runs", "4", "--executor", "serial"])
+    assert out["simulated_runs"] == 3 * 7 * 4 + 4
+    assert {"threshold-1%", "threshold-2%x3", "mann-whitney"} <= set(out)
+    assert json.loads(capsys.readouterr().out)["wall_s"] == out["wall_s"]
