@@ -206,3 +206,20 @@ def test_on_the_request_engine_the_judge_reads_the_same_sub_windows():
     assert result.summary["rollback_cause"] == "error_rate"
     ranked_ = [d for k, d in zip(result.events["kind"], result.events["detail"]) if k == "analysis" and d.get("classes")]
     assert any(d["classes"]["error_rate"] == "high" for d in ranked_)
+
+
+@pytest.mark.parametrize("analysis, message", [
+    ({"metrics": [{"metric": "error_rate", "max": 0.01, "tolerance": 0.2}]},
+     "analysis.metrics[0].tolerance: expected only with judge mann_whitney"),
+    ({"judge": {"kind": "mann_whitney"}, "metrics": [{"metric": "error_rate", "max": 0.01}]},
+     "analysis.metrics[0].max: expected no bound with judge mann_whitney"),
+    ({"metrics": [{"metric": "error_rate"}]}, "analysis.metrics[0]: expected `max` or `max_ratio_to_baseline`"),
+    ({"judge": {"kind": "mann_whitney", "pass_score": 70}}, "marginal_score: expected at most pass_score (70)"),
+    ({"judge": {"kind": "mann_whitney", "samples": 2}}, "samples"),
+])
+def test_metrics_that_do_not_fit_the_judge_are_one_clear_line(analysis, message):
+    from simlab.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as err:
+        validate_scenario({**SIMULATED, "release": {"at": "5m"}, "analysis": analysis})
+    assert len(err.value.problems) == 1 and message in err.value.problems[0], err.value.problems
