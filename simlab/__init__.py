@@ -23,11 +23,16 @@ _LAZY = {
     "sweep": "simlab.experiment",
     "analysis_quality": "simlab.experiment.quality",
     "discover": "simlab.chaos",  # `chaos discover simlab` looks for the extension's discover() here
+    "import_argo": "simlab.bridges",
+    "import_flagger": "simlab.bridges",
+    "export_argo": "simlab.bridges",
+    "export_flagger": "simlab.bridges",
 }
 
 __all__ = ["SimlabError", "ScenarioError", "SimulationError", "StagingError", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from simlab.bridges import export_argo, export_flagger, import_argo, import_flagger
     from simlab.experiment import compare, replicate, sweep
     from simlab.experiment.quality import analysis_quality
     from simlab.results import SUMMARY_KEYS, Result

@@ -15,6 +15,7 @@ from simlab.cli import experiment  # noqa: F401  isort: skip
 from simlab.cli import quality  # noqa: F401  isort: skip
 from simlab.cli import report  # noqa: F401  isort: skip
 from simlab.cli import staging  # noqa: F401  isort: skip
+from simlab.cli import bridges  # noqa: F401  isort: skip
 from simlab.cli.app import app
 from simlab.errors import SimlabError
 
