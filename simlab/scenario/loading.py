@@ -13,6 +13,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simlab.errors import ScenarioError
+from simlab.scenario.safe_yaml import load as load_yaml
+from simlab.scenario.files import read_scenario_text
 from simlab.scenario.model import Scenario
 from simlab.scenario.staging import SECTIONS as STAGING_SECTIONS, Staging as StagingBlock, Target
 
@@ -20,16 +22,13 @@ Path_ = tuple[str | int, ...]
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read, parse and validate a scenario file; raise ScenarioError naming every problem."""
+    """Read, parse and validate a scenario file; raise ScenarioError naming every problem.
+
+    The file is read as untrusted input: its size, encoding, nesting and aliases are bounded
+    (simlab.scenario.files, simlab.scenario.safe_yaml) before anything walks it.
+    """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{path}: expected a scenario file, found a directory") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the scenario ({exc.strerror})") from None
+    text = read_scenario_text(path)
     return parse_scenario(text, source=str(path), base_dir=path.parent)
 
 
@@ -55,14 +54,7 @@ def validate_scenario(
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{where}: YAML syntax error: {problem}") from None
+    data, node = load_yaml(text, source)
     if data is None:
         raise ScenarioError(f"{source}: the scenario is empty; expected keys such as name, duration, fleet, traffic")
     lines: dict[Path_, int] = {}
@@ -254,7 +246,7 @@ def _describe(err: dict, data: Any, source: str, lines: dict[Path_, int]) -> str
 _EXPECTED = {
     "int_type": "expected a whole number", "int_parsing": "expected a whole number",
     "int_from_float": "expected a whole number",
-    "float_type": "expected a number", "float_parsing": "expected a number",
+    "float_type": "expected a number", "float_parsing": "expected a number", "finite_number": "expected a finite number",
     "bool_type": "expected true or false", "bool_parsing": "expected true or false",
     "string_type": "expected a string",
     "tuple_type": "expected a list", "list_type": "expected a list",

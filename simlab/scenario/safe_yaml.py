@@ -1,0 +1,117 @@
+"""YAML read as untrusted input: nesting, alias expansion and recursion bounded while the document is composed.
+
+PyYAML's SafeLoader builds only plain data, but it follows aliases freely:
+nine aliases nine deep (the "billion laughs") describe 10^9 values in a few
+hundred bytes, a recursive anchor describes an infinite structure, and its
+composer recurses once per level, so 5,000 nested brackets end in a
+RecursionError. The composer here counts, as it goes, each node's depth and
+size with every alias expanded, and stops at the first limit with the line
+where it was reached; nothing downstream ever walks more than MAX_VALUES
+values. Numbers are read as YAML 1.2 does (`1e12` is a number, not the
+string YAML 1.1 makes of it).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from simlab.errors import ScenarioError
+
+MAX_DEPTH = 64
+"""Levels of nesting; a scenario needs about six."""
+MAX_VALUES = 250_000
+"""Values (scalars, lists, mappings) with aliases expanded; a scenario has a few hundred."""
+
+
+class _Loader(yaml.SafeLoader):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._depth = 0
+        self._open: set[str] = set()  # anchors whose node is being composed
+        self._aliases = 0
+        self._size: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), aliases expanded
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if event.anchor in self._open:
+                raise _Limit(event.start_mark, f"YAML alias *{event.anchor} refers to its own anchor "
+                                               f"&{event.anchor}: a recursive structure is not a scenario")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Limit(event.start_mark, f"YAML nested more than {MAX_DEPTH} levels deep; a scenario needs a few")
+        if event.anchor:
+            self._open.add(event.anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open.discard(event.anchor)
+        self._measure(node)
+        return node
+
+    def _measure(self, node: yaml.Node) -> None:
+        if isinstance(node, yaml.ScalarNode):
+            self._size[id(node)] = (1, 1)
+            return
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+        sizes = [self._size[id(child)] for child in children]
+        values = 1 + sum(v for v, _ in sizes)
+        depth = 1 + max((d for _, d in sizes), default=0)
+        if values > MAX_VALUES:
+            what = "YAML aliases expand to" if self._aliases else "YAML holds"
+            raise _Limit(node.start_mark, f"{what} more than {MAX_VALUES:,} values here; a scenario needs a few "
+                                          f"hundred (bulk data goes in the files it names)")
+        if depth > MAX_DEPTH:
+            raise _Limit(node.start_mark, f"YAML aliases nest more than {MAX_DEPTH} levels deep here")
+        self._size[id(node)] = (values, depth)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:  # a date that does not exist, an integer too long to convert
+            reason = str(exc).split(";")[0]
+            raise _Limit(node.start_mark, f"cannot read this value as YAML ({reason})") from None
+
+
+# YAML 1.2's float: an exponent needs no decimal point (YAML 1.1 reads `1e12` as a string).
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+class _Limit(yaml.MarkedYAMLError):
+    """A limit of this module, or a value PyYAML recognised but could not build."""
+
+    def __init__(self, mark, problem: str):
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """(the data, its node tree for line numbers) of one YAML document; ScenarioError (one line) if it is bad."""
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ScenarioError(f"{source}:{line}:{column}: expected YAML text, found the control character "
+                            f"#x{exc.character:04x}") from None
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Limit as exc:
+        raise ScenarioError(f"{_where(source, exc.problem_mark)}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{_where(source, mark)}: YAML syntax error: {problem}") from None
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def _where(source: str, mark) -> str:
+    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
