@@ -31,7 +31,9 @@ def parse_duration(value: object) -> float:
                 ) from None
     else:
         raise ValueError(f"expected a duration such as 30s, 5m or a number of seconds, found {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, found {value!r}")
+    if seconds < 0:
         raise ValueError(f"expected a non-negative duration, found {value!r}")
     return seconds
 

@@ -7,11 +7,14 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from simlab.scenario.types import Duration, Frozen
-from simlab.units import parse_duration
+from simlab.scenario.files import read_data_text
+from simlab.scenario.types import MAX_DURATION, Duration, Frozen, bounded_duration, number
+from simlab.units import format_duration, parse_duration
 
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 Z95 = 1.6448536269514722
+MAX_SIGMA = 5.0
+"""A p99 up to 10^5 times the median; beyond, variances overflow and no service behaves so."""
 
 
 class Constant(Frozen):
@@ -32,7 +35,7 @@ class LogNormal(Frozen):
     median: Duration | None = None
     p95: Duration | None = None
     p99: Duration | None = None
-    sigma: float | None = Field(default=None, gt=0)
+    sigma: number(gt=0, le=MAX_SIGMA) | None = None
 
     @model_validator(mode="after")
     def _two_parameters(self) -> "LogNormal":
@@ -49,9 +52,12 @@ class LogNormal(Frozen):
             if self.sigma is not None:
                 return mu, self.sigma
             q, z = (self.p95, Z95) if self.p95 is not None else (self.p99, Z99)
+            name = "p95" if self.p95 is not None else "p99"
             if q <= self.median:
-                name = "p95" if self.p95 is not None else "p99"
                 raise ValueError(f"{name}: expected a value above the median ({self.median:g}s), found {q:g}s")
+            if math.log(q / self.median) / z > MAX_SIGMA:
+                raise ValueError(f"{name}: expected at most {self.median * math.exp(MAX_SIGMA * z):.4g}s (a log-normal "
+                                 f"of sigma {MAX_SIGMA:g} or less, here median {self.median:g}s), found {q:g}s")
             return mu, math.log(q / self.median) / z
         if self.mean is not None and len(given) == 2 and (self.p99 is not None or self.sigma is not None):
             if self.mean <= 0:
@@ -87,21 +93,18 @@ class Empirical(Frozen):
     @classmethod
     def _parse_samples(cls, value: object) -> object:
         if isinstance(value, (list, tuple)):
-            return tuple(parse_duration(v) for v in value)
+            return tuple(bounded_duration(v) for v in value)
         return value
 
     @model_validator(mode="before")
     @classmethod
     def _load_file(cls, data: object, info: ValidationInfo) -> object:
-        if not isinstance(data, dict) or not data.get("file") or data.get("samples"):
-            return data
+        if not isinstance(data, dict) or not isinstance(data.get("file"), str) or not data["file"] or data.get("samples"):
+            return data  # the fields' own validation says what is wrong
         base = Path((info.context or {}).get("base_dir", "."))
         path = Path(data["file"])
         path = path if path.is_absolute() else base / path
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise ValueError(f"file: expected a readable file of samples, found {data['file']!r} ({exc.strerror})") from None
+        lines = read_data_text(path, data["file"], "file of samples").splitlines()
         samples = []
         for number, line in enumerate(lines, 1):
             text = line.split("#")[0].strip().split(",")[-1].strip()
@@ -113,6 +116,9 @@ class Empirical(Frozen):
                 if number == 1:  # a header line
                     continue
                 raise ValueError(f"file: expected a duration on line {number} of {path.name}, found {text!r}") from None
+            if samples[-1] > MAX_DURATION:
+                raise ValueError(f"file: expected a duration of at most {format_duration(MAX_DURATION)} on line "
+                                 f"{number} of {path.name}, found {text!r}")
         return {**data, "samples": tuple(samples)}
 
     @model_validator(mode="after")

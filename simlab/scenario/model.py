@@ -12,22 +12,26 @@ from simlab.scenario.distributions import DistributionSpec
 from simlab.scenario.release import Failure, Release, ZoneOutage
 from simlab.scenario.staging import Staging
 from simlab.scenario.strategy import Analysis, Canary, Strategy
-from simlab.scenario.types import Duration, Frozen, PositiveDuration, Rate
+from simlab.scenario.files import read_data_text
+from simlab.scenario.types import (
+    MAX_INSTANCES, MAX_LIST, MAX_MULTIPLIER, MAX_RPS, Duration, Frozen, Multiplier, PositiveDuration, Probability, Rate,
+    number, whole,
+)
 
 LOAD_BALANCERS = ("round_robin", "random", "least_outstanding", "power_of_two")
 
 
 class HealthCheck(Frozen):
     interval: PositiveDuration = 5.0
-    unhealthy_after: int = Field(default=3, ge=1)
-    healthy_after: int = Field(default=2, ge=1)
+    unhealthy_after: whole(ge=1, le=1000) = 3
+    healthy_after: whole(ge=1, le=1000) = 2
 
 
 class Fleet(Frozen):
-    instances: int = Field(ge=1)
-    zones: int = Field(default=1, ge=1)
-    workers: int = Field(default=8, ge=1, description="concurrent requests one instance serves")
-    queue_limit: int = Field(default=64, ge=0, description="requests waiting per instance; beyond it: 503")
+    instances: whole(ge=1, le=MAX_INSTANCES)
+    zones: whole(ge=1, le=1000) = 1
+    workers: whole(ge=1, le=10_000) = Field(default=8, description="concurrent requests one instance serves")
+    queue_limit: whole(ge=0, le=1_000_000) = Field(default=64, description="requests waiting per instance; beyond it: 503")
     service_time: DistributionSpec
     startup: Duration = 20.0
     load_balancer: Literal["round_robin", "random", "least_outstanding", "power_of_two"] = "least_outstanding"
@@ -45,7 +49,7 @@ class Constant(Frozen):
 
 class Diurnal(Frozen):
     kind: Literal["diurnal"]
-    peak_to_trough: float = Field(default=3.0, ge=1.0)
+    peak_to_trough: number(ge=1.0, le=MAX_MULTIPLIER) = 3.0
     peak_at: Duration = 14 * 3600.0
     period: PositiveDuration = 86400.0
 
@@ -55,33 +59,30 @@ class Replay(Frozen):
 
     kind: Literal["replay"]
     file: str
-    rates: tuple[float, ...] = ()
+    rates: tuple[number(ge=0.0, le=MAX_RPS), ...] = ()
 
     @model_validator(mode="before")
     @classmethod
     def _load(cls, data: object, info: ValidationInfo) -> object:
-        if not isinstance(data, dict) or not data.get("file") or data.get("rates"):
-            return data
+        if not isinstance(data, dict) or not isinstance(data.get("file"), str) or not data["file"] or data.get("rates"):
+            return data  # the fields' own validation says what is wrong
         base = Path((info.context or {}).get("base_dir", "."))
         path = Path(data["file"])
         path = path if path.is_absolute() else base / path
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise ValueError(f"file: expected a readable per-second CSV, found {data['file']!r} ({exc.strerror})") from None
+        lines = read_data_text(path, data["file"], "file of per-second rates").splitlines()
         rates = []
-        for number, line in enumerate(lines, 1):
+        for line_no, line in enumerate(lines, 1):
             cell = line.split(",")[-1].strip()
             if not cell:
                 continue
             try:
                 value = float(cell)
             except ValueError:
-                if number == 1:
+                if line_no == 1:
                     continue
-                raise ValueError(f"{path.name}:{number}: expected a rate, found {cell!r}") from None
-            if value < 0:
-                raise ValueError(f"{path.name}:{number}: expected a rate of 0 or more, found {value:g}")
+                raise ValueError(f"{path.name}:{line_no}: expected a rate, found {cell!r}") from None
+            if not 0 <= value <= MAX_RPS:
+                raise ValueError(f"{path.name}:{line_no}: expected a rate from 0 to {MAX_RPS:g}, found {cell}")
             rates.append(value)
         if not rates:
             raise ValueError(f"expected at least one rate in {data['file']!r}, found none")
@@ -98,20 +99,20 @@ Pattern = Annotated[Union[Constant, Diurnal, Replay], BeforeValidator(_pattern_t
 class Spike(Frozen):
     at: Duration
     duration: PositiveDuration
-    multiplier: float = Field(ge=0)
+    multiplier: Multiplier
 
 
 class Retries(Frozen):
-    max: int = Field(default=0, ge=0, le=10)
+    max: whole(ge=0, le=10) = 0
     backoff: Duration = 0.1
-    budget: float = Field(default=0.1, ge=0, le=1, description="retries as a fraction of requests")
+    budget: Probability = Field(default=0.1, description="retries as a fraction of requests")
     jitter: bool = True
 
 
 class Traffic(Frozen):
     rps: Rate
     pattern: Pattern = Constant(kind="constant")
-    spikes: tuple[Spike, ...] = ()
+    spikes: tuple[Spike, ...] = Field(default=(), max_length=MAX_LIST)
     timeout: PositiveDuration = 30.0
     retries: Retries = Retries()
 
@@ -143,13 +144,13 @@ class Monitoring(Frozen):
 class BurnRateAlert(Frozen):
     """Multi-window burn-rate page (Google SRE workbook): both windows above `burn_rate`."""
 
-    burn_rate: float = Field(default=14.4, gt=0)
+    burn_rate: number(gt=0, le=1e6) = 14.4
     long_window: PositiveDuration = 300.0
     short_window: PositiveDuration = 60.0
 
 
 class Slo(Frozen):
-    availability: float = Field(default=99.9, gt=0, lt=100, description="percent of requests good")
+    availability: number(gt=0, lt=100) = Field(default=99.9, description="percent of requests good")
     latency_threshold: PositiveDuration = 1.0
     window: PositiveDuration = 30 * 86400.0
     alert: BurnRateAlert = BurnRateAlert()
@@ -159,7 +160,7 @@ class Scenario(Frozen):
     name: str = Field(min_length=1)
     description: str = ""
     duration: PositiveDuration
-    seed: int = Field(default=0, ge=0)
+    seed: whole(ge=0, le=2**64 - 1) = 0
     fleet: Fleet
     traffic: Traffic
     release: Release | None = None
@@ -168,7 +169,7 @@ class Scenario(Frozen):
     rollback: Rollback = Rollback()
     monitoring: Monitoring = Monitoring()
     slo: Slo = Slo()
-    failures: tuple[Failure, ...] = ()
+    failures: tuple[Failure, ...] = Field(default=(), max_length=MAX_LIST)
     staging: Staging | None = None
 
     @model_validator(mode="after")

@@ -11,7 +11,9 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, Discriminator, Field, Tag, model_validator
 
 from simlab.scenario.distributions import LogNormal
-from simlab.scenario.types import Duration, Frozen, PositiveDuration, Probability, Rate
+from simlab.scenario.types import (
+    MAX_LIST, MAX_MULTIPLIER, Duration, Frozen, Multiplier, PositiveDuration, Probability, Rate, number, whole,
+)
 
 
 class Uniform(Frozen):
@@ -32,8 +34,8 @@ class Choice(Frozen):
     """A defect parameter drawn from `values`, with `weights` (default: equal)."""
 
     dist: Literal["choice"]
-    values: tuple[Duration, ...] = Field(min_length=1)
-    weights: tuple[Annotated[float, Field(ge=0)], ...] | None = None
+    values: tuple[Duration, ...] = Field(min_length=1, max_length=10_000)
+    weights: tuple[number(ge=0, le=1e12), ...] | None = None
 
     @model_validator(mode="after")
     def _one_weight_per_value(self) -> "Choice":
@@ -114,7 +116,7 @@ class ErrorRate(DefectBase):
 
 class Latency(DefectBase):
     kind: Literal["latency"]
-    multiplier: Uncertain(Annotated[float, Field(ge=0)]) = 1.0
+    multiplier: Uncertain(Multiplier, high=MAX_MULTIPLIER) = 1.0
     add: Uncertain(Duration) = 0.0
 
     @model_validator(mode="after")
@@ -136,7 +138,7 @@ class Crash(DefectBase):
 class MemoryLeak(DefectBase):
     kind: Literal["memory_leak"]
     oom_after: Uncertain(PositiveDuration, positive=True)
-    max_slowdown: Uncertain(Annotated[float, Field(ge=1.0)], low=1.0) = Field(
+    max_slowdown: Uncertain(number(ge=1.0, le=MAX_MULTIPLIER), low=1.0, high=MAX_MULTIPLIER) = Field(
         default=3.0, description="latency multiplier reached just before the OOM kill"
     )
 
@@ -156,7 +158,7 @@ class Migration(Frozen):
 class Release(Frozen):
     at: Duration = 0.0
     version: str = "v2"
-    defects: tuple[Defect, ...] = ()
+    defects: tuple[Defect, ...] = Field(default=(), max_length=MAX_LIST)
     migration: Migration | None = None
     bad_probability: Probability | None = Field(
         default=None, description="chance a replication's release is bad (default 1 when defects are given)"
@@ -185,7 +187,7 @@ class InstanceCrash(Frozen):
 
 class ZoneOutage(Frozen):
     kind: Literal["zone_outage"]
-    zone: int = Field(ge=0)
+    zone: whole(ge=0, le=999)
     at: Duration
     duration: PositiveDuration
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from simlab.scenario.types import Duration, Frozen, PositiveDuration, Rate
+from simlab.scenario.types import MAX_INSTANCES, Duration, Frozen, PositiveDuration, Rate, whole
 
 # Sections a staging block may override by a partial mapping merged into the scenario's own.
 SECTIONS = ("fleet", "traffic", "release", "strategy", "analysis", "rollback", "monitoring", "slo")
@@ -95,7 +95,7 @@ class Staging(Frozen):
     """Overrides applied for staging runs; sections are partial mappings merged key by key."""
 
     duration: PositiveDuration | None = None
-    instances: int | None = Field(default=None, ge=1, description="shorthand for fleet.instances")
+    instances: whole(ge=1, le=MAX_INSTANCES) | None = Field(default=None, description="shorthand for fleet.instances")
     rps: Rate | None = Field(default=None, description="shorthand for traffic.rps")
     release_at: Duration | None = Field(default=None, description="shorthand for release.at")
     fleet: dict[str, Any] = {}
