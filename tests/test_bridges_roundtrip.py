@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -169,25 +170,26 @@ def test_import_writes_the_scenario_to_stdout_with_warnings_on_stderr(capsys):
     assert "warning: " in err and "steps[6].pause" in err and "Traceback" not in err
 
 
+def readme_commands() -> list[str]:
+    """The `$ simlab …` lines of the README's Argo Rollouts and Flagger section, as written."""
+    text = (ROOT / "README.md").read_text().split("### Policies from and to Argo Rollouts and Flagger", 1)[1]
+    block = text.split("```", 2)[1]
+    return [line[2:] for line in block.splitlines() if line.startswith("$ simlab ")]
+
+
 def test_the_readme_commands(tmp_path, capsys, monkeypatch):
-    """`simlab import argo … -o s.yaml`, `simlab check s.yaml`, `simlab export argo s.yaml`, the Flagger pair."""
-    monkeypatch.chdir(ROOT)
-    s = tmp_path / "s.yaml"
-    code, out, err = run(capsys, "import", "argo", "experiments/imports/checkout-rollout.yaml",
-                         "--base", "experiments/checkout-canary.yaml", "-o", str(s))
-    assert code == 0 and out == "" and f"wrote {s}" in err
-    assert run(capsys, "check", str(s))[0] == 0
-    loaded = load_scenario(s)
-    assert [st.weight for st in loaded.strategy.steps] == [5, 25, 50, 100] and loaded.fleet.instances == 20
-    code, out, err = run(capsys, "export", "argo", str(s))
-    assert code == 0 and [d["kind"] for d in yaml.safe_load_all(out)] == ["Rollout", "AnalysisTemplate"]
-    code, out, err = run(capsys, "export", "flagger", str(s), "-o", str(tmp_path / "canary.yaml"))
-    assert code == 0 and "wrote" in err
+    """Every command of the README's section runs as shown (in order, from a directory like the repository's)."""
+    (tmp_path / "experiments").symlink_to(ROOT / "experiments")
+    monkeypatch.chdir(tmp_path)
+    commands = readme_commands()
+    assert [c.split()[1:3] for c in commands] == [["import", "argo"], ["check", "s.yaml"], ["export", "argo"],
+                                                  ["export", "flagger"], ["import", "flagger"], ["import", "flagger"]]
+    results = [run(capsys, *shlex.split(c)[1:]) for c in commands]
+    assert [code for code, _, _ in results] == [0] * len(commands), [err for _, _, err in results]
+    _, out, err = results[0]
+    assert out == "" and "wrote s.yaml" in err and "steps[6].pause" in err
+    assert [d["kind"] for d in yaml.safe_load_all(results[2][1])] == ["Rollout", "AnalysisTemplate"]
     validate(yaml.safe_load_all((tmp_path / "canary.yaml").read_text()), "flagger")
-    code, out, err = run(capsys, "import", "flagger", "experiments/imports/frontend-ab.yaml",
-                         "--base", "experiments/checkout-canary.yaml", "--ab-weight", "5", "-o", str(s))
-    assert code == 0 and load_scenario(s).strategy.steps[0].weight == 5
-    code, out, err = run(capsys, "import", "flagger", "experiments/imports/search-canary.yaml",
-                         "--template", "experiments/imports/search-templates.yaml",
-                         "--base", "experiments/checkout-canary.yaml")
-    assert code == 0 and yaml.safe_load(out)["analysis"]["failure_limit"] == 5
+    searched = yaml.safe_load(results[4][1])
+    assert searched["analysis"]["failure_limit"] == 5 and searched["strategy"]["steps"][0]["weight"] == 10
+    assert load_scenario(tmp_path / "s.yaml").strategy.steps[0].weight == 5  # the A/B import wrote it last
