@@ -307,3 +307,13 @@ def test_invalid_manifests_exit_2_naming_the_document_and_the_field(tmp_path, ca
         assert needle in err, (needle, err)
     with pytest.raises(ManifestError):
         import_argo_documents(path, (), BASE)
+
+
+def test_cluster_templates_from_a_template_file(tmp_path):
+    (tmp_path / "templates.yaml").write_text(SUCCESS.replace("kind: AnalysisTemplate", "kind: ClusterAnalysisTemplate"))
+    path = rollout(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate, clusterScope: true}]}}")
+    r = import_argo_documents(path, [tmp_path / "templates.yaml"], BASE)
+    assert r.scenario.strategy.analysis and r.scenario.analysis.metrics[0].max == pytest.approx(0.05)
+    with pytest.raises(ManifestError, match="ClusterAnalysisTemplate"):  # not looked up among namespaced ones
+        import_argo_documents(rollout(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate, "
+                                                "clusterScope: true}]}}", SUCCESS), (), BASE)

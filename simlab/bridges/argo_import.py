@@ -34,8 +34,7 @@ class ArgoImport:
 
     def __init__(self, rollout: Document, templates: list[Document], base: Base):
         self.doc, self.templates, self.base, self.notes = rollout, templates, base, Notes()
-        ack = base.scenario.rollback.on_call.ack
-        self.ack = ack
+        self.ack = base.scenario.rollback.on_call.ack
         base_analysis = base.scenario.analysis
         self.default_interval = base_analysis.interval if base_analysis is not None else 60.0
 
