@@ -36,6 +36,10 @@ class StagingError(SimlabError):
     """A staging process, port or binary did not behave."""
 
 
+class PolicyError(SimlabError):
+    """A rollout policy with lint errors (`simlab lint`, `simlab check`); the findings printed say which."""
+
+
 class Interrupted(SimlabError):
     """Stopped by Ctrl-C, SIGINT or SIGTERM; the message says what was kept (exit code 130)."""
 
