@@ -64,8 +64,13 @@ def added_by_release(rows: Sequence[dict[str, Any]], twin_rows: Sequence[dict[st
     `no_release_bad` is the bad requests of run i of the no-release twin (`twin_rows[i]`, same
     seed, see `no_release_twin`); `added_bad` = `bad` − `no_release_bad`: the failed and slow
     requests the release and its rollout caused beyond what the same traffic, crashes and
-    failures cause with no deploy. It can be slightly negative: the twin's data plane draws
-    its noise apart from the run's, so only its mean over runs is exact. NaN where either is missing.
+    failures cause with no deploy. NaN where either is missing.
+
+    A run and its twin share their arrivals, crashes, failures and release draw, not every
+    draw: the engines draw per request (request engine) or per tick and pool (the fluid
+    engine's data plane), and the release's own traffic shifts the draws after it. So one
+    run's difference carries that noise and may be below zero; its mean over runs is unbiased,
+    and its interval comes from the per-run differences (simlab.experiment.aggregate).
     """
     out = []
     for row, twin in zip(rows, twin_rows, strict=True):
