@@ -35,9 +35,12 @@ def up(
                                     "process each; more for fleets larger than the machine hosts as processes)"),
 ) -> None:
     """Start HAProxy, Prometheus and the stable fleet on loopback; return when all serve."""
+    from simlab.errors import ScenarioError
     from simlab.staging.signals import sigterm_as_interrupt
     from simlab.staging.supervisor import Staging
 
+    if per_process < 1:
+        raise ScenarioError(f"--instances-per-process: expected 1 or more, found {per_process}")
     s = _staging_scenario(scenario)
     with sigterm_as_interrupt():
         st = Staging.up(s, state_dir, per_process=per_process)
@@ -56,9 +59,10 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Show instances, versions, weights and health."""
+    from simlab.staging.health import status as staging_status
     from simlab.staging.supervisor import Staging
 
-    info = Staging.open(state_dir).status()
+    info = staging_status(Staging.open(state_dir))
     if as_json:
         typer.echo(json.dumps(info))
         return
@@ -74,14 +78,24 @@ def status(
 
 @staging_app.command("down")
 def down(state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory")) -> None:
-    """Stop everything `up` (or a crashed simlab) started here."""
+    """Stop everything `up` (or a crashed simlab) started here, also when its state file is damaged."""
     from simlab.errors import StagingError
+    from simlab.staging.state import StateFileError
     from simlab.staging.supervisor import Staging
+    from simlab.staging.sweep import down_damaged
 
     try:
         st = Staging.open(state_dir)
+    except StateFileError as exc:
+        names, kept = down_damaged(state_dir)
+        typer.echo(f"{exc.damage}: stopped {len(names)} process(es) found by the directory in their "
+                   f"environment: {', '.join(names) or 'none were running'}" + (f"; the file is kept as {kept}"
+                                                                                  if kept else ""))
+        return
     except StagingError:
-        typer.echo(f"nothing to stop in {state_dir}")
+        names, _ = down_damaged(state_dir)  # no state file: a process it lost track of may still run
+        typer.echo(f"stopped {len(names)} process(es) left without a state file: {', '.join(names)}" if names
+                   else f"nothing to stop in {state_dir}")
         return
     names = st.down()
     typer.echo(f"stopped {len(names)} process(es): {', '.join(names) or 'none were running'}")
@@ -103,7 +117,7 @@ def load(
     s = _staging_scenario(scenario)
     st = Staging.open(state_dir)
     with sigterm_as_interrupt():
-        report = run_load(s, st.url, out, duration=duration, workers=workers)
+        report = run_load(s, st.url, out, duration=duration, workers=workers, owner=st.dir)
     typer.echo(f"offered {report['offered']} requests ({report['attempts']} attempts), {report['failed']} failed, "
                f"achieved {report['achieved_rps']:.1f} rps of {report['target_rps']:.1f}; records in {out}")
 
@@ -135,7 +149,7 @@ def deploy(
     from simlab.errors import ScenarioError, StagingError
     from simlab.scenario import load_scenario
     from simlab.scenario.loading import staging_scenario, staging_target
-    from simlab.staging.deployer import deploy as run_deploy, deploy_external
+    from simlab.staging.deployer import DeployFailed, deploy as run_deploy, deploy_external
     from simlab.staging.signals import sigterm_as_interrupt
 
     raw = load_scenario(scenario)
@@ -162,9 +176,16 @@ def deploy(
                 result = deploy_external(s, spec, state_dir, allow_hosts=allow_host, **options)
             else:
                 result = run_deploy(s, state_dir, per_process=per_process, **options)
+    except DeployFailed as exc:  # interrupted, balancer gone, new version never served: what was seen is kept
+        if out is not None and exc.result is not None:
+            exc.result.write(out)
+            typer.echo(f"wrote {out}/summary.json, timeline.csv, events.csv: what was observed until it stopped")
+        raise
     except KeyboardInterrupt:
+        # Before or after the rollout (starting or stopping a staging, which clean up after themselves).
         # Typer swallows KeyboardInterrupt into a return value; an error the CLI maps keeps the exit non-zero.
-        raise StagingError("deploy interrupted: traffic is back on the stable version, new instances stopped") from None
+        raise StagingError("deploy interrupted while a staging was being started or stopped (no rollout was "
+                           "in progress)") from None
     if out is not None:
         result.write(out)
     if predict:

@@ -26,14 +26,31 @@ from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_f
 from simlab.rng import stream
 from simlab.scenario import Scenario
 from simlab.scenario.staging import Target
-from simlab.staging import procs
+from simlab.staging import health, procs
 from simlab.staging.faults import FaultSchedule
+from simlab.staging.files import write_private
 from simlab.staging.local_fleet import LocalFleet
-from simlab.staging.load import classify, read_records, start_load, user_requests
+from simlab.staging.load import empty_seconds, per_second, read_records, start_load
 from simlab.staging.prometheus import PrometheusMetrics
 from simlab.staging.shape import offered_rate
+from simlab.staging.state import StateFileError
 from simlab.staging.supervisor import Staging
 from simlab.staging.target import DeployTarget
+
+
+class DeployFailed(StagingError):
+    """The deploy could not be carried out or judged: its balancer died, or the new version never served.
+
+    `result` holds what was observed until then (None if nothing was), for `--out`.
+    """
+
+    def __init__(self, message: str, result: Result | None = None):
+        super().__init__(message)
+        self.result = result
+
+
+class DeployInterrupted(DeployFailed):
+    """Ctrl-C or SIGTERM during the rollout: the stable version was put back as far as it could be."""
 
 
 class Deployment:
@@ -65,6 +82,8 @@ class Deployment:
         self._reported = 0
         self._instance_seconds = 0.0
         self._waited = 0.0
+        self._new_started = False  # the controller asked for new-version instances
+        self._new_served = False  # one of them was in rotation at a tick
         # The scenario's failures on the wall clock: drawn from the run's own stream, like the simulator's.
         self.faults = FaultSchedule(scenario, stream(scenario.seed, "staging/failures"))
         if not self.faults.empty and not fleet.injects_faults:
@@ -82,9 +101,12 @@ class Deployment:
         self.t0 = time.time()
         release_at = s.release.at if s.release else 0.0
         self.fleet.begin(self.t0 + release_at)
-        loaders = (start_load(s, self.fleet.url, self.load_dir, s.duration, self.t0, self.load_workers)
-                   if self.with_load else [])
+        loaders = (start_load(s, self.fleet.url, self.load_dir, s.duration, self.t0, self.load_workers,
+                              owner=self.fleet.dir) if self.with_load else [])
+        if loaders:
+            self.fleet.track_load(loaders)
         recording = None
+        failure: BaseException | None = None
         if self.record_to is not None:
             # Every tick's observations and decisions, so the controller's run can be replayed offline.
             Path(self.record_to).parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +122,11 @@ class Deployment:
                     time.sleep(wait)
                 elif wait < -PERIOD:
                     tick = int(self._now())  # behind by over a second: skip to the current one, never run late
-        except BaseException:
+        except BaseException as exc:
+            failure = exc
+            why = self.fleet.broken() or ("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
             what = self.fleet.interrupt(s.fleet.instances)
-            self.events.append((self._now(), "interrupted", {"action": what}))
-            raise
+            self.events.append((self._now(), "interrupted", {"why": why, "state": what}))
         finally:
             if not self.faults.empty:
                 self.fleet.end_faults()  # zones up, dependency healthy: what follows starts from a clean fleet
@@ -112,15 +135,62 @@ class Deployment:
             while any(procs.is_running(r) for r in loaders) and time.time() < deadline:
                 time.sleep(0.1)
             procs.stop_many(loaders, grace=5.0)
+            if loaders:
+                self.fleet.track_load([])
             if recording is not None:
                 recording.close()
+        if isinstance(failure, (KeyboardInterrupt, StagingError)):
+            raise self._failed(failure, why, what) from failure
+        if failure is not None:
+            raise failure  # a bug: its own traceback says more
+        unserved = self._never_served()
+        if unserved:  # what it started goes, as on an interrupt: the staging is left as it was found
+            what = self.fleet.interrupt(s.fleet.instances)
+            self.events.append((self._now(), "interrupted", {"why": "the new version never served", "state": what}))
+            raise DeployFailed(f"{unserved}; {what}", self._result())
         return self._result()
+
+    def _failed(self, failure: BaseException, why: str, what: str) -> DeployFailed:
+        """The error a deploy that stopped early ends with, carrying what was observed until then."""
+        try:
+            result = self._result() if self.rows else None
+        except Exception:  # noqa: BLE001 - a partial result is a courtesy; the failure is what matters
+            result = None
+        at = f"{self._now():.1f}s into the deploy"
+        if isinstance(failure, KeyboardInterrupt):
+            return DeployInterrupted(f"deploy interrupted {at}: {what}", result)
+        return DeployFailed(f"deploy stopped {at}: {why}; {what}", result)
+
+    def _never_served(self) -> str | None:
+        """Why a deploy whose new version never came into rotation judged nothing (None if it served or rolled back).
+
+        Its analyses saw no request of the new version, so neither `promoted` nor `incomplete` says
+        anything about the release; a rollback did what it should whatever the cause.
+        """
+        outcome = self.controller.outcome
+        if not self._new_started or self._new_served or outcome == "rolled_back":
+            return None
+        crashes: dict[str, list] = {}
+        for _, kind, detail in self.events:
+            if kind == "instance_crashed":
+                crashes.setdefault(detail["instance"], []).append(detail.get("exit_code"))
+        seen = "; ".join(f"{name} crashed {len(codes)} time{'s' * (len(codes) > 1)} (last exit code {codes[-1]})"
+                         for name, codes in sorted(crashes.items()))
+        taken = sorted({d["port"] for _, k, d in self.events if k == "port_taken"})
+        if taken:
+            seen += ("; " if seen else "") + f"ports taken by other processes: {', '.join(map(str, taken))}"
+        return (f"the new version never served: none of its instances came into rotation in the deploy's "
+                f"{self.s.duration:g}s ({seen or 'none crashed; it was never ready'}), so the outcome "
+                f"`{outcome}` judged nothing of the release; see the logs in {self.fleet.dir}")
 
     def _now(self) -> float:
         return time.time() - self.t0
 
     def _tick(self, second: int) -> None:
         now = self._now()
+        broken = self.fleet.broken()
+        if broken:
+            raise StagingError(broken)
         for kind, name, detail in self.fleet.reap():
             self.events.append((now, kind, {"instance": name, **detail}))
         if not self.faults.empty:
@@ -129,6 +199,7 @@ class Deployment:
         if self.migration == "running" and now >= self._migration_done_at:
             self.migration = "done"
         counts = self.fleet.counts()
+        self._new_served = self._new_served or counts["new_ready"] > 0
         fleet = FleetState(
             old=VersionCount(counts["old_alive"], counts["old_ready"]),
             new=VersionCount(counts["new_alive"], counts["new_ready"]),
@@ -168,6 +239,7 @@ class Deployment:
 
     def _apply(self, action, now: float) -> None:
         if isinstance(action, StartInstances):
+            self._new_started = self._new_started or (action.version == "new" and action.count > 0)
             happened = self.fleet.start(action.version, action.count)
         elif isinstance(action, StopInstances):
             happened = self.fleet.stop(action.version, action.count)
@@ -194,7 +266,7 @@ class Deployment:
         counted = [c for c in timeline.columns if c.startswith(("old_", "new_")) or c in ("in_flight", "queued")]
         timeline[counted] = timeline[counted].astype(int)
         timeline = timeline.rename_axis("t").reset_index()
-        users = _per_second(read_records(self.load_dir), s, self.t0, n) if self.with_load else _empty(n)
+        users = per_second(read_records(self.load_dir), s, self.t0, n) if self.with_load else empty_seconds(n)
         timeline = users.merge(timeline, on="t", how="left")[list(TIMELINE_COLUMNS)]
         release_at = s.release.at if s.release else 0.0
         requests = int(timeline["offered"].sum())
@@ -225,78 +297,60 @@ class Deployment:
         return Result(summary, timeline, events_frame(events), {"controller": c})
 
 
-def _empty(n: int) -> pd.DataFrame:
-    cols = ("offered", "attempts", "succeeded", "failed", "failed_error", "failed_rejected", "failed_timeout",
-            "failed_reset", "slow")
-    frame = pd.DataFrame({"t": np.arange(n), **{c: np.zeros(n, dtype=int) for c in cols},
-                          "latency_p50_ms": np.nan, "latency_p99_ms": np.nan})
-    frame.attrs["ok_latency"] = np.array([])
-    return frame
-
-
-def _per_second(attempts: dict, s: Scenario, t0: float, n: int) -> pd.DataFrame:
-    """Users' view per second from Locust's records: offered, attempts, outcome by cause, slow, latency.
-
-    As in the simulator, a user request counts in the second it arrived, with the outcome of its last try.
-    """
-    frame = _empty(n)
-    tried = np.floor(attempts["t"] - t0).astype(int)
-    tried = tried[(tried >= 0) & (tried < n)]
-    rec = user_requests(attempts)
-    sec = np.floor(rec["t"] - t0).astype(int)
-    keep = (sec >= 0) & (sec < n)
-    masks = {k: m[keep] for k, m in classify(rec, s.traffic.timeout).items()}
-    sec, lat = sec[keep], rec["latency"][keep]
-    frame["offered"] = np.bincount(sec, minlength=n)
-    frame["attempts"] = np.bincount(tried, minlength=n)
-    frame["succeeded"] = np.bincount(sec[masks["ok"]], minlength=n)
-    for cause in CAUSES:
-        frame[f"failed_{cause}"] = np.bincount(sec[masks[cause] & ~masks["ok"]], minlength=n)
-    frame["failed"] = frame["offered"] - frame["succeeded"]
-    slow = masks["ok"] & (lat > s.slo.latency_threshold)
-    frame["slow"] = np.bincount(sec[slow], minlength=n)
-    ok_sec, ok_lat = sec[masks["ok"]], lat[masks["ok"]]
-    p50, p99 = np.full(n, np.nan), np.full(n, np.nan)
-    for i in np.unique(ok_sec):
-        values = ok_lat[ok_sec == i]
-        p50[i], p99[i] = np.percentile(values, 50) * 1000, np.percentile(values, 99) * 1000
-    frame["latency_p50_ms"], frame["latency_p99_ms"] = p50, p99
-    frame.attrs["ok_latency"] = ok_lat
-    return frame
-
-
 def deploy(scenario: Scenario, state_dir: str | Path, *, with_load: bool = False, out: Path | None = None,
            progress: Callable[[str], None] | None = None, record_to: Path | None = None,
            load_workers: int = 0, per_process: int = 1) -> Result:
-    """Run the scenario's release on the staging in `state_dir` (started here and stopped after if not up).
+    """Run the scenario's release on the staging in `state_dir` (started here and stopped after if none runs).
 
-    `per_process` applies to a staging started here (see `Staging.up`); a running one keeps its own.
+    A staging the user started is never stopped: instances found down are restarted in place (and
+    reported), a staging whose HAProxy or Prometheus is gone is refused (health.py). `per_process`
+    applies to a staging started here (see `Staging.up`); a running one keeps its own.
+    DeployFailed if the deploy could not be carried out or judged, StateFileError if `state.json` is damaged.
     """
-    try:
-        st = Staging.open(state_dir)
-        owned = False
-        if not st.running():
-            raise StagingError("stale")
-    except StagingError:
+    say = progress or (lambda line: None)
+    st = _running_staging(state_dir, say)
+    owned = st is None
+    if owned:
         st = Staging.up(scenario, state_dir, per_process=per_process)
-        owned = True
     if st.scenario is not None and st.scenario.fleet.instances != scenario.fleet.instances:
         raise StagingError(f"the staging in {st.dir} runs {st.scenario.fleet.instances} instances; "
                            f"the scenario wants {scenario.fleet.instances} (run `simlab staging down` first)")
     if not owned:  # new instances must run the release being deployed, whatever `up` was given
-        st.scenario_file.write_text(scenario.model_dump_json())
+        for line in health.repair(st, timeout=st.startup_limit()):
+            say(f"{line} before the deploy")
+        write_private(st.scenario_file, scenario.model_dump_json())
         st.scenario = scenario
         replaced = LocalFleet(st).reset_to_stable()
-        if replaced and progress is not None:
-            progress(f"the staging ran a release an earlier deploy left in place: {len(replaced)} instances "
-                     f"replaced by {scenario.fleet.instances} of the stable version before this deploy")
+        if replaced:
+            say(f"the staging ran a release an earlier deploy left in place: {len(replaced)} instances "
+                f"replaced by {scenario.fleet.instances} of the stable version before this deploy")
         st.retire_idle_hosts()  # a host started for an earlier release would serve it with that scenario
     try:
         return Deployment(scenario, LocalFleet(st), with_load=with_load, out=out, progress=progress,
                           record_to=record_to, load_workers=load_workers).run()
+    except DeployFailed as exc:
+        if owned:
+            exc.args = (f"{exc}; the staging this deploy started is stopped",)
+        raise
     finally:
         if owned:
             st.down()
+
+
+def _running_staging(state_dir: str | Path, say: Callable[[str], None]) -> Staging | None:
+    """The staging in `state_dir` if any of it runs (refused if it cannot take a deploy), else None."""
+    try:
+        st = Staging.open(state_dir)
+    except StateFileError:
+        raise
+    except StagingError:
+        return None  # no staging there
+    if health.nothing_runs(st):
+        say(f"nothing of the staging in {st.dir} runs any more (a crashed simlab or a reboot left its state "
+            "file): starting one for this deploy")
+        return None
+    health.refuse_if_damaged(st, state_dir)
+    return st
 
 
 def deploy_external(scenario: Scenario, target: Target, state_dir: str | Path, *, allow_hosts=(),

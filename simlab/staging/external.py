@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -21,6 +22,8 @@ from pathlib import Path
 from simlab.errors import ScenarioError, StagingError
 from simlab.scenario.staging import Target
 from simlab.staging.faults import FaultStep
+from simlab.staging.files import open_private, private_dir
+from simlab.staging.procs import ProcRecord
 from simlab.staging.prometheus import PromQL
 from simlab.staging.target import COUNT_KEYS, DeployTarget, TargetEvent
 
@@ -40,9 +43,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_url(field: str, url: str) -> None:
+    """ScenarioError for a URL that parsers read differently: with a backslash, user info (`user@`) or no host.
+
+    `http://example.com\\@127.0.0.1/` is loopback to urllib's host check and example.com to urllib3
+    (Locust's client): such a URL could carry load past `--allow-host`.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        host, parts, problem = None, None, str(exc)
+    else:
+        problem = ("a backslash" if "\\" in url else "user info (user@host)" if "@" in parts.netloc
+                   else "a control character" if any(ord(c) < 32 or ord(c) == 127 for c in url)
+                   else "no host" if not host else None)
+    if problem:
+        raise ScenarioError(f"staging.target.{field}: expected scheme://host[:port][/path], found {problem} in "
+                            f"{url!r} (the host check and Locust's HTTP client would read it differently)")
+
+
 def check_hosts(target: Target, allow_hosts: tuple[str, ...] | list[str] = ()) -> None:
     """ScenarioError unless every host the target sends to is loopback or named by `--allow-host`."""
     for field in ("url", "prometheus"):
+        check_url(field, getattr(target, field))
         host = host_of(getattr(target, field))
         if not is_loopback(host) and host not in allow_hosts:
             raise ScenarioError(f"staging.target.{field}: {host!r} is not a loopback host; simlab sends load and "
@@ -67,8 +91,7 @@ class ExternalFleet(DeployTarget):
         self.url = target.url
         self.prometheus_url = target.prometheus
         self.total_from = target.total_from
-        self.dir = Path(state_dir).resolve()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = private_dir(Path(state_dir).resolve())
         self.log = self.dir / "external-commands.log"
         names = list(target.env) + ([target.prometheus_token_env] if target.prometheus_token_env else [])
         self._secrets = sorted({os.environ[n] for n in names if len(os.environ[n]) >= 3}, key=len, reverse=True)
@@ -89,14 +112,8 @@ class ExternalFleet(DeployTarget):
         template = getattr(self.target.commands, which)
         argv = shlex.split(template.format(**fields))
         t0 = time.monotonic()
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.target.command_timeout,
-                                  stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise StagingError(f"target command {which}: {argv[0]} not found") from None
-        except subprocess.TimeoutExpired:
-            raise StagingError(f"target command {which} took longer than {self.target.command_timeout:g}s") from None
-        with open(self.log, "a") as log:
+        done = _run(which, argv, self.target.command_timeout)
+        with open_private(self.log) as log:
             log.write(self.mask(f"[{time.time():.3f}] {which}: {shlex.join(argv)} -> exit {done.returncode} "
                                 f"in {time.monotonic() - t0:.2f}s\n"))
             if done.returncode or which != "status":
@@ -109,6 +126,12 @@ class ExternalFleet(DeployTarget):
     # -- the deployer's target interface -------------------------------------
     def begin(self, release_epoch: float) -> None:
         self.release_epoch = release_epoch
+
+    def broken(self) -> str | None:
+        return None  # a command that fails stops the deploy by itself
+
+    def track_load(self, records: list[ProcRecord]) -> None:
+        pass  # Locust carries this directory's mark (sweep.py): `staging down --dir` finds it
 
     def reap(self) -> list[tuple[str, str, dict]]:
         return []  # crashes and restarts are the target's own business; they show in `status`
@@ -182,3 +205,25 @@ class ExternalFleet(DeployTarget):
 
     def end_faults(self) -> None:
         pass
+
+
+def _run(which: str, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run a target command in its own process group; on timeout the whole group is killed, children too."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                text=True, start_new_session=True)
+    except FileNotFoundError:
+        raise StagingError(f"target command {which}: {argv[0]} not found") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as exc:  # the timeout, or Ctrl-C while it runs: nothing it started outlives it
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise StagingError(f"target command {which} took longer than {timeout:g}s (killed with its "
+                               "children)") from None
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)

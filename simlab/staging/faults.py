@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from simlab.errors import StagingError
 from simlab.scenario import Scenario
 from simlab.scenario.release import Dependency, InstanceCrash, ZoneOutage
+from simlab.staging.files import write_private
 
 if TYPE_CHECKING:  # the supervisor's types, for InstanceFaults' declared attributes
     from simlab.staging.members import Allocation, Member, Placement
@@ -36,10 +36,8 @@ def set_dependency_fault(state_dir: str | Path, add_latency: float = 0.0, error_
         raise ValueError(f"add_latency: expected seconds >= 0, found {add_latency!r}")
     if not (isinstance(error_rate, (int, float)) and 0.0 <= error_rate <= 1.0):
         raise ValueError(f"error_rate: expected a probability in [0, 1], found {error_rate!r}")
-    path = Path(state_dir) / DEPENDENCY_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"add_latency": float(add_latency), "error_rate": float(error_rate)}))
-    os.replace(tmp, path)
+    write_private(Path(state_dir) / DEPENDENCY_FILE,
+                  json.dumps({"add_latency": float(add_latency), "error_rate": float(error_rate)}))
 
 
 def clear_dependency_fault(state_dir: str | Path) -> None:

@@ -9,7 +9,9 @@ in one event loop. Instances are still started, drained, crashed and
 restarted one by one, over a control socket in the state directory
 (the supervisor's side: `members.HostClient`):
 
-- `start` serves a new instance (a crash_loop defect makes it exit at once);
+- `start` serves a new instance on the listening socket sent with the request
+  (SCM_RIGHTS: the supervisor claimed the port, see procs.claim_port); a
+  crash_loop defect makes it exit at once;
 - `stop` drains it (readiness fails, in-flight work finishes) and closes it;
 - `kill` aborts it: the listener closes and its connections are reset, so
   in-flight requests fail as in a process crash; a `crash` defect does the same;
@@ -26,6 +28,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -33,7 +36,7 @@ from pathlib import Path
 from aiohttp import web
 
 from simlab.staging.behaviour import EXIT_CRASH, EXIT_CRASH_LOOP
-from simlab.staging.service import Instance, build_app
+from simlab.staging.service import Instance, build_app, site
 
 EXIT_KILLED = -9  # what a SIGKILLed process reports; a killed hosted instance reports the same
 
@@ -47,10 +50,14 @@ class Host:
         self.ended: dict[str, int] = {}  # name -> exit code
         self.stopping = asyncio.Event()
 
-    async def handle(self, req: dict) -> dict:
+    async def handle(self, req: dict, listen: socket.socket | None = None) -> dict:
+        """Answer one control request; `listen` (the port claimed for a `start`) is owned by the instance then."""
         op = req.get("op")
+        if op != "start" and listen is not None:
+            listen.close()
         if op == "start":
-            await self.start(req["name"], req["version"], int(req["port"]), float(req.get("release_epoch", 0.0)))
+            await self.start(req["name"], req["version"], int(req["port"]), float(req.get("release_epoch", 0.0)),
+                             listen)
             return {"ok": True}
         if op in ("stop", "kill"):
             name = req["name"]
@@ -68,7 +75,8 @@ class Host:
             return {"ok": True, "instances": out, "pid": os.getpid()}
         return {"ok": False, "error": f"unknown op {op!r} (expected start, stop, kill or status)"}
 
-    async def start(self, name: str, version: str, port: int, release_epoch: float) -> None:
+    async def start(self, name: str, version: str, port: int, release_epoch: float,
+                    listen: socket.socket | None = None) -> None:
         if name in self.live:
             raise ValueError(f"instance {name} is already running here")
         self.ended.pop(name, None)
@@ -77,10 +85,12 @@ class Host:
         if instance.behaviour.crash_loops(time.time()):
             print(f"{name}: crash_loop defect: exiting at start", file=sys.stderr, flush=True)
             self.ended[name] = EXIT_CRASH_LOOP
+            if listen is not None:
+                listen.close()
             return
         runner = web.AppRunner(build_app(instance), access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_address=True).start()
+        await site(runner, port, listen).start()
         self.live[name] = {"instance": instance, "runner": runner, "tasks": []}
         self._task(name, instance.housekeeping())
         crash_in = instance.behaviour.crash_after(time.time())
@@ -116,8 +126,8 @@ class Host:
         runner = entry["runner"]
         if not graceful:
             # A crash: stop listening, reset every connection; in-flight requests fail like a dead process's.
-            for site in list(runner.sites):
-                await site.stop()
+            for listening in list(runner.sites):
+                await listening.stop()
             server = runner.server
             for handler in list(server.connections if server is not None else ()):
                 transport = handler.transport
@@ -135,25 +145,68 @@ async def serve_host(scenario, socket_path: Path, seed: int, state_dir: Path | N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, host.stopping.set)
 
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await reader.readline()
-            try:
-                reply = await host.handle(json.loads(line))
-            except (ValueError, KeyError, OSError) as exc:
-                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        finally:
-            writer.close()
-
     socket_path.unlink(missing_ok=True)
-    server = await asyncio.start_unix_server(on_client, path=str(socket_path))
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(socket_path))
     os.chmod(socket_path, 0o600)
+    server.listen(64)
+    server.setblocking(False)
+    accepting = loop.create_task(_accept(server, host))
     await host.stopping.wait()
+    accepting.cancel()
     server.close()
     for name in list(host.live):
         host.live[name]["instance"].draining = True
     await asyncio.gather(*(host._drain_and_close(n) for n in list(host.live)), return_exceptions=True)
     socket_path.unlink(missing_ok=True)
     return 0
+
+
+async def _accept(server: socket.socket, host: Host) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        conn, _ = await loop.sock_accept(server)
+        loop.create_task(_answer(conn, host))
+
+
+async def _answer(conn: socket.socket, host: Host) -> None:
+    """One request on the control socket: a JSON line (with a listening socket for `start`), a JSON line back."""
+    loop = asyncio.get_running_loop()
+    with conn:
+        conn.setblocking(False)
+        try:
+            line, fds = await _receive(conn)
+            for fd in fds[1:]:
+                os.close(fd)
+            listen = socket.socket(fileno=fds[0]) if fds else None  # a started instance's site owns it
+            try:
+                reply = await host.handle(json.loads(line), listen)
+            except (ValueError, KeyError, OSError) as exc:
+                if listen is not None:
+                    listen.close()
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            await loop.sock_sendall(conn, json.dumps(reply).encode() + b"\n")
+        except OSError:
+            pass  # the supervisor gave up waiting: nothing to answer
+
+
+async def _receive(conn: socket.socket) -> tuple[bytes, list[int]]:
+    """A line from `conn` and the descriptors that came with it (SCM_RIGHTS, which asyncio's streams drop)."""
+    loop = asyncio.get_running_loop()
+    data, fds = b"", []
+    while not data.endswith(b"\n"):
+        readable = loop.create_future()
+        loop.add_reader(conn.fileno(), lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(conn.fileno())
+        try:
+            chunk, got, _, _ = socket.recv_fds(conn, 65536, 4)
+        except BlockingIOError:
+            continue
+        fds += got
+        if not chunk:
+            break
+        data += chunk
+    return data, fds

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from prometheus_client import disable_created_metrics
 
 from simlab.scenario import Scenario
 from simlab.staging.behaviour import EXIT_CRASH_LOOP
+from simlab.staging.procs import LISTEN_FD_ENV
 from simlab.staging.host import serve_host
 from simlab.staging.service import Instance, precise_loop, serve
 
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         if instance.behaviour.crash_loops(time.time()):
             print(f"{args.instance}: crash_loop defect: exiting at start", file=sys.stderr, flush=True)
             return EXIT_CRASH_LOOP
-        return await serve(instance, args.port)
+        fd = os.environ.pop(LISTEN_FD_ENV, None)  # the port the supervisor claimed, handed over (procs.claim_port)
+        return await serve(instance, args.port, socket.socket(fileno=int(fd)) if fd else None)
 
     fleet = scenario.fleet
     if args.host_socket is not None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from simlab.errors import StagingError
-from simlab.staging import haproxy
+from simlab.staging import haproxy, procs
 from simlab.staging.faults import FaultStep, clear_dependency_fault, dependency_fault, set_dependency_fault
+from simlab.staging.files import write_private
 from simlab.staging.prometheus import PromQL
 from simlab.staging.supervisor import Staging
 from simlab.staging.target import COUNT_KEYS, DeployTarget, TargetEvent
@@ -58,7 +59,18 @@ class LocalFleet(DeployTarget):
 
     def report_offered(self, rps: float) -> None:
         """The offered load, for defects that appear only above a rate (instances read this file)."""
-        (self.st.dir / "offered_rps").write_text(f"{rps:.3f}")
+        write_private(self.st.dir / "offered_rps", f"{rps:.3f}")
+
+    def track_load(self, records: list[procs.ProcRecord]) -> None:
+        self.st.track_load(records)
+
+    def broken(self) -> str | None:
+        """HAProxy or Prometheus has exited: nothing serves users, or nothing measures them."""
+        for name, shown in (("haproxy", "HAProxy"), ("prometheus", "Prometheus")):
+            record = self.st.services.get(name)
+            if record is not None and not procs.is_running(record):
+                return f"{shown} (pid {record.pid}) exited"
+        return None
 
     def counts(self) -> dict[str, int]:
         servers = self.st.api.servers()
@@ -136,22 +148,47 @@ class LocalFleet(DeployTarget):
         """Promotion and rollback need nothing beyond the instance and weight changes on a local fleet."""
 
     def interrupt(self, instances: int) -> str:
-        """Interrupted: send all traffic to the stable version and stop every new instance."""
+        """Interrupted: send all traffic to the stable version and stop every new instance; say what is true now."""
         st = self.st
         try:
-            for _ in range(max(0, instances - len(st.instances("old")))):
-                st.start_instance("old")
-            for name, m in list(st.members.items()):
-                if m.record.version == "new" and not m.stopping:
-                    st.api.set_weight(name, 0)
-                    st.begin_stop(name)
-            for name, m in st.members.items():
-                if m.record.version == "old" and not m.stopping:
-                    st.api.set_weight(name, 100)
-            st.stop_instances([n for n, m in st.members.items() if m.stopping], grace=5.0)
+            if st.balancer_runs():
+                for _ in range(max(0, instances - len(st.instances("old")))):
+                    st.start_instance("old")
+                for name, m in list(st.members.items()):
+                    if m.record.version == "new" and not m.stopping:
+                        st.api.set_weight(name, 0)
+                for name, m in st.members.items():
+                    if m.record.version == "old" and not m.stopping:
+                        st.api.set_weight(name, 100)
         except StagingError:
-            pass  # the caller stops the whole staging next
-        return "new version stopped, stable serving"
+            pass  # HAProxy died meanwhile: the new version is stopped all the same, below
+        new = [n for n, m in st.members.items() if m.record.version == "new"]
+        try:
+            st.stop_instances(new, grace=5.0)
+        except StagingError:
+            pass
+        return self._condition(instances)
+
+    def _condition(self, instances: int) -> str:
+        """The staging's state in a few words, from the processes and HAProxy as they are now."""
+        st = self.st
+        left = [n for n, m in st.members.items() if m.record.version == "new" and st.alive(n)]
+        said = [f"new instances still running: {', '.join(left)}" if left else "new version stopped"]
+        if not st.balancer_runs():
+            running = [n for n in st.members if st.alive(n)]
+            running += [k for k, r in st.services.items() if procs.is_running(r)]
+            said.append("HAProxy is not running, so nothing serves users" +
+                        (f" ({', '.join(running)} still run)" if running else ""))
+            return "; ".join(said)
+        try:
+            serving = st.in_rotation("old")
+        except StagingError:
+            serving = []
+        if serving:
+            said.append(f"stable version serving ({len(serving)} of {instances} instances in rotation)")
+        else:
+            said.append("no stable instance in rotation yet: users get errors until one is")
+        return "; ".join(said)
 
 
 def apply_split(st: Staging, new_percent: float | None) -> None:

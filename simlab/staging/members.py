@@ -9,6 +9,7 @@ each driven over a Unix control socket by a `HostClient`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -28,6 +29,9 @@ one that crashed after start-up, or was killed at its memory limit, is restarted
 
 HOST_STATUS_TTL = 0.2
 """Seconds a host's answer to `status` is reused: one call per tick's checks, not one per instance."""
+
+PORT_TRIES = 20
+"""Spare ports tried in turn when others listen on them, before giving up."""
 
 SAVED = ("stopping", "zone", "held", "restart_at", "host")  # kept in the state file beside the process record
 
@@ -78,12 +82,17 @@ class HostClient:
         self.path = str(socket_path)
         self.timeout = timeout
 
-    def call(self, op: str, **args) -> dict:
+    def call(self, op: str, *, listen: socket.socket | None = None, **args) -> dict:
+        """Send `op` (with the descriptor of `listen`, for a `start`) and return the host's answer."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(self.timeout)
                 s.connect(self.path)
-                s.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
+                line = json.dumps({"op": op, **args}).encode() + b"\n"
+                if listen is not None:
+                    socket.send_fds(s, [line], [listen.fileno()])
+                else:
+                    s.sendall(line)
                 data = b""
                 while not data.endswith(b"\n"):
                     chunk = s.recv(65536)
@@ -110,8 +119,10 @@ class Placement:
     """
 
     def __init__(self, *, dir: Path, per_process: int, members: dict[str, Member], hosts: dict[str, ProcRecord],
-                 alloc: Allocation, service_argv: Callable[..., list[str]], save: Callable[[], None]):
+                 alloc: Allocation, service_argv: Callable[..., list[str]], save: Callable[[], None],
+                 env: dict[str, str] | None = None):
         self.dir = dir
+        self.env = {**os.environ, **(env or {})}  # the service's environment (the staging's identity token)
         self.per_process = per_process
         self.members = members
         self.hosts = hosts
@@ -120,18 +131,46 @@ class Placement:
         self.save = save
         self._status_cache: dict[str, tuple[float, dict]] = {}  # host -> (when, what it said)
 
-    def take_port(self, at_once: int) -> int:
-        """A port Prometheus already scrapes, for the next instance; a fresh one goes into the pool.
+    def take_port(self, at_once: int) -> tuple[int, socket.socket, list[int]]:
+        """A port Prometheus already scrapes, claimed for the next instance; and the spare ports found taken.
 
         Prometheus applies changes to a file_sd list at most every 5 s, so an instance on a port
         it has not seen yet would go unscraped for up to 5 s: the canary's first analyses would
         find no requests. Spare ports for `at_once` instances starting together are listed ahead
         (as targets that are down until used), so a new instance is scraped from the next interval.
+        Nothing holds a spare port until it is taken: one another process listens on by then is
+        passed over (and reported), and the port taken is held (procs.claim_port) until the
+        instance serves on it.
         """
         spares = self.alloc.spare_ports
-        while len(spares) < at_once + 1:
-            spares.append(procs.reserve_port())
-        return spares.pop(0)
+        taken: list[int] = []
+        while len(taken) < PORT_TRIES:
+            while len(spares) < at_once + 1:
+                spares.append(procs.reserve_port())
+            port = spares.pop(0)
+            listen = procs.claim_port(port)
+            if listen is not None:
+                return port, listen, taken
+            taken.append(port)
+        raise StagingError(f"ports {', '.join(map(str, taken))} were all taken by other processes: is something "
+                           f"grabbing loopback ports in {procs.RESERVED_RANGE[0]}-{procs.RESERVED_RANGE[1]}?")
+
+    def reclaim(self, name: str) -> tuple[socket.socket, list[int]]:
+        """The port of `name` claimed again for its restart, and the ports found taken.
+
+        If another process took the port while the instance was down, it moves to a spare one
+        (its record follows); the caller tells HAProxy and Prometheus.
+        """
+        m = self.members[name]
+        listen = procs.claim_port(m.record.port)
+        if listen is not None:
+            return listen, []
+        port, listen, taken = self.take_port(at_once=1)
+        argv = list(m.record.argv)
+        argv[argv.index("--port") + 1] = str(port)
+        moved_from = m.record.port
+        m.record = dataclasses.replace(m.record, port=port, argv=argv)
+        return listen, [moved_from, *taken]
 
     def targets(self) -> dict[str, tuple[int, str]]:
         """What Prometheus scrapes: every instance, and the spare ports (see take_port)."""
@@ -152,13 +191,22 @@ class Placement:
         return HostClient(self.socket_of(host))
 
     # -- acting ----------------------------------------------------------------
-    def spawn(self, name: str, version: str, port: int, argv: list[str]) -> tuple[ProcRecord, str | None]:
-        """Start instance `name`: its own process, or in a host of its version with room (started if none)."""
-        if self.per_process <= 1:
-            return procs.spawn(name, "instance", argv, self.dir / "logs" / f"{name}.log", port, version), None
-        epoch = float(argv[argv.index("--release-epoch") + 1])
-        host = self._host_with_room(version, name) or self._start_host(version)
-        self._client(host).call("start", name=name, version=version, port=port, release_epoch=epoch)
+    def spawn(self, name: str, version: str, port: int, argv: list[str],
+              listen: socket.socket) -> tuple[ProcRecord, str | None]:
+        """Start instance `name` on the claimed socket `listen` (closed here: the instance holds it now).
+
+        It runs in its own process, or in a host of its version with room (started if none).
+        """
+        try:
+            if self.per_process <= 1:
+                return procs.spawn(name, "instance", argv, self.dir / "logs" / f"{name}.log", port, version,
+                                   env=self.env, owner=self.dir, listen=listen), None
+            epoch = float(argv[argv.index("--release-epoch") + 1])
+            host = self._host_with_room(version, name) or self._start_host(version)
+            self._client(host).call("start", listen=listen, name=name, version=version, port=port,
+                                    release_epoch=epoch)
+        finally:
+            listen.close()
         self._status_cache.pop(host, None)
         h = self.hosts[host]
         record = ProcRecord(name=name, role="instance", pid=h.pid, port=port, started=h.started, argv=list(argv),
@@ -179,7 +227,8 @@ class Placement:
         sock.parent.mkdir(parents=True, exist_ok=True)
         sock.unlink(missing_ok=True)
         argv = self.service_argv("--host-socket", str(sock), "--per-process", str(self.per_process))
-        self.hosts[host] = procs.spawn(host, "host", argv, self.dir / "logs" / f"{host}.log", None, version)
+        self.hosts[host] = procs.spawn(host, "host", argv, self.dir / "logs" / f"{host}.log", None, version,
+                                       env=self.env, owner=self.dir)
         self.save()
         procs.wait_until(sock.exists, 10.0, f"instance host {host}'s control socket", self.hosts[host])
         return host
@@ -209,6 +258,15 @@ class Placement:
         """Stop every instance process and host (SIGTERM: they drain, up to `grace` seconds)."""
         own = [m.record for m in self.members.values() if m.host is None]
         procs.stop_many(own + list(self.hosts.values()), grace=grace)
+
+    def forget_dead_hosts(self) -> list[str]:
+        """Hosts whose process is gone (and every instance in it): their instances start in a new one."""
+        dead = [h for h, r in self.hosts.items() if not procs.is_running(r)]
+        for h in dead:
+            self.socket_of(h).unlink(missing_ok=True)
+            del self.hosts[h]
+            self._status_cache.pop(h, None)
+        return dead
 
     def forget_hosts(self) -> None:
         for host in self.hosts:

@@ -18,6 +18,11 @@ from pathlib import Path
 from simlab.errors import StagingError
 
 LOOPBACK = "127.0.0.1"
+OWNER_ENV = "SIMLAB_STAGING_OWNER"
+"""Set in the environment of every process a staging starts to its state directory, so `down` finds them
+even when the state file is lost (see sweep.py)."""
+LISTEN_FD_ENV = "SIMLAB_LISTEN_FD"
+"""The descriptor of the listening socket an instance is handed (see claim_port)."""
 
 
 @dataclass(kw_only=True)
@@ -102,6 +107,25 @@ def reserve_port() -> int:
     raise StagingError(f"no free loopback port in {lo}-{hi}")
 
 
+def claim_port(port: int) -> socket.socket | None:
+    """A socket listening on loopback `port`, to hand to the instance that will serve there; None if it is taken.
+
+    Held from here until the instance exits, the port cannot be taken by another process meanwhile
+    (a listening socket without SO_REUSEPORT keeps every other bind off it). SO_REUSEADDR lets an
+    instance restarted after a crash take back its port while old connections sit in TIME_WAIT.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((LOOPBACK, port))
+        s.listen(1024)
+    except OSError:
+        s.close()
+        return None
+    _handed_out.add(port)
+    return s
+
+
 def port_open(port: int, host: str = LOOPBACK) -> bool:
     """Something accepts TCP connections on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -113,13 +137,26 @@ _children: dict[int, subprocess.Popen] = {}
 
 
 def spawn(name: str, role: str, argv: list[str], log: Path, port: int | None = None,
-          version: str | None = None, env: dict | None = None, cwd: Path | None = None) -> ProcRecord:
-    """Start `argv` in its own session (a Ctrl-C on simlab's terminal does not reach it), output to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+          version: str | None = None, env: dict | None = None, cwd: Path | None = None, *,
+          owner: Path | None = None, listen: socket.socket | None = None) -> ProcRecord:
+    """Start `argv` in its own session (a Ctrl-C on simlab's terminal does not reach it), output to `log`.
+
+    `owner`: the state directory it belongs to, marked in its environment (OWNER_ENV). `listen`: a
+    socket from claim_port, inherited by the process (its descriptor in LISTEN_FD_ENV). Files it
+    creates are private to the user (umask 077), as its log is.
+    """
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = dict(os.environ if env is None else env)
+    if owner is not None:
+        env[OWNER_ENV] = str(owner)
+    fds: tuple[int, ...] = ()
+    if listen is not None:
+        fds = (listen.fileno(),)
+        env[LISTEN_FD_ENV] = str(listen.fileno())
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env, cwd=cwd)
+                                    start_new_session=True, env=env, cwd=cwd, pass_fds=fds, umask=0o077)
         except FileNotFoundError:
             raise StagingError(f"cannot start {name}: {argv[0]} not found (install it, e.g. apt-get install {argv[0]})") from None
     _children[proc.pid] = proc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -21,6 +20,7 @@ from simlab.control import MetricsView, WindowStats
 from simlab.control.observations import Version
 from simlab.errors import StagingError
 from simlab.scenario import Scenario
+from simlab.staging.files import write_private
 
 REQUESTS = "simlab_requests_total"
 LATENCY = "simlab_request_duration_seconds"
@@ -58,9 +58,7 @@ def write_targets(path: Path, targets: dict[str, tuple[int, str]]) -> None:
         {"targets": [f"127.0.0.1:{port}"], "labels": {"simlab_instance": name, "simlab_version": version}}
         for name, (port, version) in sorted(targets.items())
     ]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(groups, indent=1))
-    os.replace(tmp, path)
+    write_private(path, json.dumps(groups, indent=1))
 
 
 def argv(config: Path, data_dir: Path, port: int) -> list[str]:

@@ -12,6 +12,7 @@ import math
 import os
 import selectors
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from simlab.rng import stream
 from simlab.scenario import Scenario
 from simlab.staging.behaviour import EXIT_CRASH, Behaviour
+from simlab.staging.haproxy import IDENTITY_ENV, IDENTITY_HEADER
 
 
 def latency_buckets(threshold: float) -> tuple[float, ...]:
@@ -44,6 +46,8 @@ class Instance:
         self.ready_at = self.started + scenario.fleet.startup
         self.draining = False
         self.state_dir = state_dir
+        identity = os.environ.get(IDENTITY_ENV)
+        self._identity = {IDENTITY_HEADER: identity} if identity else None
         self.behaviour = Behaviour(scenario, version, stream(seed, f"staging/{name}"), release_epoch)
         self.workers = asyncio.Semaphore(scenario.fleet.workers)
         self.busy = 0
@@ -124,7 +128,10 @@ class Instance:
         return web.Response(text="alive")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ready") if self.ready else web.Response(status=503, text="not ready")
+        """200 with the staging's identity once started up and not draining (HAProxy checks both)."""
+        if not self.ready:
+            return web.Response(status=503, text="not ready")
+        return web.Response(text="ready", headers=self._identity)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -154,7 +161,14 @@ def build_app(instance: Instance) -> web.Application:
     return app
 
 
-async def serve(instance: Instance, port: int) -> int:
+def site(runner: web.AppRunner, port: int, listen: socket.socket | None) -> web.BaseSite:
+    """Where an instance listens: the socket the supervisor claimed for it (see procs.claim_port), else `port`."""
+    if listen is not None:
+        return web.SockSite(runner, listen, backlog=1024)
+    return web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_address=True)
+
+
+async def serve(instance: Instance, port: int, listen: socket.socket | None = None) -> int:
     """Serve until SIGTERM/SIGINT (then drain) or until a crash defect fires; return the exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -162,7 +176,7 @@ async def serve(instance: Instance, port: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(build_app(instance), access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    await site(runner, port, listen).start()
     tasks = [asyncio.create_task(instance.housekeeping())]
     crash_in = instance.behaviour.crash_after(time.time())
     crashed = asyncio.create_task(asyncio.sleep(crash_in)) if crash_in is not None else None

@@ -9,6 +9,7 @@ runs is `members.Placement`'s business; what survives this process is
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import shutil
 import sys
 import time
@@ -20,47 +21,39 @@ from simlab.staging import haproxy, procs
 from simlab.staging import prometheus as prom
 from simlab.staging.behaviour import EXIT_CRASH_LOOP
 from simlab.staging.faults import InstanceFaults
+from simlab.staging.files import check_socket_room, private_dir, write_private
 from simlab.staging.members import CRASH_LOOP_BACKOFF, Allocation, Member, Placement
 from simlab.staging.procs import ProcRecord
 from simlab.staging.state import STATE_FILE, SavedState, StagingInfo
+from simlab.staging.sweep import stop_marked
 
 Event = tuple[str, str, dict]  # (kind, instance, detail)
 
 
 class Staging(InstanceFaults):
-    """A staging fleet rooted at `dir` (see `up`, `open`, `down`, `status`); faults from `InstanceFaults`."""
+    """A staging fleet rooted at `dir` (see `up`, `open`, `down`; health.py for its status); faults from `InstanceFaults`."""
 
     def __init__(self, dir: Path, *, info: StagingInfo, scenario: Scenario | None = None,
                  alloc: Allocation | None = None, services: dict[str, ProcRecord] | None = None,
-                 members: dict[str, Member] | None = None, hosts: dict[str, ProcRecord] | None = None):
+                 members: dict[str, Member] | None = None, hosts: dict[str, ProcRecord] | None = None,
+                 load: dict[str, ProcRecord] | None = None):
         self.dir = dir
+        self.state_file, self.scenario_file = dir / STATE_FILE, dir / "scenario.json"
+        self.socket_path, self.targets_file = dir / "haproxy.sock", dir / "targets.json"  # HAProxy's admin socket
         self.info = info
         self.scenario = scenario
         self.alloc = alloc or Allocation()
         self.services = services or {}  # haproxy, prometheus
         self.members = members or {}
         self.hosts = hosts or {}  # instance hosts, when per_process > 1
+        self.load = load or {}  # Locust's processes while a deploy drives load
         self.restart_crashed = False
+        self.notices: list[Event] = []  # what happened outside reaping (ports found taken), for the next reap
+        env = {haproxy.IDENTITY_ENV: info.identity} if info.identity else {}
         self.placement = Placement(dir=dir, per_process=info.per_process, members=self.members, hosts=self.hosts,
-                                   alloc=self.alloc, service_argv=self._service_argv, save=self.save)
+                                   alloc=self.alloc, service_argv=self._service_argv, save=self.save, env=env)
 
-    # -- files ---------------------------------------------------------------
-    @property
-    def state_file(self) -> Path:
-        return self.dir / STATE_FILE
-
-    @property
-    def scenario_file(self) -> Path:
-        return self.dir / "scenario.json"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.dir / "haproxy.sock"
-
-    @property
-    def targets_file(self) -> Path:
-        return self.dir / "targets.json"
-
+    # -- files and addresses -------------------------------------------------
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.info.port}"
@@ -78,17 +71,17 @@ class Staging(InstanceFaults):
         return haproxy.RuntimeAPI(self.socket_path)
 
     def save(self) -> None:
-        SavedState(self.info, self.alloc, self.services, self.hosts, self.members).write(self.state_file)
+        SavedState(self.info, self.alloc, self.services, self.hosts, self.members, self.load).write(self.state_file)
 
     @classmethod
     def open(cls, state_dir: str | Path) -> "Staging":
-        """The staging recorded in `state_dir`; StagingError if there is none."""
+        """The staging recorded in `state_dir`; StagingError if there is none, StateFileError if it is damaged."""
         path = Path(state_dir).resolve()
         if not (path / STATE_FILE).exists():
             raise StagingError(f"no staging in {path} (run `simlab staging up SCENARIO --dir {state_dir}`)")
         saved = SavedState.read(path / STATE_FILE)
         st = cls(path, info=saved.info, alloc=saved.alloc, services=saved.services, members=saved.members,
-                 hosts=saved.hosts)
+                 hosts=saved.hosts, load=saved.load)
         if st.scenario_file.exists():
             try:
                 st.scenario = Scenario.model_validate_json(st.scenario_file.read_text())
@@ -103,8 +96,17 @@ class Staging(InstanceFaults):
         services = list(self.services.values()) + list(self.hosts.values())
         return bool(services) and all(procs.is_running(r) for r in services) and all(self.alive(n) for n in members)
 
+    def balancer_runs(self) -> bool:
+        return "haproxy" in self.services and procs.is_running(self.services["haproxy"])
+
     def records(self) -> list[ProcRecord]:
-        return [m.record for m in self.members.values()] + list(self.hosts.values()) + list(self.services.values())
+        return ([m.record for m in self.members.values()] + list(self.hosts.values()) + list(self.services.values())
+                + list(self.load.values()))
+
+    def track_load(self, records: list[ProcRecord]) -> None:
+        """Locust's processes while a deploy drives load, so `down` stops them if the deploy is killed."""
+        self.load = {r.name: r for r in records}
+        self.save()
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
@@ -120,13 +122,14 @@ class Staging(InstanceFaults):
         if not isinstance(per_process, int) or per_process < 1:
             raise StagingError(f"per_process: expected a whole number >= 1, found {per_process!r}")
         state_dir = Path(state_dir).resolve()
+        check_socket_room(state_dir, hosts=per_process > 1)
         cleaned = clean_stale(state_dir)
         info = StagingInfo(scenario=scenario.name, created=time.time(), cleaned=tuple(cleaned),
                            port=procs.free_port(), stats_port=procs.free_port(), prometheus_port=procs.free_port(),
-                           per_process=per_process)
+                           per_process=per_process, identity=secrets.token_hex(16))
         st = cls(state_dir, info=info, scenario=scenario)
-        st.dir.mkdir(parents=True, exist_ok=True)
-        st.scenario_file.write_text(scenario.model_dump_json())
+        private_dir(st.dir)
+        write_private(st.scenario_file, scenario.model_dump_json())
         prom.write_targets(st.targets_file, {})
         t0 = time.monotonic()
         try:
@@ -148,18 +151,18 @@ class Staging(InstanceFaults):
     def _start_services(self) -> None:
         s, info = self.scenario, self.info
         cfg = self.dir / "haproxy.cfg"
-        cfg.write_text(haproxy.render_config(s, info.port, info.stats_port, self.socket_path))
+        write_private(cfg, haproxy.render_config(s, info.port, info.stats_port, self.socket_path, info.identity))
         pcfg = self.dir / "prometheus.yml"
-        pcfg.write_text(prom.render_config(s, self.targets_file, info.stats_port))
+        write_private(pcfg, prom.render_config(s, self.targets_file, info.stats_port))
         data = self.dir / "prometheus-data"
         shutil.rmtree(data, ignore_errors=True)
         self.socket_path.unlink(missing_ok=True)
         logs = self.dir / "logs"
         self.services["haproxy"] = procs.spawn(
-            "haproxy", "haproxy", ["haproxy", "-f", str(cfg), "-db"], logs / "haproxy.log", info.port)
+            "haproxy", "haproxy", ["haproxy", "-f", str(cfg), "-db"], logs / "haproxy.log", info.port, owner=self.dir)
         self.services["prometheus"] = procs.spawn(
             "prometheus", "prometheus", prom.argv(pcfg, data, info.prometheus_port),
-            logs / "prometheus.log", info.prometheus_port)
+            logs / "prometheus.log", info.prometheus_port, owner=self.dir)
         self.save()
         procs.wait_until(self.socket_path.exists, 10.0, "HAProxy's admin socket", self.services["haproxy"])
 
@@ -184,16 +187,23 @@ class Staging(InstanceFaults):
                          interval=0.1)
 
     def down(self) -> list[str]:
-        """Stop everything recorded here; return the names stopped. Safe to call twice."""
+        """Stop everything recorded here, and what else names this directory (sweep.py); return the names stopped.
+
+        Safe to call twice.
+        """
         records = self.records()
         names = [r.name for r in records if procs.is_running(r)]
-        self.placement.stop_all(grace=self.scenario.traffic.timeout if self.scenario else 5.0)
+        grace = self.scenario.traffic.timeout if self.scenario else 5.0
+        procs.stop_many(list(self.load.values()), grace=5.0)
+        self.placement.stop_all(grace=grace)
         procs.stop_many(list(self.services.values()), grace=5.0)
+        names += stop_marked(self.dir, grace)  # what the state file lost track of
         still = [r.name for r in records if procs.is_running(r)]
         if still:
             raise StagingError(f"could not stop: {', '.join(still)}")
         self.members.clear()
         self.services.clear()
+        self.load.clear()
         self.placement.forget_hosts()
         for path in (self.state_file, self.socket_path, self.targets_file, self.dir / "offered_rps",
                      self.dir / "dependency.json"):
@@ -214,10 +224,11 @@ class Staging(InstanceFaults):
         index = self.alloc.next_index[version]
         self.alloc.next_index[version] = index + 1
         name = f"{version}-{index}"
-        port = self.placement.take_port(at_once=self.scenario.fleet.instances + 1)  # a blue-green: a whole fleet
+        port, listen, taken = self.placement.take_port(at_once=self.scenario.fleet.instances + 1)  # a blue-green
+        self.notices += [("port_taken", name, {"port": p, "used": port}) for p in taken]
         argv = self._service_argv("--version", version, "--instance", name, "--port", str(port),
                                   "--release-epoch", f"{release_epoch:.3f}")
-        record, host = self.placement.spawn(name, version, port, argv)
+        record, host = self.placement.spawn(name, version, port, argv, listen)
         zone = self.placement.next_zone(self.scenario.fleet.zones)
         self.members[name] = Member(record, zone=zone, host=host)
         if zone in self.alloc.zones_down:
@@ -232,7 +243,8 @@ class Staging(InstanceFaults):
         member = self.members[name]
         member.stopping = True
         member.restart_at = None
-        self.api.set_state(name, "drain")
+        if self.balancer_runs():  # without HAProxy (it died) the instance is stopped all the same
+            self.api.set_state(name, "drain")
         self.placement.terminate(name)
         self.save()
 
@@ -260,13 +272,27 @@ class Staging(InstanceFaults):
             self.save()
         return idle
 
+    def restart(self, name: str) -> None:
+        """Start instance `name` again (it is down), on its port unless another process took it meanwhile."""
+        self._respawn(name, time.time())
+        self.save()
+
     def _write_targets(self) -> None:
         prom.write_targets(self.targets_file, self.placement.targets())
         self.save()
 
     def _respawn(self, name: str, now: float) -> None:
+        """Start a crashed or released instance again, on its port unless another process took it meanwhile."""
         m = self.members[name]
-        m.record, m.host = self.placement.spawn(name, m.record.version, m.record.port, m.record.argv)
+        listen, taken = self.placement.reclaim(name)
+        if taken:  # moved to another port: HAProxy checks it there from now on
+            self.notices += [("port_taken", name, {"port": p, "used": m.record.port}) for p in taken]
+            server = self.api.servers().get(name)
+            if server is not None:
+                self.api.delete_server(name)
+            self.api.add_server(name, m.record.port, server.weight if server else 0, haproxy.check_args(self.scenario))
+            self._write_targets()
+        m.record, m.host = self.placement.spawn(name, m.record.version, m.record.port, m.record.argv, listen)
         m.restart_at = None
         m.memory_limit = None
         m.spawned_at = now
@@ -279,7 +305,7 @@ class Staging(InstanceFaults):
         """
         now = time.time() if now is None else now
         self.placement.forget_status()
-        events: list[Event] = []
+        events, self.notices = self.notices, []
         for name, m in list(self.members.items()):
             running = self.alive(name)
             if m.stopping:
@@ -300,7 +326,8 @@ class Staging(InstanceFaults):
 
     def _forget(self, name: str) -> None:
         """A drained instance has exited: out of HAProxy, the targets and the state."""
-        self.api.delete_server(name)
+        if self.balancer_runs():
+            self.api.delete_server(name)
         del self.members[name]
         self._write_targets()
 
@@ -355,39 +382,12 @@ class Staging(InstanceFaults):
                       if not m.stopping and (version is None or m.record.version == version)
                       and n in servers and servers[n].in_rotation)
 
-    def status(self) -> dict:
-        """What runs, for `simlab staging status`."""
-        try:
-            servers = self.api.servers() if procs.is_running(self.services["haproxy"]) else {}
-        except (StagingError, KeyError):
-            servers = {}
-        rows = []
-        for name, m in sorted(self.members.items()):
-            s = servers.get(name)
-            health = "-" if s is None else ("MAINT" if s.in_maint else "DRAIN" if s.draining else
-                                             "UP" if s.up else "DOWN")
-            rows.append({
-                "name": name, "version": m.record.version, "pid": m.record.pid, "port": m.record.port,
-                "running": self.alive(name), "health": health, "zone": m.zone, "held": m.held, "host": m.host,
-                "weight": None if s is None else s.weight,
-            })
-        return {
-            "dir": str(self.dir), "scenario": self.info.scenario,
-            "url": self.url, "prometheus": self.prometheus_url, "haproxy_stats": f"{self.stats_url}/stats",
-            "services": {k: {"pid": r.pid, "port": r.port, "running": procs.is_running(r)}
-                         for k, r in self.services.items()},
-            "instances": rows,
-        }
-
 
 def clean_stale(state_dir: Path) -> list[str]:
     """Stop what a previous simlab left running in `state_dir`; StagingError if it is a live staging."""
     if not (state_dir / STATE_FILE).exists():
         return []
-    try:
-        st = Staging.open(state_dir)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise StagingError(f"{state_dir}/state.json is unreadable ({exc}); remove it after stopping its processes")
+    st = Staging.open(state_dir)  # StateFileError if damaged: `down` copes with that, `up` says to run it
     if st.running():
         raise StagingError(
             f"a staging is already running in {st.dir} ({st.url}); run `simlab staging down --dir {state_dir}` first"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from simlab.staging.faults import FaultStep
+    from simlab.staging.procs import ProcRecord
     from simlab.staging.prometheus import PromQL
 
 COUNT_KEYS = tuple(f"{v}_{k}" for v in ("old", "new") for k in ("alive", "ready", "starting", "down", "draining"))
@@ -32,6 +33,12 @@ class DeployTarget(Protocol):
     def begin(self, release_epoch: float) -> None:
         """The deploy starts; the release's defects count from `release_epoch` (wall clock)."""
 
+    def broken(self) -> str | None:
+        """Every tick, first: what makes the deploy impossible to go on with (its balancer died), or None."""
+
+    def track_load(self, records: list[ProcRecord]) -> None:
+        """Locust's processes, recorded where `simlab staging down` finds them if the deploy is killed."""
+
     def reap(self) -> list[tuple[str, str, dict]]:
         """(kind, instance, detail) of what happened to instances since the last tick."""
 
@@ -52,7 +59,7 @@ class DeployTarget(Protocol):
         """The controller promoted or started a rollback."""
 
     def interrupt(self, instances: int) -> str:
-        """The deploy was interrupted: put the stable version back; say what was done."""
+        """The deploy was interrupted or failed: put the stable version back; say what is true afterwards."""
 
     def running_instances(self) -> list[str]:
         """Instances that can crash now (faults)."""

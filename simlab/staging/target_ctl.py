@@ -20,6 +20,7 @@ from pathlib import Path
 
 from simlab.errors import SimlabError
 from simlab.staging import haproxy, procs
+from simlab.staging.files import open_private, write_private
 from simlab.staging.state import STATE_FILE, SavedState
 
 WEIGHT_FILE = "target-weight.json"
@@ -75,12 +76,12 @@ def scale(state_dir: Path, version: str, count: int, release_epoch: float) -> No
 
 
 def _set_weight(state_dir: Path, percent: float | None) -> None:
-    (state_dir / WEIGHT_FILE).write_text(json.dumps({"percent": percent}))
+    write_private(state_dir / WEIGHT_FILE, json.dumps({"percent": percent}))
     status(state_dir)  # applies the split
 
 
 def milestone(state_dir: Path, kind: str, show_env: str | None) -> None:
-    with open(state_dir / "target-milestones.log", "a") as f:
+    with open_private(state_dir / "target-milestones.log") as f:
         f.write(f"{time.time():.3f} {kind}\n")
     if show_env:  # lets a test check that simlab masks a credential a command prints
         print(f"{kind}: authenticated with {show_env}={os.environ.get(show_env, '')}")

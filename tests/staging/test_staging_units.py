@@ -30,7 +30,7 @@ def test_weight_zero_and_hundred_cut_a_version_off():
 @pytest.mark.parametrize("lb,balance", list(haproxy.BALANCE.items()))
 def test_haproxy_config_maps_the_balancer_and_binds_loopback(lb, balance, tmp_path):
     s = small_scenario(f"\nstaging: {{fleet: {{load_balancer: {lb}}}}}\n")
-    cfg = haproxy.render_config(s, 8080, 8081, tmp_path / "sock")
+    cfg = haproxy.render_config(s, 8080, 8081, tmp_path / "sock", "0123456789abcdef")
     assert f"balance {balance}\n" in cfg
     binds = [ln.split()[1] for ln in cfg.splitlines() if ln.strip().startswith("bind")]
     assert binds == ["127.0.0.1:8080", "127.0.0.1:8081"]
