@@ -207,7 +207,7 @@ def _truncate_a_killed_deploy_and_bring_it_down(state: Path, path: Path) -> None
     took = time.monotonic() - t0
     assert down.returncode == 0, down.stderr
     assert "state.json is damaged" in down.stdout and "locust" in down.stdout, down.stdout
-    print(f"down with a truncated state file: {took:.2f}s")
+    print(f"down with a truncated state file: {took:.2f}s: {down.stdout.strip()}")
     assert not any(procs.is_running(r) for r in everything) and marked(state) == []
     assert not any(procs.port_open(p) for p in ports)
     assert (state / "state.json.damaged").exists() and not (state / "state.json").exists()
