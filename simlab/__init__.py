@@ -22,6 +22,7 @@ _LAZY = {
     "compare": "simlab.experiment",
     "sweep": "simlab.experiment",
     "analysis_quality": "simlab.experiment.quality",
+    "lint": "simlab.linter",
     "discover": "simlab.chaos",  # `chaos discover simlab` looks for the extension's discover() here
     "import_argo": "simlab.bridges",
     "import_flagger": "simlab.bridges",
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from simlab.bridges import export_argo, export_flagger, import_argo, import_flagger
     from simlab.experiment import compare, replicate, sweep
     from simlab.experiment.quality import analysis_quality
+    from simlab.linter import lint
     from simlab.results import SUMMARY_KEYS, Result
     from simlab.scenario import Scenario, load_scenario
     from simlab.simulation import simulate

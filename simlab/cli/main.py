@@ -11,6 +11,7 @@ import sys
 
 # Imported for their commands, which register on app in this order (the order of `simlab --help`).
 from simlab.cli import simulate  # noqa: F401  isort: skip
+from simlab.cli import lint  # noqa: F401  isort: skip
 from simlab.cli import experiment  # noqa: F401  isort: skip
 from simlab.cli import quality  # noqa: F401  isort: skip
 from simlab.cli import report  # noqa: F401  isort: skip

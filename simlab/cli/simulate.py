@@ -22,6 +22,9 @@ def check(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> No
         f"{scenario}: valid — {s.name}: {s.fleet.instances} instances, {s.traffic.rps:g} rps, "
         f"{s.duration:g}s, {release}, strategy {s.strategy.kind}"
     )
+    from simlab.cli.lint import refuse_errors
+
+    refuse_errors(s, scenario)  # valid, but a rollout policy that cannot work: its lint errors, exit 1
 
 
 @app.command()
