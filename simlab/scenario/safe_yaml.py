@@ -4,10 +4,10 @@ PyYAML's SafeLoader builds only plain data, but it follows aliases freely:
 nine aliases nine deep (the "billion laughs") describe 10^9 values in a few
 hundred bytes, a recursive anchor describes an infinite structure, and its
 composer recurses once per level, so 5,000 nested brackets end in a
-RecursionError. The composer here counts, as it goes, each node's depth and
-size with every alias expanded, and stops at the first limit with the line
-where it was reached; nothing downstream ever walks more than MAX_VALUES
-values. Numbers are read as YAML 1.2 does (`1e12` is a number, not the
+RecursionError. The composer here counts, as it goes, the document's depth
+and values with every alias expanded, and stops at the first limit with the
+line where it was reached; nothing downstream ever walks more than
+MAX_VALUES values. Numbers are read as YAML 1.2 does (`1e12` is a number, not the
 string YAML 1.1 makes of it).
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ from simlab.errors import ScenarioError
 
 MAX_DEPTH = 64
 """Levels of nesting; a scenario needs about six."""
-MAX_VALUES = 250_000
-"""Values (scalars, lists, mappings) with aliases expanded; a scenario has a few hundred."""
+MAX_VALUES = 20_000
+"""Values (scalars, lists, mappings) with aliases expanded; a scenario has a few hundred, bulk data
+goes in the files it names (replay CSVs, samples files)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -31,6 +32,7 @@ class _Loader(yaml.SafeLoader):
         self._depth = 0
         self._open: set[str] = set()  # anchors whose node is being composed
         self._aliases = 0
+        self._total = 0
         self._size: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), aliases expanded
 
     def compose_node(self, parent, index):
@@ -40,10 +42,16 @@ class _Loader(yaml.SafeLoader):
             if event.anchor in self._open:
                 raise _Limit(event.start_mark, f"YAML alias *{event.anchor} refers to its own anchor "
                                                f"&{event.anchor}: a recursive structure is not a scenario")
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
+            values, depth = self._size[id(node)]
+            self._count(values, event.start_mark)
+            if self._depth + depth > MAX_DEPTH:
+                raise _Limit(event.start_mark, f"YAML alias *{event.anchor} nests more than {MAX_DEPTH} levels deep")
+            return node
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise _Limit(event.start_mark, f"YAML nested more than {MAX_DEPTH} levels deep; a scenario needs a few")
+        self._count(1, event.start_mark)
         if event.anchor:
             self._open.add(event.anchor)
         try:
@@ -54,21 +62,22 @@ class _Loader(yaml.SafeLoader):
         self._measure(node)
         return node
 
+    def _count(self, values: int, mark) -> None:
+        """Values in the document so far, aliases expanded: refused the moment they pass MAX_VALUES."""
+        self._total += values
+        if self._total > MAX_VALUES:
+            what = "YAML aliases expand to" if self._aliases else "YAML holds"
+            raise _Limit(mark, f"{what} more than {MAX_VALUES:,} values by here; a scenario needs a few hundred "
+                               f"(bulk data goes in the files it names)")
+
     def _measure(self, node: yaml.Node) -> None:
+        """Remember a node's size and depth with aliases expanded, for the aliases that will refer to it."""
         if isinstance(node, yaml.ScalarNode):
             self._size[id(node)] = (1, 1)
             return
         children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
         sizes = [self._size[id(child)] for child in children]
-        values = 1 + sum(v for v, _ in sizes)
-        depth = 1 + max((d for _, d in sizes), default=0)
-        if values > MAX_VALUES:
-            what = "YAML aliases expand to" if self._aliases else "YAML holds"
-            raise _Limit(node.start_mark, f"{what} more than {MAX_VALUES:,} values here; a scenario needs a few "
-                                          f"hundred (bulk data goes in the files it names)")
-        if depth > MAX_DEPTH:
-            raise _Limit(node.start_mark, f"YAML aliases nest more than {MAX_DEPTH} levels deep here")
-        self._size[id(node)] = (values, depth)
+        self._size[id(node)] = (1 + sum(v for v, _ in sizes), 1 + max((d for _, d in sizes), default=0))
 
     def construct_object(self, node, deep=False):
         try:
