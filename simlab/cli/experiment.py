@@ -13,6 +13,7 @@ from typing import Any, Optional
 import typer
 
 from simlab.cli.app import app
+from simlab.cli.simulate import MAX_WORK, NO_LIMITS, within_limits
 from simlab.errors import ScenarioError
 
 RUNS = typer.Option(100, "--runs", help="replications per strategy, variant or grid point")
@@ -150,16 +151,18 @@ def compare_command(
     scheduler: Optional[str] = SCHEDULER,
     out: Optional[Path] = typer.Option(None, "--out", help="keep runs here as they finish (re-running resumes) and "
                                        "write compare.csv, runs.parquet and meta.json"),
-    quiet: bool = QUIET, report: bool = REPORT,
+    quiet: bool = QUIET, report: bool = REPORT, max_work: Optional[str] = MAX_WORK, no_limits: bool = NO_LIMITS,
 ) -> None:
     """Compare strategies or policy variants on the same seeds: one row each, with 95% intervals."""
-    from simlab.experiment.comparison import compare
+    from simlab.experiment.comparison import compare, policies
     from simlab.scenario import load_scenario
 
     _check_report(report, out)
     s = load_scenario(scenario)
     if variants is not None and not variants.exists():
         raise ScenarioError(f"--variants: no such variants file {str(variants)!r}")
+    within_limits([p for _, p in policies(s, strategies, variants)], engine, runs, executor, max_work, no_limits,
+                  str(scenario), twins=True)
     with _stoppable():
         result = compare(s, strategies=strategies, variants=variants, runs=runs, seed=seed, engine=engine,
                          executor=executor, scheduler=scheduler, progress=not quiet, out=out)
@@ -176,10 +179,10 @@ def sweep_command(
     runs: int = typer.Option(20, "--runs", help="replications per grid point"),
     seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR, scheduler: Optional[str] = SCHEDULER,
     out: Optional[Path] = typer.Option(None, "--out", help="store runs here (re-running resumes) and write sweep.parquet, table.csv, pareto.csv"),
-    quiet: bool = QUIET, report: bool = REPORT,
+    quiet: bool = QUIET, report: bool = REPORT, max_work: Optional[str] = MAX_WORK, no_limits: bool = NO_LIMITS,
 ) -> None:
     """Sweep a grid of parameters; print aggregates per point and the Pareto front of deploy time vs bad requests."""
-    from simlab.experiment.sweeps import sweep
+    from simlab.experiment.sweeps import grid, sweep
     from simlab.scenario import load_scenario
 
     _check_report(report, out)
@@ -192,6 +195,8 @@ def sweep_command(
             raise ScenarioError(f"--param: expected each path once, found {path} again")
         params[path] = values
     s = load_scenario(scenario)
+    within_limits([p for _, p in grid(s, params)], engine, runs, executor, max_work, no_limits, str(scenario),
+                  twins=True)
     with _stoppable():
         result = sweep(s, params, runs=runs, seed=seed, engine=engine, executor=executor, scheduler=scheduler,
                        out=out, progress=not quiet)

@@ -11,10 +11,82 @@ from simlab.cli.app import app, scenario_arg
 from simlab.errors import ScenarioError
 
 
+MAX_WORK = typer.Option(None, "--max-work", metavar="DURATION",
+                        help="CPU time a command may need before simlab refuses to start it, e.g. 48h or 7d "
+                             "(default 24h); memory is limited to most of what is available")
+NO_LIMITS = typer.Option(False, "--no-limits", help="start the command whatever CPU time and memory it needs")
+
+
+def _pick(scenario, engine: str) -> str:
+    """The engine `auto` runs, decided as simlab.simulation.engine_choice does, from the expected requests
+    counted without arrays (engine_choice samples the rate every second, which a year-long run cannot afford)."""
+    if engine != "auto":
+        return engine
+    from simlab.engines.fluid.domain import outside
+    from simlab.scenario.footprint import expected_requests
+    from simlab.simulation import AUTO_INSTANCES, AUTO_REQUESTS
+
+    if outside(scenario) is not None:
+        return "request"
+    small = expected_requests(scenario) <= AUTO_REQUESTS and scenario.fleet.instances <= AUTO_INSTANCES
+    return "request" if small else "fluid"
+
+
+def within_limits(points, engine: str, runs: int, executor: str, max_work: Optional[str], no_limits: bool,
+                  source: str, single: bool = False, twins: bool = False) -> list:
+    """Refuse (ScenarioError) before anything runs when the runs would not finish or fit on this machine.
+
+    `single`: one run in this process (`simlab run`), which on the fluid engine keeps its timeline.
+    `twins`: each point's runs come with their no-release twins (compare and sweep: simlab.experiment.twins).
+    Returns the footprints, one per engine the points run on. An unknown engine or executor is left
+    to the command itself to report.
+    """
+    from simlab.scenario.footprint import check_footprint, footprint, machine_limits
+    from simlab.units import parse_duration
+
+    work = None
+    if max_work is not None:
+        try:
+            work = parse_duration(max_work)
+        except ValueError as exc:
+            raise ScenarioError(f"--max-work: {exc}") from None
+    if engine not in ("request", "fluid", "auto") or executor not in ("serial", "local", "dask"):
+        return []
+    limits = machine_limits(work, no_limits)
+    if single:
+        batch, parallel = 1, 1
+    else:
+        from simlab.experiment.executors import workers
+        from simlab.experiment.replication import FLUID_BLOCK
+
+        batch, parallel = FLUID_BLOCK, workers(executor)
+    if twins:
+        from simlab.experiment.twins import no_release_twin, twin_key
+
+        unique = {twin_key(p, engine): no_release_twin(p) for p in points if p.release is not None}
+        points = [*points, *unique.values()]
+    groups: dict[str, list] = {}
+    for point in points:
+        groups.setdefault(_pick(point, engine), []).append(point)
+    prints = [footprint(group, name, runs, batch, parallel, record=single) for name, group in groups.items()]
+    for fp in prints:
+        check_footprint(fp, limits, source)
+    return [(fp, limits) for fp in prints]
+
+
 @app.command()
-def check(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> None:
-    """Validate a scenario and say what it describes."""
+def check(
+    scenario: Path = typer.Argument(..., help="scenario YAML file"),
+    engine: str = typer.Option("request", help="the engine to estimate a run on: request, fluid or auto"),
+    runs: int = typer.Option(1, "--runs", min=1, help="runs to estimate (as compare or sweep would run them)"),
+    max_work: Optional[str] = MAX_WORK,
+    no_limits: bool = NO_LIMITS,
+) -> None:
+    """Validate a scenario, say what it describes, and whether its runs fit this machine (exit 2 if not)."""
+    from simlab.scenario.footprint import describe
+
     s = scenario_arg(scenario)
+    prints = within_limits([s], engine, runs, "local", max_work, no_limits, str(scenario), single=runs == 1)
     release = "no release" if s.release is None else (
         f"release {s.release.version} at {s.release.at:g}s with {len(s.release.defects)} defect(s)"
     )
@@ -22,6 +94,8 @@ def check(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> No
         f"{scenario}: valid — {s.name}: {s.fleet.instances} instances, {s.traffic.rps:g} rps, "
         f"{s.duration:g}s, {release}, strategy {s.strategy.kind}"
     )
+    for fp, limits in prints:
+        typer.echo(describe(fp, limits))
     from simlab.cli.lint import refuse_errors
 
     refuse_errors(s, scenario)  # valid, but a rollout policy that cannot work: its lint errors, exit 1
@@ -44,13 +118,18 @@ def run(
     out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     report: bool = typer.Option(False, "--report", help="also write an HTML and Markdown report (needs --out)"),
+    max_work: Optional[str] = MAX_WORK,
+    no_limits: bool = NO_LIMITS,
 ) -> None:
     """Simulate one rollout and print its summary."""
     from simlab.simulation import simulate
 
     if report and out is None:
         raise ScenarioError("--report: expected --out DIR as well (the report is built from the written results)")
+    if seed is not None and seed < 0:
+        raise ScenarioError(f"--seed: expected a whole number of at least 0, found {seed}")
     s = scenario_arg(scenario, strategy)
+    within_limits([s], engine, 1, "serial", max_work, no_limits, str(scenario), single=True)
     result = simulate(s, seed=seed, engine=engine)
     if out is not None:
         result.write(out)
