@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,7 +112,33 @@ def _experiment_file(scenario: Scenario, out: Path, given: str | Path | None) ->
         raise ScenarioError(f"--experiment: expected a .json, .yaml or .yml file (what chaos reads), found {given}")
     if not path.is_file():
         raise ScenarioError(f"--experiment: expected an experiment file, found no file at {given}")
-    return path  # its content is checked by `chaos validate` (see _check_experiment)
+    _parse_experiment(path, given)
+    return path  # what it says is checked by `chaos validate` (see _check_experiment)
+
+
+def _parse_experiment(path: Path, given: str | Path) -> None:
+    """The experiment file parses as JSON or YAML into a mapping: a malformed one is one line naming where.
+
+    Read as a scenario is (size-bounded UTF-8, YAML aliases and nesting bounded), so `chaos validate`
+    only ever sees a file it can parse and never prints a parser's traceback.
+    """
+    from simlab.scenario import safe_yaml
+    from simlab.scenario.files import read_scenario_text
+
+    text = read_scenario_text(Path(given), "experiment")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            where = f"{given}:{exc.lineno}:{exc.colno}" if hasattr(exc, "lineno") else str(given)
+            raise ScenarioError(f"{where}: expected JSON: {getattr(exc, 'msg', exc)}") from None
+    else:
+        data, _ = safe_yaml.load(text, str(given))
+    if not isinstance(data, dict):
+        found = {list: "a list", str: "a string", type(None): "nothing"}.get(type(data), type(data).__name__)
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise ScenarioError(f"{given}: expected a {kind} object of experiment keys (title, description, method), "
+                            f"found {found}")
 
 
 def _staging(scenario: Scenario, state_dir: Path):
@@ -137,9 +164,15 @@ def _check_experiment(path: Path, out: Path, env: dict) -> None:
             "validate", str(path)]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-        detail = "\n".join(lines[-5:]) or f"chaos validate exited {done.returncode}"
-        raise ScenarioError(f"{path}: not a valid Chaos Toolkit experiment:\n{detail}")
+        raise ScenarioError(f"{path}: not a valid Chaos Toolkit experiment: {_reason(done.stdout + done.stderr)}")
+
+
+def _reason(output: str) -> str:
+    """The one line of chaos's output that says why: its last ERROR message, else its last line."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in output.splitlines()]
+    lines = [line for line in lines if line]
+    errors = [re.sub(r"^\[[^]]*\bERROR\]\s*", "", line) for line in lines if re.match(r"^\[[^]]*\bERROR\]", line)]
+    return (errors or lines or ["chaos validate failed and said nothing"])[-1]
 
 
 def _run_chaos(path: Path, out: Path, journal: Path, env: dict, state_dir: Path) -> int:
