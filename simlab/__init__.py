@@ -23,6 +23,7 @@ _LAZY = {
     "sweep": "simlab.experiment",
     "analysis_quality": "simlab.experiment.quality",
     "lint": "simlab.linter",
+    "capacity": "simlab.planning",
     "discover": "simlab.chaos",  # `chaos discover simlab` looks for the extension's discover() here
     "import_argo": "simlab.bridges",
     "import_flagger": "simlab.bridges",
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from simlab.experiment import compare, replicate, sweep
     from simlab.experiment.quality import analysis_quality
     from simlab.linter import lint
+    from simlab.planning import capacity
     from simlab.results import SUMMARY_KEYS, Result
     from simlab.scenario import Scenario, load_scenario
     from simlab.simulation import simulate

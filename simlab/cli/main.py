@@ -14,6 +14,7 @@ from simlab.cli import simulate  # noqa: F401  isort: skip
 from simlab.cli import lint  # noqa: F401  isort: skip
 from simlab.cli import experiment  # noqa: F401  isort: skip
 from simlab.cli import quality  # noqa: F401  isort: skip
+from simlab.cli import planning  # noqa: F401  isort: skip
 from simlab.cli import report  # noqa: F401  isort: skip
 from simlab.cli import staging  # noqa: F401  isort: skip
 from simlab.cli import bridges  # noqa: F401  isort: skip
