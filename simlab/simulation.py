@@ -53,15 +53,17 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, engine: s
     return result
 
 
-def simulate_batch(scenario: Scenario, seeds) -> "pd.DataFrame":
+def simulate_batch(scenario: Scenario, seeds, releases: "list[Scenario] | None" = None) -> "pd.DataFrame":
     """Replications of a concrete scenario in lockstep on the fluid engine: one summary row per seed.
 
     The replications share one data-plane stream, so a seed's numbers depend on
     the seeds batched with it (a batch of one equals `simulate(engine="fluid")`).
+    `releases`, one per seed, are the concrete scenarios the replications simulate
+    (`draw_release`'s good or bad draws of `scenario`), batched together.
     """
     from simlab.engines.fluid.engine import simulate_batch as batch
 
-    return batch(scenario, seeds)
+    return batch(scenario, seeds, releases=releases)
 
 
 def _run(scenario: Scenario, seed: int, engine: str) -> Result:

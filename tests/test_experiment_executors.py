@@ -63,23 +63,48 @@ def test_a_given_scheduler_address_is_used_and_closed_clusters_agree():
     pd.testing.assert_frame_equal(remote, replicate(s, runs=2, seed=2, executor="serial"))
 
 
-def test_fluid_runs_go_through_simulate_batch_grouped_by_drawn_release(monkeypatch):
-    """When the fluid engine offers simulate_batch, runs sharing a concrete release share one call."""
+def test_fluid_runs_go_through_simulate_batch_with_each_runs_drawn_release(monkeypatch):
+    """When the fluid engine offers simulate_batch, a block's runs share one call, good and bad draws together."""
     import simlab.simulation as sim
+    from simlab.scenario.release import draw_release
 
     calls = []
 
-    def simulate_batch(scenario, seeds):  # stands in for the vectorised engine: same numbers, one call
-        calls.append((scenario.release.bad, list(seeds)))
-        return [sim.simulate(scenario, seed=seed, engine="request") for seed in seeds]
+    def simulate_batch(scenario, seeds, releases):  # stands in for the vectorised engine: same numbers, one call
+        calls.append(([c.release.bad for c in releases], list(seeds)))
+        return [sim.simulate(c, seed=seed, engine="request") for c, seed in zip(releases, seeds)]
 
     monkeypatch.setattr(sim, "simulate_batch", simulate_batch, raising=False)
     monkeypatch.setattr(sim, "ENGINES", tuple(sim.ENGINES) + ("fluid",) if "fluid" not in sim.ENGINES else sim.ENGINES)
-    s = scenario("canary", **{**TINY, "release.defects": [{"kind": "error_rate", "rate": 0.3}]})
-    batched = replicate(s, runs=4, seed=3, engine="fluid", executor="serial")
-    assert sorted(bad for bad, _ in calls) == [False, True]  # one call for good releases, one for bad
-    assert sorted(seed for _, seeds in calls for seed in seeds) == sorted(batched["run_seed"])
-    pd.testing.assert_frame_equal(batched, replicate(s, runs=4, seed=3, executor="serial"))
+    s = scenario("canary", **{**TINY, "release.defects": [{"kind": "error_rate", "rate": 0.3}],
+                              "release.bad_probability": 0.5})
+    batched = replicate(s, runs=6, seed=3, engine="fluid", executor="serial")
+    assert len(calls) == 1 and sorted(set(calls[0][0])) == [False, True]  # one call, both draws in it
+    assert calls[0][0] == [draw_release(s, seed)[0].release.bad for seed in calls[0][1]]
+    assert sorted(calls[0][1]) == sorted(batched["run_seed"])
+    pd.testing.assert_frame_equal(batched, replicate(s, runs=6, seed=3, executor="serial"))
+
+
+def test_a_batch_of_mixed_releases_simulates_each_run_with_its_own_release():
+    """The real engine: good and bad draws in one lockstep batch; one run alone equals simulate()."""
+    from simlab.engines.fluid.engine import simulate_batch
+    from simlab.scenario.release import draw_release
+    from simlab.simulation import simulate
+
+    s = scenario("canary", **{**TINY, "release.defects": [{"kind": "error_rate", "rate": 0.3}],
+                              "release.bad_probability": 0.5})
+    seeds = list(range(8))
+    releases = [draw_release(s, seed)[0] for seed in seeds]
+    assert {c.release.bad for c in releases} == {False, True}
+    rows = simulate_batch(s, seeds, releases=releases)
+    assert list(rows["bad_release"]) == [c.release.bad for c in releases]
+    assert set(rows[rows.bad_release].outcome) == {"rolled_back"}  # 30% errors: every bad run is caught
+    assert set(rows[~rows.bad_release].outcome) == {"promoted"}
+    assert (rows[rows.bad_release]["bad"].min() > 5 * rows[~rows.bad_release]["bad"].max())
+    alone = simulate_batch(s, [seeds[1]], releases=[releases[1]]).iloc[0].to_dict()
+    direct = simulate(releases[1], seed=seeds[1], engine="fluid").summary.to_dict()
+    assert {k: alone[k] for k in direct if k in alone} == pytest.approx(
+        {k: v for k, v in direct.items() if k in alone}, nan_ok=True)
 
 
 def test_fluid_batches_are_fixed_blocks_of_runs_so_every_executor_gives_the_same_numbers():

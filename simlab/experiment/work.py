@@ -46,16 +46,12 @@ def run_chunk(scenario_json: str, engine: str, runs: list[Run]) -> list[dict[str
     batch = getattr(sim, "simulate_batch", None) if engine == "fluid" else None
     summaries: dict[int, dict] = {}
     if batch is not None:
-        # Runs whose drawn release is identical share one vectorised call.
-        groups: dict[str, list[tuple[int, int, Scenario]]] = {}
-        for run, seed, concrete, _ in drawn:
-            groups.setdefault(concrete.model_dump_json(), []).append((run, seed, concrete))
-        for members in groups.values():
-            results = batch(members[0][2], [seed for _, seed, _ in members])
-            if hasattr(results, "to_dict") and hasattr(results, "columns"):  # a DataFrame of summaries
-                results = results.to_dict("records")
-            for (run, _, _), result in zip(members, results):
-                summaries[run] = _summary_dict(result)
+        # One vectorised call for the chunk, good and bad draws of the release together.
+        results = batch(scenario, [seed for _, seed, _, _ in drawn], releases=[c for _, _, c, _ in drawn])
+        if hasattr(results, "to_dict") and hasattr(results, "columns"):  # a DataFrame of summaries
+            results = results.to_dict("records")
+        for (run, _, _, _), result in zip(drawn, results):
+            summaries[run] = _summary_dict(result)
     else:
         for run, seed, concrete, _ in drawn:
             summaries[run] = sim.simulate(concrete, seed=seed, engine=engine).summary.to_dict()

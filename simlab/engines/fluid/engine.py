@@ -69,7 +69,10 @@ class Lockstep:
     """R replications of one scenario advanced tick by tick together."""
 
     def __init__(self, scenario: Scenario, seeds, p_bad: float | None = None, record: bool = False,
-                 exact_control: bool = False):
+                 exact_control: bool = False, releases: list[Scenario] | None = None):
+        """`releases`: each replication's concrete scenario (as draw_release makes it: good or bad, its drawn
+        defects), which may differ from `scenario` only in its release; else the release is drawn with p_bad
+        (or the scenario's bad_probability) between the scenario's and a good one."""
         s = scenario
         self.s, self.seeds, self.R = s, [int(x) for x in seeds], len(seeds)
         self.exact = exact_control
@@ -77,15 +80,27 @@ class Lockstep:
         load = OfferedLoad(s)
         sub = (np.arange(self.n)[:, None] + (np.arange(SUBSTEPS) + 0.5)[None, :] / SUBSTEPS).ravel()
         lam = load.rates(sub).reshape(self.n, SUBSTEPS).mean(axis=1) if self.n else np.zeros(0)
-        if p_bad is None and s.release is not None:
-            p_bad = getattr(s.release, "bad_probability", None)
-        if p_bad is None:
-            self.bad = np.full(self.R, bool(s.release and s.release.bad))
-            kinds = np.ones(self.R, dtype=np.int64)
+        if releases is not None:  # one Effects per distinct concrete release, in order of first use
+            distinct: dict[str, int] = {}
+            concretes, kinds = [], np.zeros(self.R, dtype=np.int64)
+            for r, c in enumerate(releases):
+                key = c.model_dump_json()
+                if key not in distinct:
+                    distinct[key] = len(concretes)
+                    concretes.append(c)
+                kinds[r] = distinct[key]
+            self.bad = np.array([bool(c.release is not None and c.release.bad) for c in releases])
+            effects = [Effects(c, load) for c in concretes]
         else:
-            self.bad = np.array([stream(seed, "release").random() < p_bad for seed in self.seeds])
-            kinds = self.bad.astype(np.int64)
-        effects = [Effects(good_release(s), load), Effects(s, load)]
+            if p_bad is None and s.release is not None:
+                p_bad = getattr(s.release, "bad_probability", None)
+            if p_bad is None:
+                self.bad = np.full(self.R, bool(s.release and s.release.bad))
+                kinds = np.ones(self.R, dtype=np.int64)
+            else:
+                self.bad = np.array([stream(seed, "release").random() < p_bad for seed in self.seeds])
+                kinds = self.bad.astype(np.int64)
+            effects = [Effects(good_release(s), load), Effects(s, load)]
         arrivals = np.stack([stream(seed, "arrivals").poisson(lam) for seed in self.seeds]) if self.n else np.zeros((self.R, 0))
         self.plane = Plane(s, self.R, stream(batch_seed(self.seeds), "fluid.plane"), effects, kinds, lam,
                            arrivals.astype(np.int64), record)
@@ -308,7 +323,9 @@ class FluidEngine:
         return Lockstep(self.s, [self.seed], record=True, exact_control=self.exact).run().result(0)
 
 
-def simulate_batch(scenario: Scenario, seeds, p_bad: float | None = None) -> pd.DataFrame:
-    """R replications in lockstep: one row per seed with every summary key (and `bad_release` as drawn)."""
-    sim = Lockstep(scenario, list(seeds), p_bad=p_bad).run()
+def simulate_batch(scenario: Scenario, seeds, p_bad: float | None = None,
+                   releases: list[Scenario] | None = None) -> pd.DataFrame:
+    """R replications in lockstep: one row per seed with every summary key (and `bad_release` as drawn);
+    `releases` gives each replication's concrete scenario (see Lockstep)."""
+    sim = Lockstep(scenario, list(seeds), p_bad=p_bad, releases=releases).run()
     return pd.DataFrame([sim.summary(r) for r in range(sim.R)])

@@ -33,7 +33,7 @@ class Plane:
                  arrivals: np.ndarray, record: bool):
         s, fleet, traffic = scenario, scenario.fleet, scenario.traffic
         self.s, self.R, self.rng = s, reps, rng
-        self.effects, self.kinds = effects, kinds  # Effects per kind (0 good, 1 as the scenario says); kind per rep
+        self.effects, self.kinds = effects, kinds  # Effects per kind (a release: good, bad, drawn); kind per rep
         self.lam, self.arrivals = lam, arrivals
         self.workers, self.queue_limit, self.timeout = fleet.workers, fleet.queue_limit, traffic.timeout
         self.retries = traffic.retries
@@ -70,7 +70,8 @@ class Plane:
         self._law_memo = ArrayMemo(self.stations.law)
         self.router = Router(reps=reps, balancer=self.balancer, workers=self.workers, redispatch=self.redispatch)
         self._share_memo = ArrayMemo(self.router.shares)
-        self._effect_times = _effect_change_times(s)
+        times = [_effect_change_times(fx.scenario) for fx in effects]  # each kind's release (a mixed batch)
+        self._effect_times = None if None in times else sorted(set().union(*times))
         self._ek: tuple | None = None  # (combo, keys, valid until)
 
     # -- effect states, cached by key ----------------------------------------

@@ -60,13 +60,18 @@ def _chain(n: int, c: int, rho: float) -> tuple[float, float]:
     cols = np.concatenate([t[m] for m, t, _ in moves])
     vals = np.concatenate([r[m] for m, _, r in moves])
     keep = vals > 0
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
     size = len(u)
-    q = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(size, size))
-    q = (q - sp.diags(np.asarray(q.sum(axis=1)).ravel())).T.tolil()
-    q[0, :] = 1.0
+    out = np.bincount(rows, weights=vals, minlength=size)  # each state's total rate out
+    # the balance equations Qᵀp = 0 (Qᵀ[j, i] = rate i → j, Qᵀ[i, i] = −out[i]), the first replaced by Σp = 1
+    a_rows, a_cols, a_vals = np.concatenate((cols, here)), np.concatenate((rows, here)), np.concatenate((vals, -out))
+    balance = a_rows != 0
+    a = sp.csc_matrix((np.concatenate((a_vals[balance], np.ones(size))),
+                       (np.concatenate((a_rows[balance], np.zeros(size, dtype=np.int64))),
+                        np.concatenate((a_cols[balance], here)))), shape=(size, size))
     b = np.zeros(size)
     b[0] = 1.0
-    p = np.maximum(spsolve(q.tocsc(), b), 0.0)
+    p = np.maximum(spsolve(a, b), 0.0)
     p /= p.sum()
     lq = float((p * w).sum()) + p[tail].sum() * rho / (1.0 - rho)  # the lumped tail's mean is n + ρ/(1 − ρ)
     return float(p[u == 0].sum()), lq / lam
