@@ -92,7 +92,7 @@ def check(
     )
     typer.echo(
         f"{scenario}: valid — {s.name}: {s.fleet.instances} instances, {s.traffic.rps:g} rps, "
-        f"{s.duration:g}s, {release}, strategy {s.strategy.kind}"
+        f"{s.duration:,.10g}s, {release}, strategy {s.strategy.kind}"
     )
     for fp, limits in prints:
         typer.echo(describe(fp, limits))
