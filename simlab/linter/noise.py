@@ -5,8 +5,9 @@ A measurement's window holds N ~ Poisson(mu) requests of the new version (the of
 traffic over the window monitoring shows, `simlab.metrics.visible_until`) and X | N ~ Bin(N, p) errors, p the
 error rate of the failures active then (a dependency's `error_rate`, a migration's `lock_error_rate`), averaged
 over the window's requests. The threshold judge fails it when N >= min_requests and X > c N, c the lowest
-error-rate bound of the acting metrics: `max`, or `max_ratio_to_baseline` times the baseline's expected error rate
-(floored at one error in its window, as `simlab/control/analysis.py` does). Windows of successive measurements
+error-rate bound of the acting metrics: `max`, or `max_ratio_to_baseline` times the baseline's error rate, itself
+binomial in the baseline's window (floored at one error, as `simlab/control/analysis.py` does), so a few errors
+in a thin window on either side are enough to cross it. Windows of successive measurements
 overlap only when the interval is shorter than the window; they are taken as independent. The measurements'
 failure probabilities are then counted by the controller's rule (`failure_counting`, `failure_limit`:
 `simlab/control/limits.py`). Latency metrics, the Mann-Whitney judge and random crashes' resets are left out.
@@ -23,11 +24,12 @@ from simlab.scenario import Scenario
 from simlab.scenario.release import Dependency
 
 
-def window_failure(mean_requests: float, p: float, bound: float, min_requests: int) -> float:
+def window_failure(mean_requests: float, p: float, bound, min_requests: int) -> float:
     """P(one measurement fails): N ~ Poisson(mean_requests), X | N ~ Bin(N, p), failed iff N >= max(min_requests,
-    1) and X > bound N."""
+    1) and X > c N; `bound` is c, or a mixture of bounds as (probability, c) pairs (a random baseline's)."""
     from scipy.stats import binom, poisson
 
+    mixture = [(1.0, float(bound))] if np.isscalar(bound) else list(bound)
     if mean_requests <= 0 or p <= 0:
         return 0.0
     lo = max(min_requests, 1, int(poisson.ppf(1e-12, mean_requests)))
@@ -35,7 +37,21 @@ def window_failure(mean_requests: float, p: float, bound: float, min_requests: i
     if hi < lo:
         return 0.0
     n = np.arange(lo, hi + 1)
-    return float(np.sum(poisson.pmf(n, mean_requests) * binom.sf(np.floor(bound * n + 1e-9), n, p)))
+    weights = poisson.pmf(n, mean_requests)
+    return float(sum(w * np.sum(weights * binom.sf(np.floor(c * n + 1e-9), n, p)) for w, c in mixture))
+
+
+def ratio_bounds(ratio: float, requests: float, p: float, cap: float = np.inf) -> list[tuple[float, float]]:
+    """The error-rate bound `ratio` x the baseline's error rate sets, as a mixture over the baseline's own errors
+    Y ~ Bin(M, p) in its M = `requests` (floored at one error, as the judge does), each bound capped at `cap` (an
+    absolute bound that binds first); equal bounds merged."""
+    from scipy.stats import binom
+
+    m = max(int(round(requests)), 1)
+    y = np.arange(int(binom.ppf(1e-9, m, p)), int(binom.ppf(1 - 1e-9, m, p)) + 1) if p > 0 else np.zeros(1, int)
+    w = binom.pmf(y, m, p) if p > 0 else np.ones(1)
+    bounds, index = np.unique(np.minimum(ratio * np.maximum(y, 1) / m, cap), return_inverse=True)
+    return list(zip(np.bincount(index, weights=w), bounds))
 
 
 def rollback_probability(q, failure_limit: int, counting: str) -> float:
@@ -72,7 +88,7 @@ class Measurement:
     window: tuple[float, float]
     requests: float  # expected requests of the new version in the window
     error_rate: float  # their expected error rate
-    bound: float  # the error rate above which it fails
+    bound: float  # the error rate above which it fails (a ratio bound at the baseline's expected error rate)
     field: str  # the metric bound that is lowest
     failure: float  # P(it fails)
     baseline: str  # what a ratio bound is of: "the old version's 1%", "the pre-release baseline's 0% (...)"
@@ -115,17 +131,19 @@ def predict(s: Scenario, plan: Schedule, rates) -> Prediction | None:
             base_n, base_p, base = pre_n, pre_p, "the pre-release baseline's"
         floor = 1.0 / base_n if base_n > 0 else 0.0
         base += f" {base_p:.2%}" + (f" (floored at one error in its window, {floor:.4%})" if floor > base_p else "")
-        bounds = []
-        for i, m in checks:
-            if m.max is not None:
-                bounds.append((float(m.max), f"analysis.metrics[{i}].max"))
-            if m.max_ratio_to_baseline is not None and base_n >= least:
-                bounds.append((m.max_ratio_to_baseline * max(base_p, floor),
-                               f"analysis.metrics[{i}].max_ratio_to_baseline"))
-        if not bounds:
+        absolute = [(float(m.max), f"analysis.metrics[{i}].max") for i, m in checks if m.max is not None]
+        ratios = [(m.max_ratio_to_baseline, f"analysis.metrics[{i}].max_ratio_to_baseline") for i, m in checks
+                  if m.max_ratio_to_baseline is not None and base_n >= least]
+        if not absolute and not ratios:
             continue
-        bound, field = min(bounds)
-        out.append(Measurement(float(at), (start, end), new_n, new_p, bound, field,
+        typical, field = min(absolute) if absolute else (np.inf, "")
+        bound = [(1.0, typical)]
+        if ratios:
+            ratio, ratio_field = min(ratios)
+            bound = ratio_bounds(ratio, base_n, base_p, typical)
+            if ratio * max(base_p, floor) < typical:
+                typical, field = ratio * max(base_p, floor), ratio_field
+        out.append(Measurement(float(at), (start, end), new_n, new_p, typical, field,
                                window_failure(new_n, new_p, bound, spec.min_requests), base))
     q = [m.failure for m in out]
     return Prediction(rollback_probability(q, spec.failure_limit, spec.failure_counting), tuple(out))
