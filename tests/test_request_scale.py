@@ -46,6 +46,13 @@ CASES = {
         "duration": "5m", "fleet.instances": 40, "fleet.zones": 4, "traffic.rps": 2000, "release.at": "1m",
         "release.defects": [{"kind": "crash_loop", "fraction": 0.5}]}, 7),
     "least-no-release": ("canary", {"duration": "6m", "release": None, "fleet.instances": 12, "traffic.rps": 600}, 8),
+    "round-robin-spikes": ("canary", {
+        "duration": "8m", "fleet.load_balancer": "round_robin",
+        "traffic.spikes": [{"at": "3m", "duration": "40s", "multiplier": 2.5}, {"at": "6m", "duration": "10s", "multiplier": 0.3}],
+        "release.defects": [{"kind": "error_rate", "rate": 0.01}]}, 9),
+    "least-replay": ("rolling", {
+        "duration": "6m", "traffic.pattern": {"kind": "replay", "file": "inline", "rates": [150, 0, 310, 90, 0.5, 200, 160]},
+        "traffic.retries": {"max": 1, "backoff": "100ms"}, "traffic.timeout": "250ms"}, 10),
 }
 
 

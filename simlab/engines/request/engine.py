@@ -4,10 +4,13 @@ Requests are handled by callbacks on lightweight events (no process per
 request): arrival, service completion, and — only when they can matter — a
 queue-deadline timer per instance and a client timeout. Control-plane work
 (controller ticks, health checks, failures) runs as ordinary SimPy processes.
+An attempt is its own completion event: the run loop pops it off SimPy's heap
+and completes it directly, and steps every other event as SimPy would.
 """
 from __future__ import annotations
 
 import math
+from heapq import heappop, heappush
 
 import simpy
 from simpy.core import NORMAL
@@ -16,7 +19,8 @@ from simlab.control import RolloutController
 from simlab.dists import from_spec
 from simlab.engines.draws import exponentials, uniforms
 from simlab.engines.effects import NONE, Effects
-from simlab.engines.instance import READY, Attempt, Instance, Request
+from simlab.engines.instance import DONE, END, ERROR, INST, READY, SEC, T, T0, TRIES, Attempt, Instance, attempt
+from simlab.engines.request.arrivals import Arrivals
 from simlab.engines.request.balancing import Balancing
 from simlab.engines.request.recorder import Recorder
 from simlab.engines.versions import NO_BACKEND, OLD
@@ -59,14 +63,17 @@ class RequestEngine(Balancing, FleetProcesses):
         self.u_service = uniforms(streams["service.errors"])
         self.u_lb = uniforms(streams["balancer"])
         self.u_retry = uniforms(streams["retries"])
-        self.gaps = exponentials(streams["arrivals"])
-        self.u_thin = uniforms(streams["arrivals.thinning"])
         self.failure_rng = streams["failures"]
         self.defect_rng = streams["defects"]
         self.duration = scenario.duration
         drain = (self.retries.max + 1) * (self.timeout + self.retries.backoff * 2**self.retries.max) + 2
         self.drain = drain
         self.rec = Recorder(int(math.ceil(self.duration)), scenario.slo.latency_threshold, int(math.ceil(drain)))
+        self.slow_threshold = scenario.slo.latency_threshold
+        self.arrivals = Arrivals(self.load, self.duration, exponentials(streams["arrivals"]),
+                                 uniforms(streams["arrivals.thinning"]), self.rec.offered)
+        self.srv_latency, self.user_latency = self.rec.srv_latency, self.rec.user_open  # for the hot path
+        self.heap, self.event_ids = self.env._queue, self.env._eid  # simpy's heap and its event-id counter
         self.controller = RolloutController(scenario)
         self.instances: list[Instance] = []
         self.pools: tuple[list[Instance], list[Instance]] = ([], [])
@@ -81,11 +88,11 @@ class RequestEngine(Balancing, FleetProcesses):
         self.next_zone = 0
         self.work = [0.0] * (int(math.ceil(self.duration + drain)) + 2)  # busy worker-seconds by start second
         self.tokens = self.token_cap = max(10.0, self.retries.budget * traffic.rps * 10.0)
+        self.retrying = self.retries.max > 0  # without retries the token bucket is never read
         self.pending_retries = 0
         self._last_capacity = fleet.instances * fleet.workers
         self.events: list[tuple[float, str, dict]] = []
         self.rows: list[tuple] = []
-        self._cb_complete = self._complete
         self._cb_expire = self._queue_deadline
         self._cb_client_timeout = self._client_timeout
         self._cb_retry = self._retry
@@ -96,7 +103,6 @@ class RequestEngine(Balancing, FleetProcesses):
         env = self.env
         for _ in range(self.s.fleet.instances):
             self._launch(OLD, ready=True)
-        self._schedule_first_arrival()
         env.process(self._control())
         for failure in self.s.failures:
             if isinstance(failure, ZoneOutage):
@@ -105,119 +111,88 @@ class RequestEngine(Balancing, FleetProcesses):
         return build_result(self)
 
     def _run_until(self, until: float) -> None:
-        """SimPy's run loop with the arrival stream merged in.
+        """SimPy's run loop with the arrival stream merged in and attempts completed in place.
 
         The next arrival's time is always known (one pending arrival), so it
         is taken straight from the stream instead of being pushed onto and
         popped off the event heap: a third fewer heap operations per request.
-        Completions, timeouts, retries and every control-plane process stay
-        SimPy events, stepped by `env.step()` in time order with the arrivals.
+        An attempt's completion is popped and handled here; every other event
+        (timers, the control plane's processes) is stepped as `env.step()`
+        does, in time order with the arrivals.
         """
         # SimPy has no public API to advance the clock to a time without an event there, nor to read the
-        # heap's head without a method call per request: the engine uses Environment._queue and ._now,
-        # verified with SimPy 4.1.x (pinned in pyproject.toml); env.now is read as _now on hot paths.
+        # heap's head without a method call per request: the engine uses Environment._queue, ._now and
+        # ._eid, and step()'s body (_fire), verified with SimPy 4.1.x (pinned in pyproject.toml).
         env = self.env
         heap = env._queue  # simpy's event heap of (time, priority, id, event)
-        step, arrive = env.step, self._arrive
+        dispatch, complete, retrying = self._dispatch, self._complete, self.retrying
+        arrivals = self.arrivals
+        t, ahead, i = arrivals.first(), [], 0  # the next arrival, and those after it already known
         while True:
-            t = self._next_t
-            if t <= (heap[0][0] if heap else math.inf):
-                if t >= until:
-                    break
-                env._now = t
-                arrive()
+            if heap:
+                head = heap[0][0]
+                if head < t:  # an arrival at the same time as an event goes first
+                    if head >= until:
+                        break
+                    now, _, _, event = heappop(heap)
+                    env._now = now
+                    if event.__class__ is list:  # an attempt
+                        complete(event, now)
+                    else:
+                        _fire(event)
+                    continue
+            if t >= until:
+                break
+            env._now = t
+            if retrying:  # each request adds to the retry budget's tokens
+                tokens = self.tokens + self.retries.budget
+                self.tokens = tokens if tokens < self.token_cap else self.token_cap
+            dispatch([t, int(t), 0, t, None, False, False, 0.0], t)  # attempt(t, int(t), 0, t), inline
+            if i < len(ahead):
+                t = ahead[i]
+                i += 1
             else:
-                if heap[0][0] >= until:
-                    break
-                step()
+                t, ahead = arrivals.after(t)
+                i = 0
         env._now = until
 
     def _schedule(self, delay: float, callback, arg=None) -> None:
         self.env.schedule(_Ev(callback, arg), NORMAL, delay)
 
-    # -- arrivals ------------------------------------------------------------
-    def _next_arrival_time(self, t: float) -> float | None:
-        """Next arrival after t: exact segment-by-segment for piecewise-constant λ, thinning otherwise."""
-        load = self.load
-        if t >= self.duration:
-            return None
-        if load.piecewise_constant:
-            while True:
-                if t >= self._seg_end or self._seg_rate is None:
-                    self._seg_rate, self._seg_end = load.rate(t), load.next_change(t)
-                rate = self._seg_rate
-                if rate > 0:
-                    candidate = t + self.gaps.next() / rate
-                    if candidate < self._seg_end:
-                        t = candidate
-                        break
-                t = self._seg_end  # memoryless: restart the gap at the change
-                if t >= self.duration:
-                    return None
-        else:
-            lmax = load.max_rate
-            while True:
-                t += self.gaps.next() / lmax
-                if t >= self.duration or self.u_thin.next() * lmax <= load.rate(t):
-                    break
-        return t if t < self.duration else None
-
-    def _schedule_first_arrival(self) -> None:
-        self._seg_rate, self._seg_end = None, 0.0
-        t = self._next_arrival_time(0.0) if self.load.max_rate > 0 else None
-        self._next_t = math.inf if t is None else t
-
-    def _arrive(self) -> None:
-        now = self._next_t
-        req = Request(now)
-        self.rec.offered[req.sec] += 1
-        tokens = self.tokens + self.retries.budget
-        self.tokens = tokens if tokens < self.token_cap else self.token_cap
-        self._dispatch(req, now)
-        # fast path of _next_arrival_time: a gap that stays inside the current constant-rate segment
-        rate = self._seg_rate
-        if rate:
-            t = now + self.gaps.next() / rate
-            if t >= self._seg_end:
-                t = self._next_arrival_time(self._seg_end)  # memoryless: restart the gap at the change
-            elif t >= self.duration:
-                t = None
-        else:
-            t = self._next_arrival_time(now)
-        self._next_t = math.inf if t is None else t
-
     # -- one attempt ---------------------------------------------------------
-    def _dispatch(self, req: Request, now: float) -> None:
-        self.rec.attempts[int(now)] += 1
+    def _dispatch(self, att: Attempt, now: float) -> None:
         if self.weight is None:
             pool = self.pool_all
             inst = self._choose(pool) if pool else None
         else:
             inst = self._pick()
         if inst is None:
-            self.rec.attempt_done(NO_BACKEND, now, 0.0, True)
-            self._attempt_failed(req, "rejected", now)
+            self.rec.attempt_failed(NO_BACKEND, now)
+            self._attempt_failed(att, "rejected", now)
             return
         if inst.state != READY:  # crashed, not yet noticed by health checks: connection refused
             inst = self._redispatch(inst) if self.s.fleet.redispatch else None
             if inst is None:
-                self.rec.attempt_done(NO_BACKEND, now, 0.0, True)
-                self._attempt_failed(req, "reset", now)
+                self.rec.attempt_failed(NO_BACKEND, now)
+                self._attempt_failed(att, "reset", now)
                 return
-        att = Attempt(req, now, inst)
+        att[INST] = inst
         if inst.busy < self.workers:
-            inst.outstanding += 1
+            k = inst.outstanding
+            inst.outstanding = k + 1
+            if self.lo is not None and inst.in_rotation:
+                self.lo.moved(inst, k, k + 1)
             self._start(att, inst, now)
         elif len(inst.queue) < self.queue_limit:
             self.rec.queued[int(now)] += 1
-            inst.outstanding += 1
+            self._set_outstanding(inst, inst.outstanding + 1)
             inst.queue.append(att)
             if not inst.timer_armed:
                 inst.timer_armed = True
-                self._schedule(att.t + self.timeout - now, self._cb_expire, inst)
+                self._schedule(att[T] + self.timeout - now, self._cb_expire, inst)
         else:
-            self.rec.attempt_done(inst.version, now, 0.0, True)
-            self._attempt_failed(req, "rejected", now)
+            self.rec.attempt_failed(inst.version, now)
+            self._attempt_failed(att, "rejected", now)
 
     def _start(self, att: Attempt, inst: Instance, now: float) -> None:
         inst.busy += 1
@@ -237,62 +212,61 @@ class RequestEngine(Balancing, FleetProcesses):
                 if self.u_service.next() < fraction:
                     svc = svc * mult + add
             if eff.error > 0.0 and self.u_service.next() < eff.error:
-                att.error = True
+                att[ERROR] = True
         if inst.leaky:
             leak = self.effects.memory_leak
             svc *= 1.0 + (leak.max_slowdown - 1.0) * min(1.0, (now - inst.up_since) / leak.oom_after)
-        att.svc, att.started = svc, now
-        end = now + svc
+        att[END] = end = now + svc
         if int(end) == sec:
             self.work[sec] += svc
         else:
             self._add_work(now, end, 1.0)
-        inst.in_service[att] = None
-        att.callbacks = [self._cb_complete]
-        self.env.schedule(att, NORMAL, svc)  # the attempt is its own completion event
-        deadline = att.t + self.timeout
-        if now + svc > deadline:
+        heappush(self.heap, (end, NORMAL, next(self.event_ids), att))  # the attempt is its own completion event
+        deadline = att[T] + self.timeout
+        if end > deadline:
             self._schedule(deadline - now, self._cb_client_timeout, att)
 
-    def _complete(self, att) -> None:
-        inst = att.inst
-        if att.done or att.epoch != inst.epoch:
+    def _complete(self, att: Attempt, now: float) -> None:
+        if att[DONE]:
             return
-        now = self.env._now
-        att.done = True
+        inst = att[INST]
+        att[DONE] = True
         inst.busy -= 1
-        inst.outstanding -= 1
-        inst.in_service.pop(att, None)
-        latency = now - att.t
-        rec = self.rec
-        if att.error:
-            rec.attempt_done(inst.version, now, latency, True)
-            self._attempt_failed(att.req, "error", now)
-        else:
+        k = inst.outstanding
+        inst.outstanding = k - 1
+        if self.lo is not None and inst.in_rotation:
+            self.lo.moved(inst, k, k - 1)
+        if att[ERROR]:
+            self.rec.attempt_failed(inst.version, now)
+            self._attempt_failed(att, "error", now)
+        else:  # the servers' ledger by completion second, the user's by arrival second
             v, csec = inst.version, int(now)
-            rec.srv_requests[v][csec] += 1
-            if csec > rec.srv_last[v]:
-                rec.mark_second(v, csec)
-            rec.srv_latency[v].append(latency)
-            if latency > rec.slow_threshold:
-                rec.srv_slow[v][csec] += 1
-            req = att.req
-            user_latency = now - req.t0
-            sec = req.sec
-            rec.succeeded[sec] += 1
-            if user_latency > rec.slow_threshold:
-                rec.slow[sec] += 1
-            rec.user_sec.append(sec)
-            rec.user_latency.append(user_latency)
+            latency, slow = now - att[T], self.slow_threshold
+            latencies = self.srv_latency[v][csec]
+            if latencies is None:
+                latencies = self.rec.open_second(v, csec)
+            latencies.append(latency)
+            if latency > slow:
+                self.rec.srv_slow[v][csec] += 1
+            latency = now - att[T0]
+            if latency > slow:
+                self.rec.slow[att[SEC]] += 1
+            self.user_latency[att[SEC]].append(latency)
         if inst.queue or inst.stopping:
             self._pull(inst, now)
 
     def _release_worker(self, inst: Instance, att: Attempt, now: float) -> None:
         """Free the worker of an attempt cut short; its unserved time is taken off the work ledger."""
         inst.busy -= 1
-        inst.outstanding -= 1
-        inst.in_service.pop(att, None)
-        self._add_work(now, att.started + att.svc, -1.0)
+        self._set_outstanding(inst, inst.outstanding - 1)
+        self._add_work(now, att[END], -1.0)
+
+    def _in_service(self, inst: Instance) -> list[Attempt]:
+        """The attempts `inst` is serving, in the order they started: read off the heap (their completions),
+        which is cheaper than keeping a set per instance on every request, as only a crash asks."""
+        found = [e for e in self.heap if e[3].__class__ is list and e[3][INST] is inst and not e[3][DONE]]
+        found.sort(key=lambda e: e[2])  # event ids: scheduled, that is started, in this order
+        return [e[3] for e in found]
 
     def _add_work(self, a: float, b: float, sign: float) -> None:
         """Spread busy time [a, b) over the seconds it covers (sign -1 takes unserved time back)."""
@@ -306,14 +280,14 @@ class RequestEngine(Balancing, FleetProcesses):
 
     def _client_timeout(self, ev) -> None:
         att = ev.arg
-        inst = att.inst
-        if att.done or att.epoch != inst.epoch:
+        inst = att[INST]
+        if att[DONE]:
             return
         now = self.env._now
-        att.done = True  # the client hung up; the server notices and frees the worker
+        att[DONE] = True  # the client hung up; the server notices and frees the worker
         self._release_worker(inst, att, now)
-        self.rec.attempt_done(inst.version, now, now - att.t, True)
-        self._attempt_failed(att.req, "timeout", now)
+        self.rec.attempt_failed(inst.version, now)
+        self._attempt_failed(att, "timeout", now)
         self._pull(inst, now)
 
     def _queue_deadline(self, ev) -> None:
@@ -321,41 +295,55 @@ class RequestEngine(Balancing, FleetProcesses):
         inst.timer_armed = False
         now = self.env._now
         queue, timeout = inst.queue, self.timeout
-        while queue and queue[0].t + timeout <= now + 1e-12:
+        while queue and queue[0][T] + timeout <= now + 1e-12:
             att = queue.popleft()
-            inst.outstanding -= 1
-            self._attempt_failed(att.req, "timeout", now)
+            self._set_outstanding(inst, inst.outstanding - 1)
+            self._attempt_failed(att, "timeout", now)
         if queue:
             inst.timer_armed = True
-            self._schedule(queue[0].t + timeout - now, self._cb_expire, inst)
+            self._schedule(queue[0][T] + timeout - now, self._cb_expire, inst)
         self._maybe_stopped(inst, now)
 
     def _pull(self, inst: Instance, now: float) -> None:
         queue = inst.queue
         while queue and inst.busy < self.workers:
             att = queue.popleft()
-            if att.t + self.timeout <= now:
-                inst.outstanding -= 1
-                self._attempt_failed(att.req, "timeout", now)
+            if att[T] + self.timeout <= now:
+                self._set_outstanding(inst, inst.outstanding - 1)
+                self._attempt_failed(att, "timeout", now)
                 continue
             self._start(att, inst, now)
         if inst.stopping:
             self._maybe_stopped(inst, now)
 
     # -- outcomes ------------------------------------------------------------
-    def _attempt_failed(self, req: Request, cause: str, now: float) -> None:
+    def _attempt_failed(self, att: Attempt, cause: str, now: float) -> None:
+        """The attempt failed: retry the user request if it may, else count it failed in its arrival second."""
         retries = self.retries
-        if req.tries < retries.max and self.tokens >= 1.0:
+        if att[TRIES] < retries.max and self.tokens >= 1.0:
             self.tokens -= 1.0
-            req.tries += 1
-            backoff = retries.backoff * 2 ** (req.tries - 1)
+            att[TRIES] += 1
+            backoff = retries.backoff * 2 ** (att[TRIES] - 1)
             if retries.jitter:
                 backoff *= self.u_retry.next()
             self.pending_retries += 1
-            self._schedule(backoff, self._cb_retry, req)
+            self._schedule(backoff, self._cb_retry, att)
             return
-        self.rec.failed[cause][req.sec] += 1
+        self.rec.failed[cause][att[SEC]] += 1
 
     def _retry(self, ev) -> None:
         self.pending_retries -= 1
-        self._dispatch(ev.arg, self.env._now)
+        failed, now = ev.arg, self.env._now
+        self.rec.retried[int(now)] += 1
+        self._dispatch(attempt(failed[T0], failed[SEC], failed[TRIES], now), now)
+
+
+def _fire(event) -> None:
+    """Process one event popped off the heap: `simpy.Environment.step` after its heappop."""
+    callbacks, event.callbacks = event.callbacks, None
+    for callback in callbacks:
+        callback(event)
+    if not event._ok and not hasattr(event, "_defused"):
+        exc = type(event._value)(*event._value.args)
+        exc.__cause__ = event._value
+        raise exc

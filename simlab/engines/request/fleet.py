@@ -12,7 +12,7 @@ import simpy
 
 from simlab.control import PERIOD, FleetState, SetWeight, StartInstances, StartMigration, StopInstances, VersionCount
 from simlab.engines.effects import defect_active
-from simlab.engines.instance import DOWN, DRAINING, READY, STARTING, STOPPED, Instance
+from simlab.engines.instance import DONE, DOWN, DRAINING, END, READY, STARTING, STOPPED, Instance
 from simlab.engines.request.recorder import MonitoringView
 from simlab.engines.versions import NEW, OLD
 from simlab.engines.timeline import timeline_state
@@ -98,7 +98,6 @@ class FleetProcesses:
     def _crash(self, inst: Instance, why: str) -> float:
         """Fail what the instance holds; return how long until it starts again."""
         now = self.env.now
-        inst.epoch += 1
         inst.state = DOWN
         inst.restarts += 1
         self._fail_held(inst, now)
@@ -110,16 +109,17 @@ class FleetProcesses:
         return max(restart, 0.0)
 
     def _fail_held(self, inst: Instance, now: float) -> None:
-        for att in list(inst.in_service):
-            self._add_work(now, att.started + att.svc, -1.0)
-        held = list(inst.in_service) + list(inst.queue)
-        inst.in_service.clear()
+        serving = self._in_service(inst)
+        for att in serving:
+            self._add_work(now, att[END], -1.0)
+        held = serving + list(inst.queue)
         inst.queue.clear()
-        inst.busy = inst.outstanding = 0
+        inst.busy = 0
+        self._set_outstanding(inst, 0)
         for att in held:
-            att.done = True
-            self.rec.attempt_done(inst.version, now, now - att.t, True)
-            self._attempt_failed(att.req, "reset", now)
+            att[DONE] = True
+            self.rec.attempt_failed(inst.version, now)
+            self._attempt_failed(att, "reset", now)
 
     def _health_checks(self, inst: Instance):
         hc = self.s.fleet.health_check
@@ -140,12 +140,16 @@ class FleetProcesses:
         inst.in_rotation = True
         self.pools[inst.version].append(inst)
         self.pool_all.append(inst)
+        if self.lo is not None:
+            self.lo.add(inst, self.pool_all)
 
     def _rotate_out(self, inst: Instance) -> None:
         if inst.in_rotation:
             inst.in_rotation = False
             self.pools[inst.version].remove(inst)
             self.pool_all.remove(inst)
+            if self.lo is not None:
+                self.lo.remove(inst)
 
     def _stop(self, version: int, count: int) -> None:
         now = self.env.now
@@ -166,7 +170,6 @@ class FleetProcesses:
         if inst.stopping and inst.state != STOPPED and inst.busy == 0 and not inst.queue:
             inst.state = STOPPED
             inst.stopped_at = now
-            inst.epoch += 1
 
     def _zone_outage(self, failure: ZoneOutage):
         env = self.env
@@ -176,7 +179,6 @@ class FleetProcesses:
         self.events.append((env.now, "zone_down", {"zone": failure.zone}))
         for inst in self.instances:
             if inst.zone == failure.zone and inst.state in (READY, STARTING) and not inst.stopping:
-                inst.epoch += 1
                 inst.state = DOWN
                 self._fail_held(inst, env.now)
                 self.procs[inst.id].interrupt("zone down")
@@ -204,6 +206,7 @@ class FleetProcesses:
             if t >= self.duration:
                 break
             view = MonitoringView(self.rec, float(t), mon.scrape_interval, mon.window, mon.delay)
+            self.rec.forget_before(int(view.start))  # no window of this tick or a later one reaches before
             for action in self.controller.tick(float(t), self.fleet_state(), view):
                 self._apply(action)
             yield env.timeout(PERIOD)
@@ -227,7 +230,8 @@ class FleetProcesses:
         self._eff_sec = -1
 
     def _snapshot(self, sec: int) -> None:
-        """One timeline row of instance states for second `sec` (taken at its end)."""
+        """One timeline row of instance states for second `sec` (taken at its end); close user seconds past the drain."""
+        self.rec.close_user_seconds(sec - int(math.ceil(self.drain)))  # no request that arrived then is still running
         counts = {}
         capacity = 0
         for v in (OLD, NEW):

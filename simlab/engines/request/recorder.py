@@ -3,6 +3,13 @@
 Two ledgers, as in production: the user's (each user request counted in the
 second it arrived, with its final outcome) and the servers' (each attempt
 counted by version in the second it completed, as /metrics would count it).
+
+Memory grows with simulated seconds, not with requests. Latencies are kept only
+while something can still ask for them: a user second's until no request that
+arrived in it can still be running (`close_user_seconds`: its exact p50 and p99
+are then taken for the timeline and its latencies go into the run's histogram),
+the servers' until they are older than any monitoring window still to come
+(`forget_before`).
 """
 from __future__ import annotations
 
@@ -11,11 +18,12 @@ from array import array
 
 import numpy as np
 
-from simlab.engines.versions import NEW, NO_BACKEND, OLD
-from simlab.results import CAUSES
 from simlab.control.observations import WindowStats, sub_windows
+from simlab.engines.request.histogram import LogHistogram
+from simlab.errors import SimulationError
+from simlab.engines.versions import NEW, NO_BACKEND, OLD
 from simlab.metrics import visible_until
-
+from simlab.results import CAUSES
 
 
 class Recorder:
@@ -23,77 +31,97 @@ class Recorder:
         n = seconds + drain + 2
         self.seconds = seconds
         self.slow_threshold = slow_threshold
-        self.offered = [0] * n
-        self.attempts = [0] * n
-        self.succeeded = [0] * n
+        self.offered = [0] * n  # counted as arrivals are drawn (simlab.engines.request.arrivals)
+        self.retried = [0] * n  # retries sent, by second (a second's attempts: its arrivals and these)
+        self.succeeded = [0] * n  # counted when the second closes: its latencies
         self.slow = [0] * n
         self.queued = [0] * n  # attempts that waited in an instance queue, by second sent
         self.failed = {cause: [0] * n for cause in CAUSES}
-        # compact typed arrays: a run keeps one entry per request (8 bytes each, not a boxed float)
-        self.user_sec = array("q")
-        self.user_latency = array("d")
-        # servers' ledger, by version (OLD, NEW, NO_BACKEND) and completion second
-        self.srv_requests = [[0] * n for _ in range(3)]
+        # the user's latencies by arrival second (compact arrays, 8 bytes a request) until the second closes
+        self.user_open: list[array | None] = [array("d") for _ in range(seconds)]
+        self.user_p50 = [math.nan] * seconds
+        self.user_p99 = [math.nan] * seconds
+        self.closed = 0  # user seconds below this are closed
+        self.run_latency = LogHistogram()  # every closed second's successful user requests
+        self._sums: list[float] = []  # their latency sums, one per closed second (math.fsum at the end)
+        # servers' ledger, by version (OLD, NEW, NO_BACKEND) and completion second; served: the successful
+        # attempts, as many as their latencies (counted when those are forgotten)
+        self.srv_served = [[0] * n for _ in range(3)]
         self.srv_errors = [[0] * n for _ in range(3)]
         self.srv_slow = [[0] * n for _ in range(3)]
-        self.srv_latency = [array("d") for _ in range(3)]  # successful attempts' latencies, in completion order
-        # srv_index[v][s]: how many of version v's latencies completed before second s (filled up to srv_last[v])
-        self.srv_index = [[0] * n for _ in range(3)]
-        self.srv_last = [-1, -1, -1]
+        # successful attempts' latencies by version and completion second, in completion order; None: none, or forgotten
+        self.srv_latency: list[list[array | None]] = [[None] * n for _ in range(3)]
+        self.forgotten = 0  # server latencies of seconds below this are dropped
 
     # -- the servers' ledger -------------------------------------------------
-    def attempt_done(self, version: int, now: float, latency: float, error: bool) -> None:
-        sec = int(now)
-        self.srv_requests[version][sec] += 1
-        if error:
-            self.srv_errors[version][sec] += 1
-        else:
-            if sec > self.srv_last[version]:
-                self.mark_second(version, sec)
-            self.srv_latency[version].append(latency)
-            if latency > self.slow_threshold:
-                self.srv_slow[version][sec] += 1
+    def attempt_failed(self, version: int, now: float) -> None:
+        self.srv_errors[version][int(now)] += 1
 
-    def mark_second(self, version: int, sec: int) -> None:
-        """Record where seconds up to `sec` begin in version's latency samples (before its first sample lands)."""
-        row, start = self.srv_index[version], len(self.srv_latency[version])
-        for s in range(self.srv_last[version] + 1, sec + 1):
-            row[s] = start
-        self.srv_last[version] = sec
+    def open_second(self, version: int, sec: int) -> array:
+        """The array of version's latencies completing in second `sec` (its first completion is landing)."""
+        arr = self.srv_latency[version][sec] = array("d")
+        return arr
 
-    def _index_at(self, version: int, sec: int) -> int:
-        if sec <= self.srv_last[version]:
-            return self.srv_index[version][sec]
-        return len(self.srv_latency[version])
+    def forget_before(self, sec: int) -> None:
+        """Drop the servers' latencies of seconds before `sec` (no monitoring window will reach back there)."""
+        for rows, served in zip(self.srv_latency, self.srv_served):
+            for s in range(self.forgotten, min(sec, len(rows))):
+                if rows[s] is not None:
+                    served[s], rows[s] = len(rows[s]), None
+        self.forgotten = max(self.forgotten, sec)
+
+    def _served(self, version: int, a: int, b: int) -> int:
+        kept = min(b, max(a, self.forgotten))
+        return sum(self.srv_served[version][a:kept]) + sum(len(x) for x in self.srv_latency[version][kept:b] if x is not None)
 
     def window(self, versions: tuple[int, ...], start: float, end: float, quantiles: bool) -> WindowStats:
         a, b = max(0, int(start)), max(0, int(end))
         requests = errors = slow = 0
         for v in versions:
-            requests += sum(self.srv_requests[v][a:b])
             errors += sum(self.srv_errors[v][a:b])
+            requests += self._served(v, a, b)
             slow += sum(self.srv_slow[v][a:b])
+        requests += errors
         if not quantiles:
             return WindowStats(requests, errors, slow)
-        parts = []
-        for v in versions:
-            i, j = self._index_at(v, a), self._index_at(v, b)
-            if j > i:
-                # view a sliced copy, never the growing array itself: an outstanding view (a profiler
-                # holding frames, say) would make the next append raise BufferError
-                parts.append(np.frombuffer(self.srv_latency[v][i:j], dtype=np.float64))
+        if a < self.forgotten:
+            raise SimulationError(f"monitoring asked for second {a}, whose latencies were dropped (kept from {self.forgotten})")
+        parts = [np.frombuffer(arr, dtype=np.float64) for v in versions
+                 for arr in self.srv_latency[v][a:b] if arr is not None and len(arr)]
         if not parts:
             return WindowStats(requests, errors, slow)
         arr = np.concatenate(parts)
         p50, p99 = np.percentile(arr, [50, 99])
         return WindowStats(requests, errors, slow, float(arr.mean()), float(p50), float(p99))
 
-    # -- summaries -----------------------------------------------------------
-    def user_latencies(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array(self.user_sec, dtype=np.int64), np.array(self.user_latency, dtype=np.float64)
+    # -- the user's ledger ---------------------------------------------------
+    def close_user_seconds(self, until: int) -> None:
+        """Close the user seconds before `until`: exact p50 and p99 for the timeline, latencies into the histogram."""
+        for sec in range(self.closed, min(until, self.seconds)):
+            values = np.frombuffer(self.user_open[sec], dtype=np.float64)
+            self.user_open[sec] = None
+            self.succeeded[sec] = len(values)
+            if len(values):
+                ordered = np.sort(values)
+                self.user_p50[sec], self.user_p99[sec] = (_interpolated(ordered, q) for q in (50.0, 99.0))
+                self.run_latency.add(values)
+                self._sums.append(float(values.sum()))
+        self.closed = max(self.closed, min(until, self.seconds))
+
+    def latency_mean(self) -> float | None:
+        n = self.run_latency.count
+        return math.fsum(self._sums) / n if n else None
 
     def failed_total(self, sec: int) -> int:
         return sum(self.failed[c][sec] for c in CAUSES)
+
+
+def _interpolated(ordered: np.ndarray, q: float) -> float:
+    """The q-th percentile of sorted values, numpy's linear interpolation between order statistics."""
+    pos = (len(ordered) - 1) * q / 100.0
+    f = int(pos)
+    c = min(f + 1, len(ordered) - 1)
+    return float(ordered[f] + (ordered[c] - ordered[f]) * (pos - f))
 
 
 class MonitoringView:
@@ -104,9 +132,14 @@ class MonitoringView:
         self.end = visible_until(now, scrape_interval, delay)
         self.window_len = window
 
+    @property
+    def start(self) -> float:
+        """Where every window of this view and of any later one begins, or after."""
+        return self.end - self.window_len
+
     def version_window(self, version: str) -> WindowStats:
         v = OLD if version == "old" else NEW
-        return self.recorder.window((v,), self.end - self.window_len, self.end, quantiles=True)
+        return self.recorder.window((v,), self.start, self.end, quantiles=True)
 
     def total_window(self, seconds: float) -> WindowStats:
         return self.recorder.window((OLD, NEW, NO_BACKEND), self.end - seconds, self.end, quantiles=False)
@@ -114,24 +147,4 @@ class MonitoringView:
     def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
         v = OLD if version == "old" else NEW
         return tuple(self.recorder.window((v,), a, b, quantiles=True)
-                     for a, b in sub_windows(self.end - self.window_len, self.end, count))
-
-
-def per_second_percentiles(secs: np.ndarray, values: np.ndarray, n: int, qs: tuple[float, ...]) -> list[np.ndarray]:
-    """Percentiles of `values` grouped by integer second 0..n-1 (NaN where a second has none)."""
-    out = [np.full(n, math.nan) for _ in qs]
-    if len(values) == 0:
-        return out
-    order = np.lexsort((values, secs))
-    s, v = secs[order], values[order]
-    bounds = np.searchsorted(s, np.arange(n + 1))
-    for sec in range(n):
-        lo, hi = bounds[sec], bounds[sec + 1]
-        if hi > lo:
-            for k, q in enumerate(qs):
-                # linear interpolation between order statistics, as numpy's default
-                pos = (hi - lo - 1) * q / 100.0
-                f = int(pos)
-                c = min(f + 1, hi - lo - 1)
-                out[k][sec] = v[lo + f] + (v[lo + c] - v[lo + f]) * (pos - f)
-    return out
+                     for a, b in sub_windows(self.start, self.end, count))

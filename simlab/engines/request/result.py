@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-
-from simlab.engines.request.recorder import per_second_percentiles
 from simlab.engines.timeline import add_fleet_columns, utilization
 from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_frame, summarize
 
@@ -15,15 +12,15 @@ from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_f
 def build_result(engine) -> Result:
     s, rec, c = engine.s, engine.rec, engine.controller
     n = int(math.ceil(s.duration))
-    secs, lats = rec.user_latencies()
-    p50, p99 = per_second_percentiles(secs, lats, n, (50.0, 99.0))
+    rec.close_user_seconds(n)  # the run is over: every request has its outcome
+    p50, p99 = rec.user_p50, rec.user_p99
     rows = engine.rows
     cols: dict[str, list] = {k: [] for k in TIMELINE_COLUMNS}
     for sec, counts, area, capacity, weight, phase, in_flight in rows:
         failed = [rec.failed[cause][sec] for cause in CAUSES]
         cols["t"].append(sec)
         cols["offered"].append(rec.offered[sec])
-        cols["attempts"].append(rec.attempts[sec])
+        cols["attempts"].append(rec.offered[sec] + rec.retried[sec])
         cols["succeeded"].append(rec.succeeded[sec])
         cols["failed"].append(sum(failed))
         for cause, value in zip(CAUSES, failed):
@@ -40,7 +37,6 @@ def build_result(engine) -> Result:
 
     events = [(e.time, e.kind, e.detail) for e in c.events] + list(engine.events)
     release_at = s.release.at if s.release else 0.0
-    ok_lat = lats[secs < n]
     after = timeline[timeline["t"] >= release_at] if s.release else timeline
     instance_seconds = 0.0
     for inst in engine.instances:
@@ -48,12 +44,12 @@ def build_result(engine) -> Result:
         instance_seconds += max(0.0, end - inst.created_at)
     totals = RunTotals(
         requests=int(sum(rec.offered[:n])),
-        attempts=int(sum(rec.attempts[:n])),
+        attempts=int(sum(rec.offered[:n]) + sum(rec.retried[:n])),
         failed_by={cause: int(sum(rec.failed[cause][:n])) for cause in CAUSES},
         slow=int(sum(rec.slow[:n])),
-        latency_mean_s=float(ok_lat.mean()) if len(ok_lat) else None,
-        latency_p50_s=float(np.percentile(ok_lat, 50)) if len(ok_lat) else None,
-        latency_p99_s=float(np.percentile(ok_lat, 99)) if len(ok_lat) else None,
+        latency_mean_s=rec.latency_mean(),
+        latency_p50_s=rec.run_latency.quantile(0.50),  # within histogram.RELATIVE_ERROR of the exact quantile
+        latency_p99_s=rec.run_latency.quantile(0.99),
         min_ready=float((after["old_ready"] + after["new_ready"]).min()) if len(after) else None,
         peak_utilization=float(timeline["utilization"].max()) if len(timeline) else None,
         instance_seconds=instance_seconds,
