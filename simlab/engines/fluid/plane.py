@@ -130,6 +130,20 @@ class Plane:
         if visible:  # alive or in-rotation counts moved: the controller's FleetState differs
             self.changed[rep] = True
 
+    def fleet_changed_many(self, rep, version, dlive, ddead, dup, times, visible) -> None:
+        """fleet_changed(rep, version, dlive[i], ddead[i], 0, times[i], visible) for each i in turn, and `up` by
+        dup: the tick's averages add each weighted change in that order (np.cumsum adds in sequence)."""
+        if dup:
+            self.up[rep, version] += dup
+        w = np.minimum(1.0, np.maximum(0.0, self.tick_end - times))
+        for count, avg, d in ((self.live, self.live_avg, dlive), (self.dead, self.dead_avg, ddead)):
+            moved = None if d is None else np.flatnonzero(d)
+            if moved is not None and len(moved):
+                count[rep, version] += d[moved].sum()
+                avg[rep, version] = np.cumsum(np.concatenate(([avg[rep, version]], d[moved] * w[moved])))[-1]
+        if visible:
+            self.changed[rep] = True
+
     def fail_held(self, rep, version, t) -> None:
         """A crash fails what one instance holds: its share of the pool's in-service and queued work."""
         n = max(self.live[rep, version], 1.0)
