@@ -12,7 +12,7 @@ DEMO_RUNS ?= 50
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,staging,scale,report]'
+	$(PY) -m pip install --quiet -e '.[test,staging,scale,report,optimize]'
 	touch $(STAMP)
 
 setup: $(STAMP)

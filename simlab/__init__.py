@@ -22,6 +22,7 @@ _LAZY = {
     "compare": "simlab.experiment",
     "sweep": "simlab.experiment",
     "analysis_quality": "simlab.experiment.quality",
+    "optimize": "simlab.experiment.optimization",
     "lint": "simlab.linter",
     "capacity": "simlab.planning",
     "discover": "simlab.chaos",  # `chaos discover simlab` looks for the extension's discover() here
@@ -36,6 +37,7 @@ __all__ = ["SimlabError", "ScenarioError", "SimulationError", "StagingError", *_
 if TYPE_CHECKING:  # pragma: no cover
     from simlab.bridges import export_argo, export_flagger, import_argo, import_flagger
     from simlab.experiment import compare, replicate, sweep
+    from simlab.experiment.optimization import optimize
     from simlab.experiment.quality import analysis_quality
     from simlab.linter import lint
     from simlab.planning import capacity

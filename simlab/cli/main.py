@@ -18,6 +18,7 @@ from simlab.cli import planning  # noqa: F401  isort: skip
 from simlab.cli import report  # noqa: F401  isort: skip
 from simlab.cli import staging  # noqa: F401  isort: skip
 from simlab.cli import bridges  # noqa: F401  isort: skip
+from simlab.cli import optimize  # noqa: F401  isort: skip
 from simlab.cli.app import app
 from simlab.errors import SimlabError
 

@@ -25,6 +25,10 @@ def build_report(results: Results) -> Report:
         from simlab.report.pair import pair_report
 
         return pair_report(results)
+    if type(results).__name__ == "OptimizeResults":  # simlab.report.optimize, loaded only for it
+        from simlab.report.optimize import optimize_report
+
+        return optimize_report(results)
     if not isinstance(results, SweepResults):  # analysis-quality (simlab.report.quality.QualityResults)
         from simlab.report.quality import quality_report
 

@@ -16,7 +16,7 @@ import pandas as pd
 from simlab.errors import ScenarioError, SimlabError
 from simlab.results import Result, Summary
 
-KINDS = ("run", "compare", "sweep", "quality")
+KINDS = ("run", "compare", "sweep", "quality", "optimize")
 
 
 @dataclass
@@ -97,6 +97,10 @@ def load_results(results_dir: str | Path) -> Results:
         from simlab.report.quality import load_quality
 
         return load_quality(d)
+    if kind == "optimize":  # simlab optimize --out: its own module, loaded only for it
+        from simlab.report.optimize import load_optimize
+
+        return load_optimize(d)
     return {"run": load_run, "compare": load_compare, "sweep": load_sweep}[kind](d)
 
 
