@@ -57,6 +57,7 @@ bench: setup
 	$(PY) benchmarks/fidelity.py
 	$(PY) benchmarks/low_rate.py
 	$(PY) benchmarks/analysis_quality.py
+	$(PY) benchmarks/optimize.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -19,6 +19,7 @@ from simlab.experiment.optimization import fresh_seed, optimize
 from simlab.experiment.replication import replicate
 from simlab.experiment.sweeps import sweep
 from simlab.scenario import validate_scenario
+from tests.helpers.reports import browser_check
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 12
@@ -135,6 +136,8 @@ def test_constraints_hold_on_fresh_seeds_and_the_files_are_written(world, capsys
     assert kinds[0] == "Rollout"
     assert main(["report", str(out), "--out-root", str(world / "reports")]) == 0
     assert "optimize report" in capsys.readouterr().out
+    found = browser_check(out / "report.html", world)  # the report kind renders in Chromium, its figure embedded
+    assert found["title"].startswith("simlab optimize") and found["images"] == 1 and found["broken"] == []
 
 
 BAD = [  # (search file text, the line, what the one line must say)

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from simlab.errors import ScenarioError
+from simlab.errors import Interrupted, ScenarioError
 from simlab.experiment.executors import check_executor, workers
 from simlab.experiment.objectives import (METRICS, Constraint, check_release, objectives, parse_constraint,
                                          point_values)
@@ -298,8 +298,14 @@ def optimize(
     the_study.sampler = _sampler(optuna, sampler, seed + before, trials, size)
     cache = Runs(Store(out, base, engine, seed))
     with _cluster(executor, scheduler) as address:
-        told = run_study(optuna, the_study, base, space, goal, bounds, trials, size, runs_per_trial, seed, engine,
-                         executor, address, cache, progress)
+        try:
+            told = run_study(optuna, the_study, base, space, goal, bounds, trials, size, runs_per_trial, seed, engine,
+                             executor, address, cache, progress)
+        except Interrupted as exc:
+            n = len(complete(optuna, the_study))
+            where = (f"the study keeps its {n} complete trials in {storage}, and the same command resumes it"
+                     if storage else "the study was in memory (give --out or --storage to keep it)")
+            raise Interrupted(f"{exc}; {where}") from None
         table = trials_frame(optuna, the_study, space, goal, bounds)
         picks = pick_candidates(table, base, space, goal, bounds, candidates)
         held_out = fresh_seed(seed)

@@ -131,9 +131,13 @@ def _reason(picks, est, feasible, tied, pick, primary, bounds) -> str:
         return (f"no policy of the {n} run on fresh seeds meets {', '.join(b.text for b in bounds)}; "
                 f"{chosen.label} misses them by least")
     met = f"{len(feasible)} of the {n} run on fresh seeds meet the constraints" if bounds else f"{n} run on fresh seeds"
-    if len(tied) > 1:
+    lowest = min(feasible, key=lambda i: est[i][primary.name][0])
+    if len(tied) > 1 and pick != lowest:
         return (f"{met}; {len(tied)} of them are within the noise of the lowest {primary.name} "
                 f"(paired 95% intervals), and {chosen.label} deploys a good release fastest among them")
+    if len(tied) > 1:
+        return (f"{met}; {chosen.label} has the lowest {primary.name}, {len(tied) - 1} other(s) within its noise "
+                f"(paired 95% intervals), none deploying a good release faster")
     return f"{met}; {chosen.label} has the lowest {primary.name}, clear of the others (paired 95% intervals)"
 
 
