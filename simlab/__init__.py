@@ -25,6 +25,7 @@ _LAZY = {
     "optimize": "simlab.experiment.optimization",
     "lint": "simlab.linter",
     "capacity": "simlab.planning",
+    "pair": "simlab.report.views",
     "discover": "simlab.chaos",  # `chaos discover simlab` looks for the extension's discover() here
     "import_argo": "simlab.bridges",
     "import_flagger": "simlab.bridges",
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from simlab.experiment.quality import analysis_quality
     from simlab.linter import lint
     from simlab.planning import capacity
+    from simlab.report.views import pair
     from simlab.results import SUMMARY_KEYS, Result
     from simlab.scenario import Scenario, load_scenario
     from simlab.simulation import simulate

@@ -14,12 +14,14 @@ from simlab.experiment.overrides import variant_scenarios
 from simlab.experiment.replication import as_scenario, runs_frame
 from simlab.experiment.store import Store
 from simlab.experiment.twins import run_with_twins
+from simlab.experiment.views import ComparisonView
 from simlab.scenario import STRATEGY_KINDS, Scenario
 
 
 @dataclass
-class Comparison:
-    """`.table`: one row per strategy or variant (column `variant` first); `.runs`: every run, as replicate."""
+class Comparison(ComparisonView):
+    """`.table`: one row per strategy or variant (column `variant` first); `.runs`: every run, as replicate;
+    shown as its report's table in a notebook, `.plot()` its figures."""
 
     table: pd.DataFrame
     runs: pd.DataFrame

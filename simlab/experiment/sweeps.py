@@ -20,12 +20,14 @@ from simlab.experiment.overrides import apply_overrides, parse_path
 from simlab.experiment.replication import as_scenario, runs_frame
 from simlab.experiment.store import Store
 from simlab.experiment.twins import run_with_twins
+from simlab.experiment.views import SweepView
 from simlab.scenario import Scenario
 
 
 @dataclass
-class SweepResult:
-    """`.runs` every run (param columns first), `.table` aggregates per grid point, `.pareto` its front."""
+class SweepResult(SweepView):
+    """`.runs` every run (param columns first), `.table` aggregates per grid point, `.pareto` its front; shown as
+    its report's table in a notebook, `.plot()` its figures."""
 
     runs: pd.DataFrame
     table: pd.DataFrame

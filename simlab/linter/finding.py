@@ -54,6 +54,8 @@ class Findings(tuple):
         return "\n".join([self.summary(), *(f.line() for f in self)])
 
     def _repr_html_(self) -> str:
+        if not self:
+            return "<p>lint: clean, no finding</p>"
         rows = "".join(
             f"<tr><td>{html.escape(f.severity)}</td><td>{html.escape(f.id)}</td><td><code>{html.escape(f.field)}"
             f"</code></td><td style='text-align:left'>{html.escape(f.reason)}</td></tr>" for f in self)

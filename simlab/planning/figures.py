@@ -27,6 +27,6 @@ def capacity_figure(table: pd.DataFrame, target: dict, answer: int, conditions: 
     ax1.axhline(target["latency_p99_ms"], color="#d62728", linestyle=":", label=f"target {target['latency_p99_ms']:g} ms")
     ax1.set_ylim(bottom=0)
     ax1.legend(frameon=False, fontsize=8)
-    ax2.set_ylim(0, 105)
+    ax2.set_ylim(0, max(105.0, float(np.nanmax(rows["utilization"].to_numpy(float))) * 100.0 + 5.0))
     fig.suptitle(conditions, fontsize=10)
     return fig

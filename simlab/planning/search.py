@@ -92,6 +92,8 @@ class _Judge:
             row = {"instances": n, "serving": int(runs["serving"].iloc[0]), "runs": len(runs)}
             for name in METRICS:
                 row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_interval(runs[name])
+            row["availability_hi"] = min(row["availability_hi"], 100.0)  # a share: its interval stops at 100%
+            row["availability_lo"] = max(row["availability_lo"], 0.0)
             row["peak_utilization"] = float(runs["peak_utilization"].mean())
             row["holds"], row["stage"] = self.verdict(runs), stages[n]
             rows.append(row)
