@@ -6,6 +6,7 @@ import pytest
 
 from simlab import SUMMARY_KEYS, simulate
 from simlab.engines.fluid.engine import FluidEngine, Lockstep, simulate_batch
+from simlab.engines.fluid.instances import READY
 from simlab.results import TIMELINE_COLUMNS
 from simlab.rng import stream
 from simlab.simulation import choose_engine
@@ -123,7 +124,9 @@ def test_crashes_take_instances_down_and_back():
 def test_lockstep_counts_match_the_instances_it_keeps():
     sim = Lockstep(scenario("rolling", **SHORT), [1, 2]).run()
     for r, fleet in enumerate(sim.fleets):
-        live = [sum(1 for i in fleet.instances if i.version == v and i.in_rot and i.state == "ready") for v in (0, 1)]
+        ins = fleet.ins
+        ready = ins.in_rot[:ins.n] & (ins.state[:ins.n] == READY)
+        live = [int(np.count_nonzero(ready & (ins.version[:ins.n] == v))) for v in (0, 1)]
         assert list(sim.plane.live[r]) == live
         assert fleet.fleet_state().new.ready == 6 and np.isnan(sim.plane.weight[r])
 
@@ -159,14 +162,20 @@ def test_blocks_of_unchanged_ticks_draw_the_same_distribution_as_single_ticks(mo
 
 
 def test_starting_instances_at_once_is_starting_them_one_by_one():
-    """launch_many (what a StartInstances action does) makes the same instances, draws and events as launch."""
+    """launch_many (what a StartInstances action does) makes the same instances, draws and events as one at a time;
+    the instances started together wait as one heap entry, and come up and enter rotation as one by one."""
     leak = [{"kind": "memory_leak", "fraction": 0.5, "oom_after": "2m", "max_slowdown": 4}]
     sc = scenario("canary", **{"release.defects": leak, **SHORT})
-    one, many = Lockstep(sc, [4]), Lockstep(sc, [4])
+    one, many = Lockstep(sc, [4]).fleets[0], Lockstep(sc, [4]).fleets[0]
     for _ in range(5):
-        one.fleets[0].launch(1, 7.0)
-    many.fleets[0].launch_many(1, 5, 7.0)
-    fields = lambda f: [(i.zone, i.first_check, i.leaky, i.state) for i in f.instances]  # noqa: E731
-    assert fields(one.fleets[0]) == fields(many.fleets[0]) and any(i.leaky for i in many.fleets[0].instances)
-    assert [e[:3] for e in one.fleets[0].heap] == [e[:3] for e in many.fleets[0].heap]
-    assert one.fleets[0].counts == many.fleets[0].counts and one.fleets[0].leaky_alive == many.fleets[0].leaky_alive
+        one.launch_many(1, 1, 7.0)
+    many.launch_many(1, 5, 7.0)
+    names = ("zone", "first_check", "leaky", "state", "in_rot")
+    fields = lambda f: [getattr(f.ins, k)[:f.ins.n].tolist() for k in names]  # noqa: E731
+    assert fields(one) == fields(many) and any(many.ins.leaky)
+    assert len(one.heap) == 5 and len(many.heap) == 1 and {e[0] for e in one.heap} == {many.heap[0][0]}
+    for f in (one, many):
+        f.advance(60.0, inclusive=False)  # up at 17 s, in rotation at their checks, OOM kills pending
+    assert fields(one) == fields(many) and all(many.ins.in_rot[6:11])
+    assert sorted(e[:2] + e[3:] for e in one.heap) == sorted(e[:2] + e[3:] for e in many.heap)
+    assert one.counts == many.counts and one.leaky_alive == many.leaky_alive

@@ -1,0 +1,106 @@
+"""The instances of one fluid replication as a structure of arrays: row i is the i-th instance ever started.
+
+Arrays rather than one object per instance, so that a fleet of tens of thousands is started, stopped,
+counted and summed by a few numpy calls (fleet.py moves many instances at once). Sums that the
+per-instance objects used to make one by one are made in the same order (`np.cumsum` adds in sequence),
+so the floating-point results do not change.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simlab.engines.instance import DOWN as DOWN_NAME, DRAINING, READY as READY_NAME, STARTING as STARTING_NAME
+from simlab.engines.versions import NEW, OLD
+
+STARTING, READY, DOWN, STOPPED = 0, 1, 2, 3  # codes of engines.instance's states
+
+# name, dtype, value of a new row
+FIELDS = (
+    ("version", np.int8, 0), ("zone", np.int32, 0), ("state", np.int8, STARTING),
+    ("in_rot", np.bool_, False), ("stopping", np.bool_, False),  # in load-balancer rotation; told to stop
+    ("epoch", np.int64, 0),  # bumped by a crash, a zone loss or a stop: start-up and crash events before it are void
+    ("health", np.int64, 0),  # bumped when checks would start to see another answer: rotation events before it are void
+    ("restarts", np.int64, 0),
+    ("created", np.float64, 0.0), ("up_since", np.float64, 0.0),
+    ("stopped_at", np.float64, math.inf),  # inf while it runs
+    ("first_check", np.float64, 0.0),  # its health checks run every interval from this phase
+    ("backoff", np.float64, 10.0),  # a crash loop's next restart delay
+    ("crashy", np.bool_, False), ("leaky", np.bool_, False), ("looping", np.bool_, False),  # the release's defects
+)
+
+
+class Instances:
+    """Columns of FIELDS, grown by doubling; `n` rows in use."""
+
+    def __init__(self, capacity: int = 16):
+        self.n = 0
+        for name, dtype, fill in FIELDS:
+            setattr(self, name, np.full(capacity, fill, dtype=dtype))
+
+    def add(self, count: int, version: int, zones: np.ndarray, t: float, first_check: np.ndarray) -> np.ndarray:
+        """Rows for `count` new starting instances created at t; returns their indices."""
+        start, end = self.n, self.n + count
+        capacity = len(self.state)
+        if end > capacity:
+            capacity = max(end, 2 * capacity)
+            for name, dtype, fill in FIELDS:
+                old = getattr(self, name)
+                grown = np.full(capacity, fill, dtype=dtype)
+                grown[:start] = old[:start]
+                setattr(self, name, grown)
+        self.n = end
+        self.version[start:end] = version
+        self.zone[start:end] = zones
+        self.created[start:end] = self.up_since[start:end] = t
+        self.first_check[start:end] = first_check
+        return np.arange(start, end)
+
+    def alive_of(self, version: int) -> np.ndarray:
+        """Indices of the version's instances not told to stop and not stopped, oldest first."""
+        n = self.n
+        return np.flatnonzero((self.version[:n] == version) & ~self.stopping[:n] & (self.state[:n] != STOPPED))
+
+    def check_after(self, idx, t: float, nth: int, interval: float):
+        """Time of the nth health check at or after t (nth = 1 is the first) of instances idx."""
+        first = self.first_check[idx]
+        k = np.maximum(0.0, np.ceil((t - first) / interval - 1e-12))
+        return first + (k + (nth - 1)) * interval
+
+    # -- what the data plane, the timeline and the summary read ----------------
+    def leak_factor(self, slowdown: float, oom_after: float, t: float) -> float:
+        """Mean service-time slowdown of the new version's live instances (1 + mean of the leaky ones' growth)."""
+        n = self.n
+        live = (self.version[:n] == NEW) & self.in_rot[:n] & (self.state[:n] == READY)
+        count = int(np.count_nonzero(live))
+        if not count:
+            return 1.0
+        leaky = np.flatnonzero(live & self.leaky[:n])
+        growth = (slowdown - 1.0) * np.minimum(1.0, (t - self.up_since[leaky]) / oom_after)
+        total = float(np.cumsum(growth)[-1]) if len(growth) else 0.0
+        return 1.0 + total / float(count)
+
+    def snapshot(self) -> dict:
+        """Instances by (version, timeline state): engines.timeline.timeline_state of every one not stopped."""
+        n = self.n
+        state, stopping, version = self.state[:n], self.stopping[:n], self.version[:n]
+        running = state != STOPPED
+        ready = running & ~stopping & self.in_rot[:n] & (state == READY)
+        starting = running & ~stopping & ~ready & ((state == READY) | (state == STARTING))
+        down = running & ~stopping & (state == DOWN)
+        draining = running & stopping
+        out = {}
+        for v in (OLD, NEW):
+            mine = version == v
+            for name, mask in ((READY_NAME, ready), (STARTING_NAME, starting), (DOWN_NAME, down), (DRAINING, draining)):
+                out[(v, name)] = int(np.count_nonzero(mask & mine))
+        return out
+
+    def instance_seconds(self, duration: float) -> float:
+        """Seconds each instance ran within the run, summed in the order they were started."""
+        n = self.n
+        if not n:
+            return 0.0
+        spans = np.maximum(0.0, np.minimum(self.stopped_at[:n], duration) - self.created[:n])
+        return float(np.cumsum(spans)[-1])
