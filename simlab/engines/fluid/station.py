@@ -98,7 +98,8 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
     waiting = p_busy - block  # arrivals that find every worker busy and a place free
     pw = np.divide(waiting, 1.0 - block, out=np.ones_like(block), where=block < 1.0)
     admitted = lam * (1.0 - block)
-    wait_mean = np.divide(lq, admitted * np.maximum(pw, 1e-300), out=np.zeros_like(lq), where=admitted > 0)
+    with np.errstate(over="ignore"):  # no one waits (pw ≈ 0): an unbounded mean that no request meets
+        wait_mean = np.divide(lq, admitted * np.maximum(pw, 1e-300), out=np.zeros_like(lq), where=admitted > 0)
     # the wait of position j is about j/(cμ): with K places no wait passes (K + 1)/(cμ), and above saturation
     # the places stay nearly full, so the wait gathers near that bound (a truncated exponential of its mean)
     span = (K + 1.0) / (c * mu) if (K + 1.0) / (c * mu) < BIG else math.inf
