@@ -234,7 +234,9 @@ class Deployment:
     def _inject(self, now: float) -> None:
         """The scenario's failures due by now: zone outages, crashes, the dependency's state."""
         for step in self.faults.step(now, self.fleet.running_instances()):
-            self.events.extend((now, kind, detail) for kind, detail in self.fleet.inject(step))
+            for kind, detail in self.fleet.inject(step):
+                self.events.append((now, kind, detail))
+                self.progress(_line(now, f"fault {kind}", detail))  # a fault and its end, as they happen
         self.fleet.set_dependency(self.faults.active_dependency(now))
 
     def _apply(self, action, now: float) -> None:
@@ -253,8 +255,7 @@ class Deployment:
 
     def _report(self) -> None:
         for event in self.controller.events[self._reported:]:
-            detail = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in event.detail.items())
-            self.progress(f"[{event.time:6.1f}s] {event.kind} {detail}".rstrip())
+            self.progress(_line(event.time, event.kind, event.detail))
         self._reported = len(self.controller.events)
 
     # -- measuring -----------------------------------------------------------
@@ -295,6 +296,12 @@ class Deployment:
                             bad_release=bool(s.release and s.release.bad), extras=extras)
         events = [(e.time, e.kind, e.detail) for e in c.events] + self.events
         return Result(summary, timeline, events_frame(events), {"controller": c})
+
+
+def _line(time: float, what: str, detail: dict) -> str:
+    """A progress line: `[  21.0s] analysis status=failed error_rate=0.14`."""
+    said = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in detail.items())
+    return f"[{time:6.1f}s] {what} {said}".rstrip()
 
 
 def deploy(scenario: Scenario, state_dir: str | Path, *, with_load: bool = False, out: Path | None = None,
