@@ -10,6 +10,7 @@ so a machine that stops mid-write leaves the previous state, not an empty file.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from simlab.errors import ScenarioError
@@ -36,7 +37,9 @@ def write_private(path: Path, text: str, *, durable: bool = False) -> None:
 
     `durable` flushes the file and the rename to disk before returning (for the state file).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Per thread as well as per process: a Chaos Toolkit experiment deploys in a background thread while an
+    # action in the main thread saves the state too; a shared temporary name let one rename the other's file away.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w") as f:
