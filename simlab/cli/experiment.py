@@ -18,9 +18,11 @@ from simlab.errors import ScenarioError
 
 RUNS = typer.Option(100, "--runs", help="replications per strategy, variant or grid point")
 SEED = typer.Option(0, "--seed", help="experiment seed; run i uses a seed derived from (seed, i) only")
-ENGINE = typer.Option("request", "--engine", help="request, fluid or auto")
-EXECUTOR = typer.Option("local", "--executor", help="local (process pool over all cores), dask or serial")
-SCHEDULER = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+ENGINE = typer.Option("request", "--engine", metavar="[request|fluid|auto]",
+                      help="request: every request an event; fluid: numpy in 1 s ticks, fast; auto: picks by size")
+EXECUTOR = typer.Option("local", "--executor", metavar="[local|dask|serial]",
+                        help="local: a process pool over all cores; dask: a Dask cluster; serial: this process")
+SCHEDULER = typer.Option(None, "--scheduler", metavar="ADDR", help="Dask scheduler address (default: a LocalCluster)")
 QUIET = typer.Option(False, "--quiet", help="no progress bar (for CI)")
 REPORT = typer.Option(False, "--report", help="also write an HTML and Markdown report beside the results, in --out")
 
@@ -145,15 +147,23 @@ def _stoppable():
 @app.command("compare")
 def compare_command(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
-    strategies: Optional[str] = typer.Option(None, "--strategies", help="comma-separated: canary,rolling,blue_green,big_bang"),
-    variants: Optional[Path] = typer.Option(None, "--variants", help="YAML file of named overrides to compare"),
+    strategies: Optional[str] = typer.Option(None, "--strategies", metavar="[big_bang,rolling,blue_green,canary]",
+                                             help="comma-separated strategy kinds (default: all four)"),
+    variants: Optional[Path] = typer.Option(None, "--variants", help="YAML file of named overrides to compare, "
+                                            "instead of --strategies"),
     runs: int = RUNS, seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR,
     scheduler: Optional[str] = SCHEDULER,
     out: Optional[Path] = typer.Option(None, "--out", help="keep runs here as they finish (re-running resumes) and "
-                                       "write compare.csv, runs.parquet and meta.json"),
+                                       "write compare.csv, runs.parquet and meta.json (default: print only)"),
     quiet: bool = QUIET, report: bool = REPORT, max_work: Optional[str] = MAX_WORK, no_limits: bool = NO_LIMITS,
 ) -> None:
-    """Compare strategies or policy variants on the same seeds: one row each, with 95% intervals."""
+    """Compare strategies or policy variants on the same seeds: one row each, with 95% intervals.
+
+    \b
+    Examples:
+      simlab compare experiments/checkout-canary.yaml --runs 50 --engine fluid --out reports/demo --report
+      simlab compare experiments/checkout-canary.yaml --variants experiments/variants-canary-plans.yaml --runs 50
+    """
     from simlab.experiment.comparison import compare, policies
     from simlab.scenario import load_scenario
 
@@ -175,13 +185,22 @@ def compare_command(
 @app.command("sweep")
 def sweep_command(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
-    param: list[str] = typer.Option([], "--param", help="PATH=v1,v2 (repeat for a grid), e.g. analysis.interval=30s,1m"),
+    param: list[str] = typer.Option([], "--param", metavar="PATH=v1,v2",
+                                    help="a dotted scenario path and its values (repeat for a grid), e.g. "
+                                         "analysis.interval=30s,1m"),
     runs: int = typer.Option(20, "--runs", help="replications per grid point"),
     seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR, scheduler: Optional[str] = SCHEDULER,
-    out: Optional[Path] = typer.Option(None, "--out", help="store runs here (re-running resumes) and write sweep.parquet, table.csv, pareto.csv"),
+    out: Optional[Path] = typer.Option(None, "--out", help="store runs here (re-running resumes) and write "
+                                       "sweep.parquet, table.csv, pareto.csv (default: print only)"),
     quiet: bool = QUIET, report: bool = REPORT, max_work: Optional[str] = MAX_WORK, no_limits: bool = NO_LIMITS,
 ) -> None:
-    """Sweep a grid of parameters; print aggregates per point and the Pareto front of deploy time vs bad requests."""
+    """Sweep a grid of parameters; print aggregates per point and the Pareto front of deploy time vs bad requests.
+
+    \b
+    Examples:
+      simlab sweep experiments/checkout-canary.yaml --param "strategy.steps[0].bake=1m,5m,15m" --runs 20 --engine fluid
+      simlab sweep experiments/checkout-canary.yaml --param analysis.interval=30s,1m --param analysis.failure_limit=1,2
+    """
     from simlab.experiment.sweeps import grid, sweep
     from simlab.scenario import load_scenario
 
