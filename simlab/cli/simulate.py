@@ -77,12 +77,20 @@ def within_limits(points, engine: str, runs: int, executor: str, max_work: Optio
 @app.command()
 def check(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
-    engine: str = typer.Option("request", help="the engine to estimate a run on: request, fluid or auto"),
+    engine: str = typer.Option("request", metavar="[request|fluid|auto]",
+                               help="the engine to estimate a run on"),
     runs: int = typer.Option(1, "--runs", min=1, help="runs to estimate (as compare or sweep would run them)"),
     max_work: Optional[str] = MAX_WORK,
     no_limits: bool = NO_LIMITS,
 ) -> None:
-    """Validate a scenario, say what it describes, and whether its runs fit this machine (exit 2 if not)."""
+    """Validate a scenario, say what it describes, and whether its runs fit this machine (exit 2 if not); a valid
+    scenario whose rollout policy has lint errors exits 1 (simlab lint says more).
+
+    \b
+    Examples:
+      simlab check experiments/checkout-canary.yaml
+      simlab check experiments/checkout-canary.yaml --engine fluid --runs 200
+    """
     from simlab.scenario.footprint import describe
 
     s = scenario_arg(scenario)
@@ -103,7 +111,12 @@ def check(
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of scenario YAML files (editors, CI): durations as written, unknown keys rejected."""
+    """Print the JSON Schema of scenario YAML files (editors, CI): durations as written, unknown keys rejected.
+
+    \b
+    Examples:
+      simlab schema > experiments/scenario.schema.json
+    """
     from simlab.scenario.schema import scenario_schema
 
     typer.echo(json.dumps(scenario_schema(), indent=2))
@@ -113,15 +126,24 @@ def schema() -> None:
 def run(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
     seed: Optional[int] = typer.Option(None, help="random seed (default: the scenario's)"),
-    strategy: Optional[str] = typer.Option(None, help="override the strategy kind: big_bang, rolling, blue_green, canary"),
-    engine: str = typer.Option("request", help="simulation engine"),
-    out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here"),
+    strategy: Optional[str] = typer.Option(None, metavar="[big_bang|rolling|blue_green|canary]",
+                                           help="run with this strategy kind and its defaults (default: the scenario's)"),
+    engine: str = typer.Option("request", metavar="[request|fluid|auto]",
+                               help="request: every request an event; fluid: numpy in 1 s ticks; auto: picks by size"),
+    out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv and events.csv here "
+                                       "(default: print only)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     report: bool = typer.Option(False, "--report", help="also write an HTML and Markdown report (needs --out)"),
     max_work: Optional[str] = MAX_WORK,
     no_limits: bool = NO_LIMITS,
 ) -> None:
-    """Simulate one rollout and print its summary."""
+    """Simulate one rollout and print its summary.
+
+    \b
+    Examples:
+      simlab run experiments/checkout-canary.yaml --out reports/run
+      simlab run experiments/checkout-canary.yaml --strategy rolling --engine fluid --json
+    """
     from simlab.simulation import simulate
 
     if report and out is None:
