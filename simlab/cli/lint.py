@@ -64,8 +64,9 @@ def refuse_errors(scenario, path: Path) -> None:
 @app.command("lint")
 def lint_command(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="lint with another strategy kind (its defaults): "
-                                           "big_bang, rolling, blue_green, canary"),
+    strategy: Optional[str] = typer.Option(None, "--strategy", metavar="[big_bang|rolling|blue_green|canary]",
+                                           help="lint with this strategy kind and its defaults (default: the "
+                                                "scenario's)"),
     as_json: bool = typer.Option(False, "--json", help="print the findings as one JSON object"),
 ) -> None:
     """Find a rollout policy's mistakes before simulating it: exit 1 on any error, 0 with warnings only.
@@ -73,6 +74,11 @@ def lint_command(
     Errors break the rollout on every run (nothing rolls back, the analysis cannot see its step or never gets
     enough requests, the deadline fires first, capacity under peak demand); warnings are risks with their
     numbers (predicted false rollbacks of a good release, a release in busy hours, a health check too slow).
+
+    \b
+    Examples:
+      simlab lint experiments/checkout-canary.yaml
+      simlab lint experiments/checkout-canary.yaml --strategy blue_green --json
     """
     from simlab.linter import lint
 
