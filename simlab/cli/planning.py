@@ -49,16 +49,23 @@ def capacity_command(
     at_peak: bool = typer.Option(False, "--at-peak", help="the traffic pattern's peak rate for the whole run"),
     runs: int = typer.Option(20, "--runs", min=2, help="replications per fleet size"),
     seed: int = typer.Option(0, "--seed", min=0, help="experiment seed; every size runs on the same seeds"),
-    engine: str = typer.Option("fluid", "--engine", help="fluid (fast), request (every request an event) or auto"),
-    executor: str = typer.Option("auto", "--executor", help="auto (serial for the fluid engine, whose runs of a size "
-                                 "are one batch; local for the others), local (process pool over all cores), dask "
-                                 "or serial"),
+    engine: str = typer.Option("fluid", "--engine", metavar="[fluid|request|auto]",
+                               help="fluid: numpy in 1 s ticks, fast; request: every request an event; auto: by size"),
+    executor: str = typer.Option("auto", "--executor", metavar="[auto|local|dask|serial]",
+                                 help="auto: serial for the fluid engine (a size's runs are one batch), local for the "
+                                      "others; local: a process pool over all cores; dask; serial: this process"),
     duration: Optional[str] = typer.Option(None, "--duration", help="length of each judged run, e.g. 10m "
                                            "(default: the scenario's duration)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: the answer and the size below it"),
 ) -> None:
     """The smallest fleet.instances that keeps p99 latency and availability on target under the conditions given,
-    all at once; found by bisection over fleet sizes with replications, confirmed at the answer and one below."""
+    all at once; found by bisection over fleet sizes with replications, confirmed at the answer and one below.
+
+    \b
+    Examples:
+      simlab capacity experiments/checkout-canary.yaml --p99 300ms --zone-down --runs 10 --duration 5m
+      simlab capacity experiments/checkout-canary.yaml --p99 250ms --availability 99.95 --at-peak --json
+    """
     from simlab.planning import capacity
 
     result = capacity(scenario, p99=p99, availability=availability, during_rollout=during_rollout,
