@@ -48,18 +48,26 @@ def quality_command(
                                        "error_rate=0.001,0.002,0.005,0.01,0.02,0.05"),
     runs: int = typer.Option(200, "--runs", help="runs per variant and release"),
     seed: int = SEED,
-    engine: str = typer.Option("fluid", "--engine", help="fluid, request or auto"),
+    engine: str = typer.Option("fluid", "--engine", metavar="[fluid|request|auto]",
+                               help="fluid: numpy in 1 s ticks, fast; request: every request an event; auto: by size"),
     executor: str = EXECUTOR, scheduler: Optional[str] = SCHEDULER,
     max_false_rollback: float = typer.Option(0.05, "--max-false-rollbacks", help="target: at most this share of good "
                                              "releases rolled back"),
     min_detection: float = typer.Option(0.95, "--min-detection", help="target: bad releases caught at least this often"),
-    catch: Optional[str] = typer.Option(None, "--catch", help="target: the mildest severity that must be caught, "
-                                        "e.g. error_rate=0.005"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write quality.csv, runs.parquet and meta.json here"),
+    catch: Optional[str] = typer.Option(None, "--catch", metavar="KIND=v", help="target: the mildest severity that "
+                                        "must be caught, e.g. error_rate=0.005 (default: some severity of each kind)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write quality.csv, runs.parquet and meta.json here "
+                                       "(default: print only)"),
     quiet: bool = QUIET, report: bool = REPORT,
     json_out: bool = typer.Option(False, "--json", help="print the table and verdicts as JSON instead"),
 ) -> None:
-    """How often each analysis variant rolls back a good release, and how likely and how fast it catches bad ones."""
+    """How often each analysis variant rolls back a good release, and how likely and how fast it catches bad ones.
+
+    \b
+    Examples:
+      simlab analysis-quality experiments/checkout-canary.yaml --severity error_rate=0.002,0.01 --runs 100
+      simlab analysis-quality experiments/checkout-canary.yaml --variants variants.yaml --catch error_rate=0.01 --json
+    """
     from simlab.experiment.quality import run_quality
     from simlab.report.quality import verdict_sentences
     from simlab.scenario import load_scenario
