@@ -13,11 +13,18 @@ from simlab.cli.app import app
 def report(
     results_dir: Path = typer.Argument(..., help="directory written by simlab run/compare/sweep/deploy --out"),
     predicted: Optional[Path] = typer.Option(None, "--predicted", help="a simulated run's directory: put "
-                                             "RESULTS_DIR (observed, e.g. a deploy) next to it key by key"),
+                                             "RESULTS_DIR (observed, e.g. a deploy) next to it key by key "
+                                             "(default: a report of RESULTS_DIR alone)"),
     name: Optional[str] = typer.Option(None, help="report name (default: the results directory's name)"),
     out_root: Path = typer.Option(Path("reports"), "--out-root", help="reports are written under OUT_ROOT/NAME/"),
 ) -> None:
-    """Write a self-contained HTML report and a Markdown report (with PNG figures) of a results directory."""
+    """Write a self-contained HTML report and a Markdown report (with PNG figures) of a results directory.
+
+    \b
+    Examples:
+      simlab report reports/demo
+      simlab report reports/canary-bad --predicted reports/canary-bad/predicted
+    """
     from simlab.report import detect_kind, write_pair_report, write_report
 
     if predicted is None:
