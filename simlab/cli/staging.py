@@ -16,7 +16,13 @@ from simlab.errors import SimlabError
 
 DEFAULT_DIR = Path(".simlab-state")  # ignored by git
 
-staging_app = typer.Typer(no_args_is_help=True, help="A local staging fleet: HAProxy, Prometheus, real instances.")
+staging_app = typer.Typer(no_args_is_help=True, help="""A local staging fleet: HAProxy, Prometheus, real instances.
+
+\b
+Examples:
+  simlab staging up experiments/staging-canary-good.yaml --dir S
+  simlab staging down --dir S
+""")
 app.add_typer(staging_app, name="staging")
 
 
@@ -34,7 +40,13 @@ def up(
     per_process: int = typer.Option(1, "--instances-per-process", help="instances served by one process (1: a "
                                     "process each; more for fleets larger than the machine hosts as processes)"),
 ) -> None:
-    """Start HAProxy, Prometheus and the stable fleet on loopback; return when all serve."""
+    """Start HAProxy, Prometheus and the stable fleet on loopback; return when all serve.
+
+    \b
+    Examples:
+      simlab staging up experiments/staging-canary-good.yaml --dir S
+      simlab staging up experiments/staging-failures.yaml --dir S --instances-per-process 2
+    """
     from simlab.errors import ScenarioError
     from simlab.staging.signals import sigterm_as_interrupt
     from simlab.staging.supervisor import Staging
@@ -58,7 +70,13 @@ def status(
     state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Show instances, versions, weights and health."""
+    """Show instances, versions, weights and health.
+
+    \b
+    Examples:
+      simlab staging status --dir S
+      simlab staging status --dir S --json
+    """
     from simlab.staging.health import status as staging_status
     from simlab.staging.supervisor import Staging
 
@@ -78,7 +96,12 @@ def status(
 
 @staging_app.command("down")
 def down(state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory")) -> None:
-    """Stop everything `up` (or a crashed simlab) started here, also when its state file is damaged."""
+    """Stop everything `up` (or a crashed simlab) started here, also when its state file is damaged.
+
+    \b
+    Examples:
+      simlab staging down --dir S
+    """
     from simlab.errors import StagingError
     from simlab.staging.state import StateFileError
     from simlab.staging.supervisor import Staging
@@ -109,7 +132,12 @@ def load(
     duration: Optional[float] = typer.Option(None, help="seconds (default: the scenario's duration)"),
     workers: int = typer.Option(0, "--load-workers", help="Locust worker processes (0: one process)"),
 ) -> None:
-    """Drive the scenario's traffic at a running staging with Locust (a subprocess)."""
+    """Drive the scenario's traffic at a running staging with Locust (a subprocess).
+
+    \b
+    Examples:
+      simlab staging load experiments/staging-canary-good.yaml --dir S --duration 30
+    """
     from simlab.staging.load import run_load
     from simlab.staging.signals import sigterm_as_interrupt
     from simlab.staging.supervisor import Staging
@@ -126,26 +154,36 @@ def load(
 def deploy(
     scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
     state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory (a running staging is reused)"),
-    target: str = typer.Option("local", "--target", help="local: the staging in --dir (started if not up); "
+    target: str = typer.Option("local", "--target", metavar="[local|external]",
+                               help="local: the staging in --dir (started if not up); "
                                "external: the scenario's staging.target, driven by its commands"),
     allow_host: list[str] = typer.Option([], "--allow-host", help="a non-loopback host the external target may "
-                                         "use (repeat for several)"),
+                                         "use (repeat for several; default: loopback only)"),
     with_load: bool = typer.Option(False, "--load", help="drive the scenario's traffic with Locust meanwhile"),
     load_workers: int = typer.Option(0, "--load-workers", help="Locust worker processes on 127.0.0.1 "
                                      "(0: one Locust process)"),
     per_process: int = typer.Option(1, "--instances-per-process", help="instances per process, for a staging "
                                     "this deploy starts (a running one keeps its own)"),
     out: Optional[Path] = typer.Option(None, help="write summary.json, timeline.csv, events.csv and Locust's "
-                                       "request records (load/) here"),
-    strategy: Optional[str] = typer.Option(None, help="override the strategy kind"),
+                                       "request records (load/) here (default: print only)"),
+    strategy: Optional[str] = typer.Option(None, metavar="[big_bang|rolling|blue_green|canary]",
+                                           help="deploy with this strategy kind and its defaults (default: the "
+                                                "scenario's)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     record: Optional[Path] = typer.Option(None, "--record", help="write the controller's observations and "
-                                          "decisions here (JSON lines; replay with simlab.control.recording)"),
+                                          "decisions here (JSON lines; replay with simlab.control.recording; "
+                                          "default: not recorded)"),
     predict: bool = typer.Option(False, "--predict", help="after the deploy, simulate the same staging scenario "
                                  "(same seed, request engine) into OUT/predicted/ and write the prediction-next-"
                                  "to-observation report to OUT/report/ (needs --out)"),
 ) -> None:
-    """Run the release on staging with the shared rollout controller, on the wall clock."""
+    """Run the release on staging with the shared rollout controller, on the wall clock.
+
+    \b
+    Examples:
+      simlab deploy experiments/staging-canary-bad.yaml --load --out reports/canary-bad --predict
+      simlab deploy experiments/staging-canary-good.yaml --target external --allow-host staging.internal --load
+    """
     from simlab.errors import ScenarioError, StagingError
     from simlab.scenario import load_scenario
     from simlab.scenario.loading import staging_scenario, staging_target
@@ -241,9 +279,15 @@ def validate(
     out: Path = typer.Option(Path("reports/validate"), "--out", help="where experiment.json, journal.json and "
                              "chaos.log go"),
     experiment: Optional[Path] = typer.Option(None, "--experiment", help="run this Chaos Toolkit experiment "
-                                              "instead of the one generated from the scenario"),
+                                              "instead of the one generated from the scenario (default: generated)"),
 ) -> None:
-    """Run the scenario's failures as a Chaos Toolkit experiment on staging; exit 1 unless its SLO held."""
+    """Run the scenario's failures as a Chaos Toolkit experiment on staging; exit 1 unless its SLO held.
+
+    \b
+    Examples:
+      simlab validate experiments/staging-failures.yaml --out reports/validate
+      simlab validate experiments/staging-canary-good.yaml --experiment experiments/chaos/kill-one-instance.json
+    """
     from simlab.chaos.validate import validate as run_validate
     from simlab.scenario.loading import staging_scenario
     from simlab.staging.signals import sigterm_as_interrupt
