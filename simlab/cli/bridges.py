@@ -9,16 +9,25 @@ import typer
 
 from simlab.cli.app import app
 
-import_app = typer.Typer(no_args_is_help=True,
-                         help="A rollout policy from Argo Rollouts or Flagger manifests, as a scenario.")
-export_app = typer.Typer(no_args_is_help=True,
-                         help="A scenario's rollout policy as Argo Rollouts or Flagger manifests.")
+import_app = typer.Typer(no_args_is_help=True, help="""A rollout policy from Argo Rollouts or Flagger manifests, as a scenario.
+
+\b
+Examples:
+  simlab import argo experiments/imports/checkout-rollout.yaml --base experiments/checkout-canary.yaml -o policy.yaml
+""")
+export_app = typer.Typer(no_args_is_help=True, help="""A scenario's rollout policy as Argo Rollouts or Flagger manifests.
+
+\b
+Examples:
+  simlab export argo experiments/checkout-canary.yaml -o rollout.yaml
+""")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 
-TEMPLATES = typer.Option(None, "--template", help="a file of templates the manifest refers to (repeatable)")
+TEMPLATES = typer.Option(None, "--template", help="a file of templates the manifest refers to (repeatable; "
+                         "default: those in the manifest's own file)")
 BASE = typer.Option(..., "--base", help="the scenario whose fleet, traffic, release and failures the policy runs on")
-OUT = typer.Option(None, "-o", "--out", help="write here instead of stdout")
+OUT = typer.Option(None, "-o", "--out", help="write here instead of stdout (default: stdout)")
 
 
 def _emit(text: str, warnings: tuple[str, ...], out: Optional[Path]) -> None:
@@ -38,7 +47,13 @@ def import_argo(
     base: Path = BASE,
     out: Optional[Path] = OUT,
 ) -> None:
-    """An Argo Rollouts Rollout's strategy, analysis and rollback on the base scenario."""
+    """An Argo Rollouts Rollout's strategy, analysis and rollback on the base scenario.
+
+    \b
+    Examples:
+      simlab import argo experiments/imports/checkout-rollout.yaml --base experiments/checkout-canary.yaml
+      simlab import argo experiments/imports/search-canary.yaml --template experiments/imports/search-templates.yaml --base experiments/checkout-canary.yaml -o search.yaml
+    """
     from simlab.bridges.argo_import import import_argo_documents
 
     imported = import_argo_documents(rollout, template or (), base)
@@ -53,7 +68,12 @@ def import_flagger(
     out: Optional[Path] = OUT,
     ab_weight: float = typer.Option(10.0, "--ab-weight", help="percent of traffic an A/B test's match selects"),
 ) -> None:
-    """A Flagger Canary's strategy, analysis and rollback on the base scenario."""
+    """A Flagger Canary's strategy, analysis and rollback on the base scenario.
+
+    \b
+    Examples:
+      simlab import flagger experiments/imports/frontend-ab.yaml --base experiments/checkout-canary.yaml --ab-weight 20
+    """
     from simlab.bridges.flagger_import import import_flagger_documents
 
     imported = import_flagger_documents(canary, template or (), base, ab_weight)
@@ -65,7 +85,12 @@ def export_argo(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
     out: Optional[Path] = OUT,
 ) -> None:
-    """The scenario's policy as an Argo Rollouts Rollout and AnalysisTemplate."""
+    """The scenario's policy as an Argo Rollouts Rollout and AnalysisTemplate.
+
+    \b
+    Examples:
+      simlab export argo experiments/checkout-canary.yaml -o rollout.yaml
+    """
     from simlab.bridges.argo_export import export_argo_documents
     from simlab.cli.app import scenario_arg
 
@@ -78,7 +103,12 @@ def export_flagger(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
     out: Optional[Path] = OUT,
 ) -> None:
-    """The scenario's policy as a Flagger Canary and MetricTemplates."""
+    """The scenario's policy as a Flagger Canary and MetricTemplates.
+
+    \b
+    Examples:
+      simlab export flagger experiments/checkout-canary.yaml -o canary.yaml
+    """
     from simlab.bridges.flagger_export import export_flagger_documents
     from simlab.cli.app import scenario_arg
 
