@@ -47,27 +47,37 @@ def optimize_command(
     search: Path = typer.Option(..., "--search", help="YAML file of knobs: dotted scenario paths and their ranges"),
     minimize: List[str] = typer.Option([], "--minimize", help="a metric to minimise (repeatable; default "
                                        "bad_requests_added, false_rollback, deploy_duration_mean)"),
-    constraint: List[str] = typer.Option([], "--constraint", help='METRIC<=VALUE or METRIC>=VALUE (repeatable), '
-                                         'e.g. "deploy_duration_p50<=30m" or "false_rollback<=0.05"'),
+    constraint: List[str] = typer.Option([], "--constraint", metavar="METRIC<=VALUE", help='METRIC<=VALUE or '
+                                         'METRIC>=VALUE (repeatable), e.g. "deploy_duration_p50<=30m" or '
+                                         '"false_rollback<=0.05" (default: none)'),
     trials: int = typer.Option(40, "--trials", help="trials the study should hold (a resumed study runs the rest)"),
     runs_per_trial: int = typer.Option(20, "--runs-per-trial", help="runs of each trial, on the same seeds"),
     fresh_runs: Optional[int] = typer.Option(None, "--fresh-runs", help="held-out runs per policy compared at the "
                                              "end (default 5 x runs per trial, at least 100)"),
     seed: int = typer.Option(0, "--seed", help="seed of the tuning runs and of the sampler; the fresh runs use "
                              "a seed derived from it"),
-    engine: str = typer.Option("fluid", "--engine", help="fluid, request or auto"),
+    engine: str = typer.Option("fluid", "--engine", metavar="[fluid|request|auto]",
+                               help="fluid: numpy in 1 s ticks, fast; request: every request an event; auto: by size"),
     executor: str = EXECUTOR, scheduler: Optional[str] = SCHEDULER,
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL, e.g. sqlite:///study.db "
                                           "(default with --out: OUT/study.db); the same storage resumes the study"),
     study: Optional[str] = typer.Option(None, "--study", help="study name in the storage (default from the settings)"),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe (multi-objective TPE), nsga2 or random"),
-    batch: Optional[int] = typer.Option(None, "--batch", help="trials run at once on the executor"),
+    sampler: str = typer.Option("tpe", "--sampler", metavar="[tpe|nsga2|random]",
+                                help="tpe: multi-objective TPE; nsga2: a genetic search; random"),
+    batch: Optional[int] = typer.Option(None, "--batch", help="trials run at once on the executor (default: 1 "
+                                        "serial, 8 on Dask, twice the workers of the local pool)"),
     candidates: int = typer.Option(5, "--candidates", help="best trials run again on fresh seeds"),
     out: Optional[Path] = typer.Option(None, "--out", help="write trials.csv, pareto.csv, pareto.png, fresh.csv, "
-                                       "recommended.yaml and its Argo and Flagger manifests here"),
+                                       "recommended.yaml and its Argo and Flagger manifests here (default: print only)"),
     quiet: bool = QUIET, report: bool = REPORT,
 ) -> None:
-    """Search the policy space of a search file for the policy that hurts fewest users within the constraints."""
+    """Search the policy space of a search file for the policy that hurts fewest users within the constraints.
+
+    \b
+    Examples:
+      simlab optimize experiments/checkout-small.yaml --search experiments/knobs.yaml --constraint "false_rollback<=0.1" --trials 12 --runs-per-trial 16 --out reports/optimize
+      simlab optimize experiments/checkout-canary.yaml --search experiments/knobs.yaml --sampler nsga2 --storage sqlite:///study.db
+    """
     from simlab.experiment.optimization import optimize
     from simlab.report.optimize import comparison_rows, findings
     from simlab.scenario import load_scenario
