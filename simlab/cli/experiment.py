@@ -150,7 +150,7 @@ def compare_command(
     strategies: Optional[str] = typer.Option(None, "--strategies", metavar="[big_bang,rolling,blue_green,canary]",
                                              help="comma-separated strategy kinds (default: all four)"),
     variants: Optional[Path] = typer.Option(None, "--variants", help="YAML file of named overrides to compare, "
-                                            "instead of --strategies"),
+                                            "instead of --strategies (default: none)"),
     runs: int = RUNS, seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR,
     scheduler: Optional[str] = SCHEDULER,
     out: Optional[Path] = typer.Option(None, "--out", help="keep runs here as they finish (re-running resumes) and "
@@ -187,7 +187,7 @@ def sweep_command(
     scenario: Path = typer.Argument(..., help="scenario YAML file"),
     param: list[str] = typer.Option([], "--param", metavar="PATH=v1,v2",
                                     help="a dotted scenario path and its values (repeat for a grid), e.g. "
-                                         "analysis.interval=30s,1m"),
+                                         "analysis.interval=30s,1m (no default: at least one is needed)"),
     runs: int = typer.Option(20, "--runs", help="replications per grid point"),
     seed: int = SEED, engine: str = ENGINE, executor: str = EXECUTOR, scheduler: Optional[str] = SCHEDULER,
     out: Optional[Path] = typer.Option(None, "--out", help="store runs here (re-running resumes) and write "
