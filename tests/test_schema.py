@@ -157,6 +157,9 @@ ACCEPTED = {
     "latency bound as a number": (("analysis", "metrics", 1, "max"), 0.5),
     "staging block": (("staging",), {"duration": "5m", "instances": 4, "fleet": {"startup": "2s"}}),
     "no analysis": (("analysis",), None),
+    "decide block": (("decide",), {"objective": "bad_requests_added", "max_deploy_duration": "30m",
+                                   "max_false_rollback": 0.05, "max_bad_promoted": 0.05}),
+    "decide block with defaults": (("decide",), {}),
 }
 
 
@@ -192,6 +195,10 @@ REJECTED = {
     "pattern needing a file, by name": (("traffic", "pattern"), "replay"),
     "error rate bound as a duration": (("analysis", "metrics", 0, "max"), "10ms"),
     "unknown key in the staging block": (("staging", "instancs"), 4),
+    "unknown decide objective": (("decide", "objective"), "bad_reqs"),
+    "misspelt key in the decide block": (("decide", "max_false_rollbacks"), 0.1),
+    "decide share above 1": (("decide", "max_false_rollback"), 5),
+    "decide duration in words": (("decide", "max_deploy_duration"), "half an hour"),
 }
 
 

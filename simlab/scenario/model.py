@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
+from simlab.scenario.decide import Decide
 from simlab.scenario.distributions import DistributionSpec
 from simlab.scenario.release import Failure, Release, ZoneOutage
 from simlab.scenario.staging import Staging
@@ -171,6 +172,8 @@ class Scenario(Frozen):
     slo: Slo = Slo()
     failures: tuple[Failure, ...] = Field(default=(), max_length=MAX_LIST)
     staging: Staging | None = None
+    decide: Decide | None = Field(default=None, description="what compare, sweep and optimize reports recommend by "
+                                  "(defaults when absent)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -189,7 +192,7 @@ class Scenario(Frozen):
 
     def fingerprint(self) -> str:
         """A stable hash of everything that affects results (name and description excluded)."""
-        data = self.model_dump(mode="json", exclude={"name", "description"})
+        data = self.model_dump(mode="json", exclude={"name", "description", "decide"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_strategy(self, kind: str) -> "Scenario":
