@@ -4,7 +4,7 @@ Starts a real staging (HAProxy, Prometheus, 10 aiohttp instances with a
 constant service time) on 127.0.0.1 and measures it two ways:
 
 - open loop (the figures that answer the target): a constant-rate generator
-  (below; asyncio, raw keep-alive HTTP/1.1) sends at each
+  (simlab.calibration.openloop: asyncio, raw keep-alive HTTP/1.1) sends at each
   `--rates` value for `--seconds`, through HAProxy and then straight at one
   instance at rate/instances (the same load per instance). Latency is counted
   from each request's *scheduled* send time, so a slow response that delays
@@ -26,17 +26,16 @@ Target: >= 1,000 rps with < 5 ms added p99.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
-import selectors
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from simlab.calibration.openloop import open_loop as run_open_loop
 from simlab.scenario import parse_scenario
 from simlab.scenario.loading import staging_scenario
 from simlab.staging.supervisor import Staging
@@ -68,122 +67,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / 1e9
 
 
-REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive client connection; answers one request at a time."""
-
-    def __init__(self, gen: OpenLoop):
-        self.gen, self.buf, self.transport, self.due = gen, b"", None, None
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def send(self, due: float) -> None:
-        self.due = due
-        self.gen.lags.append(self.gen.loop.time() - due)
-        self.transport.write(REQUEST)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        head_end = self.buf.find(b"\r\n\r\n")
-        if head_end < 0:
-            return
-        head = self.buf[:head_end]
-        length = int(re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head).group(1))
-        if len(self.buf) < head_end + 4 + length:
-            return
-        self.buf = self.buf[head_end + 4 + length:]
-        due, self.due = self.due, None
-        if due is not None:  # not HAProxy's 408 on a connection idle past `timeout http-request`
-            self.gen.done(self, due, int(head[9:12]))
-
-    def connection_lost(self, exc) -> None:
-        self.gen.lost(self)
-
-
-class OpenLoop:
-    """Constant-rate HTTP load: request i is due at start + i/rate whatever the earlier responses did."""
-
-    def __init__(self, port: int, rate: float, seconds: float):
-        self.port, self.rate, self.seconds = port, rate, seconds
-        self.latencies: list[float] = []
-        self.lags: list[float] = []
-        self.errors = 0
-        self.outstanding = 0
-        self.idle: list[_Conn] = []
-
-    async def _connect(self) -> _Conn:
-        _, conn = await self.loop.create_connection(lambda: _Conn(self), "127.0.0.1", self.port)
-        return conn
-
-    async def _send_on_new(self, due: float) -> None:
-        try:
-            (await self._connect()).send(due)
-        except OSError:
-            self.errors += 1
-            self.outstanding -= 1
-
-    def done(self, conn: _Conn, due: float, status: int) -> None:
-        self.latencies.append(self.loop.time() - due)
-        if status >= 300:
-            self.errors += 1
-        self.outstanding -= 1
-        self.idle.append(conn)
-
-    def lost(self, conn: _Conn) -> None:
-        if conn in self.idle:
-            self.idle.remove(conn)
-        elif conn.due is not None:  # closed with a request outstanding
-            self.errors += 1
-            self.outstanding -= 1
-
-    async def run(self) -> dict:
-        self.loop = asyncio.get_running_loop()
-        # Enough open connections for 50 ms of requests; more are opened if responses lag.
-        self.idle = [await self._connect() for _ in range(max(4, int(self.rate * 0.05)))]
-        start = self.loop.time() + 0.05
-        total = int(self.rate * self.seconds)
-        cpu0 = time.process_time()
-        i = 0
-        while i < total:
-            now = self.loop.time()
-            while i < total and start + i / self.rate <= now:
-                due = start + i / self.rate
-                self.outstanding += 1
-                if self.idle:
-                    self.idle.pop().send(due)
-                else:
-                    self.loop.create_task(self._send_on_new(due))
-                i += 1
-            if i < total:
-                await asyncio.sleep(max(0.0, start + i / self.rate - self.loop.time()))
-        deadline = self.loop.time() + 5.0
-        while self.outstanding > 0 and self.loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        elapsed = self.loop.time() - start
-        cpu = time.process_time() - cpu0
-        for conn in self.idle:
-            conn.transport.close()
-        lat = sorted(self.latencies)
-        pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3, 3) if lat else None
-        lags = sorted(self.lags)
-        return {
-            "offered_rps": self.rate, "achieved_rps": round(len(lat) / elapsed, 1), "requests": total,
-            "errors": self.errors + max(0, self.outstanding),
-            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
-            "send_lag_p99_ms": round(lags[int(0.99 * (len(lags) - 1))] * 1e3, 3) if lags else None,
-            "generator_cpu_us_per_request": round(cpu / max(1, len(lat)) * 1e6, 1),
-        }
-
-
 def open_loop(port: int, rate: float, seconds: float) -> dict:
-    """Run the constant-rate generator against 127.0.0.1:port."""
-    # select(2) wakes the generator on time to the microsecond; epoll's millisecond timeouts made
-    # requests leave up to 1 ms late, counted as added latency (latency is from the scheduled send).
-    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())) as runner:
-        return runner.run(OpenLoop(port, rate, seconds).run())
+    """The constant-rate generator (simlab.calibration.openloop) against 127.0.0.1:port, summarised."""
+    shots = run_open_loop(port, rate, seconds)
+    lat = sorted(shots.latency)
+    elapsed = float((shots.due + shots.latency).max()) if lat else seconds
+    pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3, 3) if lat else None
+    return {
+        "offered_rps": rate, "achieved_rps": round(len(lat) / elapsed, 1), "requests": shots.sent,
+        "errors": int((shots.status >= 300).sum()) + shots.unanswered,
+        "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+        "send_lag_p99_ms": round(shots.lag_p99 * 1e3, 3),
+        "generator_cpu_us_per_request": round(shots.cpu_seconds / max(1, len(lat)) * 1e6, 1),
+    }
 
 
 def wrk(url: str, connections: int, seconds: float, threads: int) -> dict:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import typer
 
 from simlab.cli.app import app
-from simlab.cli.simulate import MAX_WORK, NO_LIMITS, within_limits
+from simlab.cli.simulate import CALIBRATION, MAX_WORK, NO_LIMITS, calibrated, within_limits
 from simlab.errors import ScenarioError
 
 RUNS = typer.Option(100, "--runs", help="replications per strategy, variant or grid point")
@@ -156,6 +156,7 @@ def compare_command(
     out: Optional[Path] = typer.Option(None, "--out", help="keep runs here as they finish (re-running resumes) and "
                                        "write compare.csv, runs.parquet and meta.json (default: print only)"),
     quiet: bool = QUIET, report: bool = REPORT, max_work: Optional[str] = MAX_WORK, no_limits: bool = NO_LIMITS,
+    calibration: Optional[Path] = CALIBRATION,
 ) -> None:
     """Compare strategies or policy variants on the same seeds: one row each, with 95% intervals.
 
@@ -168,7 +169,7 @@ def compare_command(
     from simlab.scenario import load_scenario
 
     _check_report(report, out)
-    s = load_scenario(scenario)
+    s = calibrated(load_scenario(scenario), calibration)
     if variants is not None and not variants.exists():
         raise ScenarioError(f"--variants: no such variants file {str(variants)!r}")
     within_limits([p for _, p in policies(s, strategies, variants)], engine, runs, executor, max_work, no_limits,

@@ -15,6 +15,18 @@ MAX_WORK = typer.Option(None, "--max-work", metavar="DURATION",
                         help="CPU time a command may need before simlab refuses to start it, e.g. 48h or 7d "
                              "(default 24h); memory is limited to most of what is available")
 NO_LIMITS = typer.Option(False, "--no-limits", help="start the command whatever CPU time and memory it needs")
+CALIBRATION = typer.Option(None, "--calibration", metavar="FRAGMENT",
+                           help="overlay this fragment of `simlab calibrate` on the scenario (measured service "
+                                "time, capacity, start-up)")
+
+
+def calibrated(s, fragment: Optional[Path]):
+    """The scenario with a `simlab calibrate` fragment merged in (as it is without one); ScenarioError if invalid."""
+    if fragment is None:
+        return s
+    from simlab.calibration.fragment import overlay
+
+    return overlay(s, fragment)
 
 
 def _pick(scenario, engine: str) -> str:
@@ -136,6 +148,7 @@ def run(
     report: bool = typer.Option(False, "--report", help="also write an HTML and Markdown report (needs --out)"),
     max_work: Optional[str] = MAX_WORK,
     no_limits: bool = NO_LIMITS,
+    calibration: Optional[Path] = CALIBRATION,
 ) -> None:
     """Simulate one rollout and print its summary.
 
@@ -150,7 +163,7 @@ def run(
         raise ScenarioError("--report: expected --out DIR as well (the report is built from the written results)")
     if seed is not None and seed < 0:
         raise ScenarioError(f"--seed: expected a whole number of at least 0, found {seed}")
-    s = scenario_arg(scenario, strategy)
+    s = calibrated(scenario_arg(scenario, strategy), calibration)
     within_limits([s], engine, 1, "serial", max_work, no_limits, str(scenario), single=True)
     result = simulate(s, seed=seed, engine=engine)
     if out is not None:
