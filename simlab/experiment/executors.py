@@ -55,18 +55,23 @@ def execute(
     return results
 
 
+IDLE = 120
+"""Seconds an idle worker of the local pool waits for more runs before it exits."""
+
+
 def _run_pool(fn, tasks, done) -> None:
     # loky (joblib's process pool): workers are fresh interpreters (fork + exec, so no thread of this
     # process is inherited mid-lock) that never re-import __main__, so replicate() works at the top level
     # of a script without an `if __name__ == "__main__"` guard, as in a notebook or the REPL; and its
-    # shutdown can kill the workers, so Ctrl-C does not wait for the runs in flight.
+    # shutdown can kill the workers, so Ctrl-C does not wait for the runs in flight. The pool is loky's
+    # reusable one: a compare's, a sweep's or an optimizer's next batch finds its workers started and their
+    # caches (scenarios, station tables) warm; idle workers exit after IDLE seconds, and with this process.
     from concurrent.futures import as_completed
 
-    from loky import ProcessPoolExecutor
+    from loky import get_reusable_executor
     from loky.process_executor import BrokenProcessPool
 
-    size = min(len(tasks), os.cpu_count() or 1)
-    pool = ProcessPoolExecutor(max_workers=size)
+    pool = get_reusable_executor(max_workers=os.cpu_count() or 1, timeout=IDLE)
     try:
         futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
@@ -79,7 +84,6 @@ def _run_pool(fn, tasks, done) -> None:
     except BaseException:  # Ctrl-C, SIGTERM or a failing run: stop the runs in flight, drop the queued ones
         pool.shutdown(wait=True, kill_workers=True)
         raise
-    pool.shutdown(wait=True)
 
 
 def _run_dask(fn, tasks, scheduler, done) -> None:
