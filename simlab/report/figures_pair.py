@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from simlab.report.figures_run import fault_handles, fault_windows, shade_faults
 from simlab.report.plotting import NEW_COLOR, OLD_COLOR, new_figure, png, style
 
 SMOOTH_S = 5  # rolling median on p99: one slow second should not hide the shape, staging runs are short
 PREDICTED, OBSERVED = "--", "-"
 # event kind -> (label, colour) of the vertical lines, drawn in the run's own line style
-MARKERS = {"detected": ("detected", "#ff7f0e"), "rollback_finished": ("rollback done", "#2ca02c"),
-           "promoted": ("promoted", "#1f77b4")}
+MARKERS = {"detected": ("detected", "#ff7f0e"), "rollback_started": ("rollback start", "#9467bd"),
+           "rollback_finished": ("rollback done", "#2ca02c"), "promoted": ("promoted", "#1f77b4")}
+# Detection and rollback start often share a second: each also has a marker in a row of its own above the top
+# panel (observed filled, predicted hollow), and rollback start's line is drawn over detection's, narrower.
+FLAGS = {"detected": ("v", 110.0), "rollback_started": ("D", 118.0)}
+LINE_STYLE = {"detected": (2.0, 2), "rollback_started": (1.0, 3)}  # (width, zorder); others (1.1, 1)
 
 
 def _relative(timeline: pd.DataFrame, release_at: float) -> pd.DataFrame:
@@ -18,7 +23,16 @@ def _relative(timeline: pd.DataFrame, release_at: float) -> pd.DataFrame:
 
 def overlay_figure(predicted: pd.DataFrame, predicted_events: pd.DataFrame, predicted_release: float,
                    observed: pd.DataFrame, observed_events: pd.DataFrame, observed_release: float) -> bytes:
-    """Four panels: new version's traffic share, failed per second, p99, ready instances by version."""
+    """Four panels: new version's traffic share, failed per second, p99, ready instances by version (PNG)."""
+    return png(draw_overlay(predicted, predicted_events, predicted_release, observed, observed_events,
+                            observed_release))
+
+
+def draw_overlay(predicted: pd.DataFrame, predicted_events: pd.DataFrame, predicted_release: float,
+                 observed: pd.DataFrame, observed_events: pd.DataFrame, observed_release: float):
+    """The matplotlib Figure of `overlay_figure`. Fault windows are shaded (observed filled, predicted hatched);
+    artists carry gids: `fault:<kind>[:hatched]`, `vline:<kind>:<run>`, `flag:<kind>:<run>` (run: predicted or
+    observed)."""
     from matplotlib.lines import Line2D
 
     runs = [(_relative(predicted, predicted_release), predicted_events, predicted_release, PREDICTED),
@@ -30,6 +44,7 @@ def overlay_figure(predicted: pd.DataFrame, predicted_events: pd.DataFrame, pred
     axes = fig.subplots(4, 1, sharex=True)
     a_w, a_f, a_l, a_i = axes
     top_failed, top_p99, top_ready = 1.0, 1.0, 1.0
+    windows: list = []
     for tl, events, release_at, ls in runs:
         x = tl["rel"] / scale
         width = 1.3 if ls == OBSERVED else 1.6
@@ -43,13 +58,26 @@ def overlay_figure(predicted: pd.DataFrame, predicted_events: pd.DataFrame, pred
         a_i.step(x, tl["old_ready"], where="post", color=OLD_COLOR, linestyle=ls, linewidth=width + 0.4)
         a_i.step(x, tl["new_ready"], where="post", color=NEW_COLOR, linestyle=ls, linewidth=width)
         top_ready = max(top_ready, float(tl[["old_ready", "new_ready"]].max().max()))
+        run = "observed" if ls == OBSERVED else "predicted"
         for kind, (_, color) in MARKERS.items():
-            for t in events.loc[events["kind"] == kind, "time"]:
+            lw, order = LINE_STYLE.get(kind, (1.1, 1))
+            at = [(float(t) - release_at) / scale for t in events.loc[events["kind"] == kind, "time"]]
+            for x0 in at:
                 for ax in axes:
-                    ax.axvline((float(t) - release_at) / scale, color=color, linestyle=ls, linewidth=1.1,
-                               alpha=0.85, zorder=1)
+                    ax.axvline(x0, color=color, linestyle=ls, linewidth=lw, alpha=0.85, zorder=order,
+                               gid=f"vline:{kind}:{run}")
+            if kind in FLAGS and at:
+                marker, y = FLAGS[kind]
+                a_w.plot(at, [y - (0 if ls == OBSERVED else 3.5)] * len(at), marker, linestyle="", color=color,
+                         markerfacecolor=color if ls == OBSERVED else "none", markersize=6, markeredgewidth=1.4,
+                         clip_on=False, zorder=4, gid=f"flag:{kind}:{run}")
+        end = float(tl["t"].max()) + 1 if len(tl) else 0.0
+        faults = [(a - release_at, b - release_at, k, label) for a, b, k, label in fault_windows(events, end)]
+        shade_faults(axes, faults, scale, hatch="//" if ls == PREDICTED else None)
+        windows += faults
 
-    a_w.set_ylim(0, 105)
+    a_w.set_ylim(0, 124)
+    a_w.set_yticks([0, 25, 50, 75, 100])
     a_w.set_ylabel("new version\ntraffic (%)", fontsize=9)
     a_f.set_ylim(0, top_failed * 1.25)
     a_f.set_ylabel("failed requests\nper second", fontsize=9)
@@ -66,7 +94,8 @@ def overlay_figure(predicted: pd.DataFrame, predicted_events: pd.DataFrame, pred
         style(ax)
     handles = [Line2D([], [], color="#333333", linestyle=PREDICTED, label="predicted (simulation)"),
                Line2D([], [], color="#333333", linestyle=OBSERVED, label="observed (staging)")]
-    handles += [Line2D([], [], color=color, label=label) for kind, (label, color) in MARKERS.items()
-                if any((ev["kind"] == kind).any() for _, ev, _, _ in runs)]
-    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False)
-    return png(fig)
+    handles += [Line2D([], [], color=color, marker=FLAGS.get(kind, (None,))[0], markersize=5, label=label)
+                for kind, (label, color) in MARKERS.items() if any((ev["kind"] == kind).any() for _, ev, _, _ in runs)]
+    handles += fault_handles(windows)
+    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    return fig
