@@ -17,7 +17,7 @@ MAX_WORK = typer.Option(None, "--max-work", metavar="DURATION",
 NO_LIMITS = typer.Option(False, "--no-limits", help="start the command whatever CPU time and memory it needs")
 CALIBRATION = typer.Option(None, "--calibration", metavar="FRAGMENT",
                            help="overlay this fragment of `simlab calibrate` on the scenario (measured service "
-                                "time, capacity, start-up)")
+                                "time, capacity, start-up; default: the scenario as written)")
 
 
 def calibrated(s, fragment: Optional[Path]):
