@@ -20,12 +20,19 @@ def calibrate(
     state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory: its staging is measured if it "
                                    "runs, else one is started there and stopped after"),
     from_dirs: list[Path] = typer.Option([], "--from", help="fit from this recorded run instead of measuring "
-                                         "(a `deploy --load --out` or `staging load --out` directory; repeatable)"),
+                                         "(a `deploy --load --out` or `staging load --out` directory; repeatable; "
+                                         "default: measure live)"),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="write the fragment here (default: print it)"),
     samples: int = typer.Option(1000, "--samples", help="latencies to fit the service time to (live)"),
     level_seconds: float = typer.Option(2.0, "--level-seconds", help="seconds each step of the stepped load lasts"),
 ) -> None:
-    """Fit service time, capacity and start-up from staging; write a fragment `run`/`compare --calibration` overlay."""
+    """Fit service time, capacity and start-up from staging; write a fragment `run`/`compare --calibration` overlay.
+
+    \b
+    Examples:
+      simlab calibrate experiments/staging-canary-good.yaml --dir S -o calibration.yaml
+      simlab calibrate experiments/staging-canary-good.yaml --from reports/canary-good -o calibration.yaml
+    """
     from simlab.calibration.calibrate import calibrate_live, calibrate_recorded
     from simlab.calibration.fragment import dump
     from simlab.staging.signals import sigterm_as_interrupt
