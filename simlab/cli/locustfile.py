@@ -18,7 +18,13 @@ def locustfile(
                                  "applied), as `simlab staging load` drives it"),
     duration: Optional[float] = typer.Option(None, "--duration", help="seconds of traffic (default: the scenario's)"),
 ) -> None:
-    """Write the scenario's load (rate, pattern, spikes, retries) as a self-contained locustfile."""
+    """Write the scenario's load (rate, pattern, spikes, retries) as a self-contained locustfile.
+
+    \b
+    Examples:
+      simlab locustfile experiments/checkout-canary.yaml -o locustfile.py
+      simlab locustfile experiments/staging-canary-good.yaml --staging --duration 60
+    """
     from simlab.staging.locust_export import write_locustfile
 
     if duration is not None and not duration > 0:
