@@ -7,7 +7,7 @@ import typer
 from typer.core import TyperGroup
 
 WORKFLOW = ("import", "check", "lint", "schema", "run", "compare", "sweep", "optimize", "analysis-quality", "capacity",
-            "report", "staging", "calibrate", "deploy", "validate", "chaos", "export")
+            "report", "staging", "locustfile", "calibrate", "deploy", "validate", "chaos", "export")
 """`simlab --help` lists commands in the order of the work: a policy in, checked, simulated, compared and tuned,
 reported, then on staging, and out again as manifests; a command not listed here comes last."""
 
