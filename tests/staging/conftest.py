@@ -11,6 +11,52 @@ import pytest
 from staging_helpers import small_scenario
 
 
+SHARED = """\
+name: shared-staging
+duration: 16s
+seed: 7
+fleet:
+  instances: 3
+  workers: 8
+  queue_limit: 32
+  service_time: {dist: lognormal, mean: 20ms, p99: 80ms}
+  startup: 500ms
+  load_balancer: least_outstanding
+  health_check: {interval: 250ms, unhealthy_after: 2, healthy_after: 2}
+traffic: {rps: 60, timeout: 2s}
+release: {at: 4s}
+strategy: {kind: canary, steps: [{weight: 50, bake: 4s}, {weight: 100}]}
+analysis: {interval: 2s, failure_limit: 2, min_requests: 10, metrics: [{metric: error_rate, max: 0.05}]}
+rollback: {automatic: true, duration: 1s, on_call: {ack: 10s}}
+monitoring: {scrape_interval: 1s, window: 4s, delay: 0s}
+slo: {availability: 99.0, latency_threshold: 150ms, alert: {long_window: 10s, short_window: 4s}}
+failures:
+  - {kind: dependency, at: 10s, duration: 2s, add_latency: 30ms}
+"""
+
+
+@pytest.fixture(scope="session")
+def shared_staging(tmp_path_factory):
+    """(Staging, scenario file): one staging of SHARED for the session's tests that measure or load it and leave
+    it as they found it (calibrate, the generated locustfile; a deploy onto it resets it to the stable version
+    first), started once and stopped after the session's last test."""
+    from simlab.scenario import load_scenario
+    from simlab.staging.supervisor import Staging
+
+    folder = tmp_path_factory.mktemp("shared-staging")
+    path = folder / "shared-staging.yaml"
+    path.write_text(SHARED)
+    st = Staging.up(load_scenario(path), folder / "state")
+    try:
+        yield st, path
+    finally:
+        try:
+            if st.state_file.exists():
+                Staging.open(st.dir).down()
+        finally:
+            st.down()
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/staging" in str(item.fspath):
