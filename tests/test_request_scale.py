@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +102,89 @@ def test_same_numbers_as_before_the_optimisations(name):
         else:
             assert now["summary"][key] == was, key
     assert set(now["summary"]) == set(before["summary"])
+
+
+def test_the_outstanding_index_picks_what_a_scan_of_the_pool_picks():
+    """OutstandingIndex against min(pool, key=outstanding) over random rotations and counts, renumbering included."""
+    from simlab.engines.instance import Instance
+    from simlab.engines.request.balancing import OutstandingIndex
+
+    rng = np.random.default_rng(3)
+    index, pools, pool_all = OutstandingIndex(), ([], []), []
+    fleet = [Instance(i, i % 2, 0, 0.0) for i in range(60)]
+    checked = 0
+    for step in range(20_000):
+        inst = fleet[rng.integers(len(fleet))]
+        roll = rng.random()
+        if roll < 0.04 and not inst.in_rotation:  # rotate in
+            inst.in_rotation = True
+            pools[inst.version].append(inst)
+            pool_all.append(inst)
+            index.add(inst, pool_all)
+        elif roll < 0.07 and inst.in_rotation:  # rotate out
+            inst.in_rotation = False
+            pools[inst.version].remove(inst)
+            pool_all.remove(inst)
+            index.remove(inst)
+        else:  # one more, one fewer, or a crash's reset to 0
+            new = 0 if roll > 0.995 else max(0, inst.outstanding + (1 if roll < 0.55 else -1))
+            if new != inst.outstanding or new == 0:
+                if inst.in_rotation:
+                    index.moved(inst, inst.outstanding, new)
+                inst.outstanding = new
+        for version, pool in enumerate(pools):
+            if pool:
+                assert index.least(version) is min(pool, key=lambda i: i.outstanding)
+        if pools[0] and pools[1]:
+            assert index.least_of_both() is min(pool_all, key=lambda i: i.outstanding)
+            checked += 1
+    assert checked > 10_000
+    assert len(index.by_seq) < 2 * len(fleet) + 64  # renumbered along the way
+
+
+LONG_RUN = """
+import resource, sys
+import pandas, pyarrow, simpy  # what a run loads, before the cap
+from simlab.scenario import parse_scenario
+from simlab.simulation import simulate
+
+scenario = parse_scenario('''
+name: ten-minutes-at-5000-rps
+duration: 10m
+fleet: {instances: 50, workers: 8, queue_limit: 64, service_time: {dist: lognormal, mean: 40ms, p99: 200ms}}
+traffic: {rps: 5000, timeout: 10s}
+release: {at: 2m}
+strategy: {kind: canary, steps: [{weight: 10, bake: 2m}, {weight: 100}]}
+analysis: {interval: 1m, min_requests: 100, metrics: [{metric: error_rate, max: 0.01}, {metric: latency_p99, max: 1s}]}
+monitoring: {scrape_interval: 15s, window: 1m, delay: 30s}
+''')
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+cap = int(status["VmSize"].split()[0]) * 1024 + int(sys.argv[1]) * 2**20  # what is mapped now, and the budget
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+summary = simulate(scenario, seed=1, engine="request").summary
+print(summary["requests"], summary["outcome"], summary["latency_p99_ms"])
+"""
+
+
+def run_capped(budget_mb: int) -> subprocess.CompletedProcess:
+    """The long run in a child whose address space may grow `budget_mb` past what the imports mapped.
+
+    Arrow's default pool reserves a gigabyte of address space up front (mostly never touched): the child
+    uses the system allocator, so the cap measures what the run allocates.
+    """
+    env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL="system", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", LONG_RUN, str(budget_mb)], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).parents[1], timeout=600)
+
+
+def test_three_million_requests_run_in_64_mb_more_than_the_imports():
+    """10 minutes at 5,000 rps: keeping every latency (as before) took 200 MB more; per-second ledgers need a few."""
+    done = run_capped(64)
+    assert done.returncode == 0, done.stderr[-2000:]
+    requests, outcome, p99 = done.stdout.split()
+    assert int(requests) > 2_900_000 and outcome == "promoted" and 150 < float(p99) < 250
+
+
+def test_the_cap_is_enforced():
+    done = run_capped(1)
+    assert done.returncode != 0 and "MemoryError" in done.stderr

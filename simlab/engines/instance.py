@@ -43,16 +43,16 @@ class Instance:
 # -- attempts ------------------------------------------------------------------------------------------
 # One try of a user request at one instance, and its own completion event on the engine's heap. It is a
 # list, not an object: the engine makes one per request, and a list display is made several times faster
-# than an instance with eight fields. Its fields, by index:
-T0, SEC, TRIES = 0, 1, 2  # the user request's arrival time, that second, the retries it has used
-T = 3  # when this attempt was sent
-INST = 4  # the instance it went to (None until dispatched)
-ERROR = 5  # that instance will answer it with an error
-DONE = 6  # it ended (served, client timeout, crash): its completion event, still on the heap, is ignored
-END = 7  # when its service ends, once started
+# than an instance with seven fields. Its fields, by index:
+T0, TRIES = 0, 1  # the user request's arrival time (its second is int(T0)), the retries it has used
+T = 2  # when this attempt was sent
+INST = 3  # the instance it went to (None until dispatched)
+ERROR = 4  # that instance will answer it with an error
+DONE = 5  # it ended (served, client timeout, crash): its completion event, still on the heap, is ignored
+END = 6  # when its service ends, once started
 Attempt = list
 
 
-def attempt(t0: float, sec: int, tries: int, t: float) -> Attempt:
+def attempt(t0: float, tries: int, t: float) -> Attempt:
     """A new attempt sent at t (the engine's arrival loop writes the same list in place)."""
-    return [t0, sec, tries, t, None, False, False, 0.0]
+    return [t0, tries, t, None, False, False, 0.0]

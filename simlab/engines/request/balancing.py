@@ -92,7 +92,11 @@ class OutstandingIndex:
 
     def least(self, version: int) -> Instance:
         """The version's first instance in rotation order among those with the fewest outstanding."""
-        mask = self.buckets[version][self._lowest(version)]
+        buckets, k = self.buckets[version], self.low[version]  # _lowest, inline: this runs once per request
+        while not buckets[k]:
+            k += 1
+        self.low[version] = k
+        mask = buckets[k]
         return self.by_seq[(mask & -mask).bit_length() - 1]
 
     def least_of_both(self) -> Instance:

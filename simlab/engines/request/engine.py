@@ -19,7 +19,7 @@ from simlab.control import RolloutController
 from simlab.dists import from_spec
 from simlab.engines.draws import exponentials, uniforms
 from simlab.engines.effects import NONE, Effects
-from simlab.engines.instance import DONE, END, ERROR, INST, READY, SEC, T, T0, TRIES, Attempt, Instance, attempt
+from simlab.engines.instance import DONE, END, ERROR, INST, READY, T, T0, TRIES, Attempt, Instance, attempt
 from simlab.engines.request.arrivals import Arrivals
 from simlab.engines.request.balancing import Balancing
 from simlab.engines.request.recorder import Recorder
@@ -147,7 +147,7 @@ class RequestEngine(Balancing, FleetProcesses):
             if retrying:  # each request adds to the retry budget's tokens
                 tokens = self.tokens + self.retries.budget
                 self.tokens = tokens if tokens < self.token_cap else self.token_cap
-            dispatch([t, int(t), 0, t, None, False, False, 0.0], t)  # attempt(t, int(t), 0, t), inline
+            dispatch([t, 0, t, None, False, False, 0.0], t)  # attempt(t, 0, t), inline
             if i < len(ahead):
                 t = ahead[i]
                 i += 1
@@ -248,10 +248,11 @@ class RequestEngine(Balancing, FleetProcesses):
             latencies.append(latency)
             if latency > slow:
                 self.rec.srv_slow[v][csec] += 1
-            latency = now - att[T0]
+            t0 = att[T0]
+            latency = now - t0
             if latency > slow:
-                self.rec.slow[att[SEC]] += 1
-            self.user_latency[att[SEC]].append(latency)
+                self.rec.slow[int(t0)] += 1
+            self.user_latency[int(t0)].append(latency)
         if inst.queue or inst.stopping:
             self._pull(inst, now)
 
@@ -329,13 +330,13 @@ class RequestEngine(Balancing, FleetProcesses):
             self.pending_retries += 1
             self._schedule(backoff, self._cb_retry, att)
             return
-        self.rec.failed[cause][att[SEC]] += 1
+        self.rec.failed[cause][int(att[T0])] += 1
 
     def _retry(self, ev) -> None:
         self.pending_retries -= 1
         failed, now = ev.arg, self.env._now
         self.rec.retried[int(now)] += 1
-        self._dispatch(attempt(failed[T0], failed[SEC], failed[TRIES], now), now)
+        self._dispatch(attempt(failed[T0], failed[TRIES], now), now)
 
 
 def _fire(event) -> None:
