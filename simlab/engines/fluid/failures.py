@@ -14,7 +14,7 @@ DEFECTS = ("crashy", "leaky", "looping")  # Instances columns for fx.crash, fx.m
 
 
 def draw_defects(ins, idx: np.ndarray, fx, rng) -> None:
-    """Whether each new-version instance idx is crashy, leaky and crash-looping (a draw under each defect's fraction)."""
+    """Whether each new-version instance idx is crashy, leaky and crash-looping (a draw under each fraction)."""
     present = [(name, d) for name, d in zip(DEFECTS, (fx.crash, fx.memory_leak, fx.crash_loop)) if d is not None]
     if not present:
         return

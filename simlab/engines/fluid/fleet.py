@@ -243,8 +243,8 @@ class FluidFleet:
             self._loop_exit(i, t, s)
         seq_up = seq[~looping]
         self._push_crashes(up, t, ttf, seq_up + out)
-        if out.any():
-            rin = up[out]
+        if out.any():  # (a check time within the closed form's 1e-12 s before t follows the whole cohort, not its
+            rin = up[out]  # own member: the same unless members were in rotation, as launched ones are not)
             times = ins.check_after(rin, t, hc.healthy_after, hc.interval)
             self._push_run(Run("rot_in", times, seq_up[out], rin, ins.health[rin].copy()))
 

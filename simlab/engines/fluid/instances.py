@@ -18,11 +18,11 @@ STARTING, READY, DOWN, STOPPED = 0, 1, 2, 3  # codes of engines.instance's state
 
 # name, dtype, value of a new row
 FIELDS = (
-    ("version", np.int8, 0), ("zone", np.int32, 0), ("state", np.int8, STARTING),
+    ("version", np.int8, 0), ("zone", np.int16, 0), ("state", np.int8, STARTING),
     ("in_rot", np.bool_, False), ("stopping", np.bool_, False),  # in load-balancer rotation; told to stop
-    ("epoch", np.int64, 0),  # bumped by a crash, a zone loss or a stop: start-up and crash events before it are void
-    ("health", np.int64, 0),  # bumped when checks would start to see another answer: rotation events before it are void
-    ("restarts", np.int64, 0),
+    ("epoch", np.int32, 0),  # bumped by a crash, a zone loss or a stop: start-up and crash events before it are void
+    ("health", np.int32, 0),  # bumped when checks would start to see another answer: rotation events before it are void
+    ("restarts", np.int32, 0),
     ("created", np.float64, 0.0), ("up_since", np.float64, 0.0),
     ("stopped_at", np.float64, math.inf),  # inf while it runs
     ("first_check", np.float64, 0.0),  # its health checks run every interval from this phase
@@ -36,8 +36,8 @@ class Instances:
 
     def __init__(self, capacity: int = 16):
         self.n = 0
-        for name, dtype, fill in FIELDS:
-            setattr(self, name, np.full(capacity, fill, dtype=dtype))
+        for name, dtype, _ in FIELDS:  # rows are filled when used: memory not touched until then
+            setattr(self, name, np.empty(capacity, dtype=dtype))
 
     def add(self, count: int, version: int, zones: np.ndarray, t: float, first_check: np.ndarray) -> np.ndarray:
         """Rows for `count` new starting instances created at t; returns their indices."""
@@ -45,11 +45,12 @@ class Instances:
         capacity = len(self.state)
         if end > capacity:
             capacity = max(end, 2 * capacity)
-            for name, dtype, fill in FIELDS:
-                old = getattr(self, name)
-                grown = np.full(capacity, fill, dtype=dtype)
-                grown[:start] = old[:start]
+            for name, dtype, _ in FIELDS:
+                grown = np.empty(capacity, dtype=dtype)
+                grown[:start] = getattr(self, name)[:start]
                 setattr(self, name, grown)
+        for name, _, fill in FIELDS:
+            getattr(self, name)[start:end] = fill
         self.n = end
         self.version[start:end] = version
         self.zone[start:end] = zones
