@@ -59,6 +59,7 @@ bench: setup
 	$(PY) benchmarks/request_engine.py --seconds 120 --repeat 3
 	$(PY) benchmarks/fluid_engine.py --minutes 8 --seeds 2
 	$(PY) benchmarks/reference_monte_carlo.py
+	$(PY) benchmarks/fluid_scale.py
 	$(PY) benchmarks/monte_carlo_scale.py
 	$(PY) benchmarks/fidelity.py
 	$(PY) benchmarks/low_rate.py
