@@ -61,19 +61,19 @@ def measure(
         return Measurement("inconclusive", new.requests, ())
     results = []
     for check in checks:
-        value = new.value(check.metric)
+        value = new.value_of(check)
         if check.max is not None:
             # No value (e.g. no latency reported for the window) cannot pass a bound: inconclusive.
             status: Status = "inconclusive" if value is None else ("failed" if value > float(check.max) else "passed")
             results.append(CheckResult(check.metric, value, float(check.max), status))
         if check.max_ratio_to_baseline is not None:
-            base = baseline.value(check.metric) if baseline is not None and baseline.requests >= max(min_requests, 1) else None
+            base = baseline.value_of(check) if baseline is not None and baseline.requests >= max(min_requests, 1) else None
             name = f"{check.metric}_ratio_to_baseline"
             if base is None or value is None:
                 results.append(CheckResult(name, None, check.max_ratio_to_baseline, "inconclusive"))
                 continue
             # A zero baseline makes any ratio infinite; compare against a floor of one event in the window.
-            floor = 1.0 / baseline.requests if check.metric == "error_rate" else 1e-6
+            floor = 1.0 / baseline.requests if check.builtin == "error_rate" else 1e-6
             ratio = value / max(base, floor)
             status = "failed" if ratio > check.max_ratio_to_baseline else "passed"
             results.append(CheckResult(name, ratio, check.max_ratio_to_baseline, status))

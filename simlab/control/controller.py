@@ -47,7 +47,8 @@ class Phase(StrEnum):
 class RolloutController:
     """Runs one release with the scenario's strategy, analysis and rollback policy."""
 
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, *, queries: bool = False):
+        """`queries`: the driver's monitoring evaluates analysis metrics' PromQL `query:` (staging; see gate.py)."""
         self.scenario = scenario
         self.n = scenario.fleet.instances
         self.release = scenario.release
@@ -55,7 +56,7 @@ class RolloutController:
         strategy = scenario.strategy
         has_metrics = scenario.analysis is not None and bool(scenario.analysis.metrics)
         self.analysis_spec = scenario.analysis if (strategy.analysis and has_metrics) else None
-        self._gate = AnalysisGate(self.analysis_spec) if self.analysis_spec is not None else None
+        self._gate = AnalysisGate(self.analysis_spec, queries=queries) if self.analysis_spec is not None else None
         self.events: list[ControlEvent] = []
         self.phase = Phase.STABLE
         self.step: int | None = None

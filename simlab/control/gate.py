@@ -26,7 +26,11 @@ class Reading:
 
 
 class AnalysisGate:
-    def __init__(self, spec: Analysis):
+    def __init__(self, spec: Analysis, *, queries: bool = False):
+        """`queries`: the driver's monitoring evaluates the metrics' PromQL `query:` (staging). Without it (the
+        simulators) every metric must stand for a built-in one: ScenarioError naming each that does not."""
+        if not queries:
+            spec.refuse_unsimulated()
         self.spec = spec
         self.acting, self.dry = spec.acting, spec.dry_run
         self.judge = spec.judge if isinstance(spec.judge, MannWhitneyJudge) else None

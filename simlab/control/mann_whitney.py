@@ -31,9 +31,12 @@ MIN_SAMPLES = 3
 ALTERNATIVE = {"increase": "greater", "decrease": "less", "either": "two-sided"}
 
 
-def values(samples: Sequence[WindowStats], metric: str) -> list[float]:
-    """The metric's value in each sub-window that has one."""
-    return [v for v in (w.value(metric) for w in samples) if v is not None]
+def values(samples: Sequence[WindowStats], check: MetricCheck | str) -> list[float]:
+    """The check's (or a built-in metric's) value in each sub-window that has one: a query's on staging, else the
+    built-in metric's."""
+    if isinstance(check, str):
+        return [v for v in (w.value(check) for w in samples) if v is not None]
+    return [v for v in (w.value_of(check) for w in samples) if v is not None]
 
 
 def classify(check: MetricCheck, canary: Sequence[float], baseline: Sequence[float], confidence: float) -> CheckResult:
@@ -64,7 +67,7 @@ def judge(spec: MannWhitneyJudge, checks: Sequence[MetricCheck], canary: Sequenc
     requests = sum(w.requests for w in canary)
     if requests < max(min_requests, 1):
         return Measurement("inconclusive", requests, ())
-    results = tuple(classify(c, values(canary, c.metric), values(baseline, c.metric), spec.confidence) for c in checks)
+    results = tuple(classify(c, values(canary, c), values(baseline, c), spec.confidence) for c in checks)
     return score(spec, checks, results, requests)
 
 

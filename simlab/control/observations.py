@@ -34,6 +34,7 @@ class WindowStats:
     latency_mean: float | None = None
     latency_p50: float | None = None
     latency_p99: float | None = None
+    custom: tuple[tuple[str, float | None], ...] = ()  # (metric, value) of the analysis metrics measured by their query
 
     @property
     def error_rate(self) -> float | None:
@@ -45,6 +46,14 @@ class WindowStats:
 
     def value(self, metric: str) -> float | None:
         return self.error_rate if metric == "error_rate" else getattr(self, metric)
+
+    def value_of(self, check) -> float | None:
+        """An analysis check's value: its query's where monitoring evaluated it (staging), else the built-in
+        metric it stands for (`MetricCheck.builtin`); None when the window has neither."""
+        for name, value in self.custom:
+            if name == check.metric:
+                return value
+        return None if check.builtin is None else self.value(check.builtin)
 
 
 def sub_windows(start: float, end: float, count: int) -> list[tuple[float, float]]:
@@ -69,7 +78,7 @@ class MetricsView(Protocol):
 
     def version_samples(self, version: Version, count: int) -> tuple[WindowStats, ...]:
         """One version's stats in `count` equal consecutive sub-windows of `monitoring.window`, oldest first
-        (the samples the mann_whitney judge ranks). Sub-window edges fall on whole seconds in the engines."""
+        (the samples the mann_whitney judge ranks), edges on whole seconds after the window's start (`sub_windows`)."""
         from simlab.errors import ScenarioError
 
         raise ScenarioError(f"analysis.judge: expected the threshold judge with this driver ({type(self).__name__} "

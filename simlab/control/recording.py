@@ -43,7 +43,14 @@ def fleet_from(data: dict) -> FleetState:
 
 
 def window_json(w: WindowStats) -> dict:
-    return asdict(w)
+    data = asdict(w)
+    if not w.custom:
+        del data["custom"]  # recordings without query metrics read as they always did
+    return data
+
+
+def window_from(data: dict) -> WindowStats:
+    return WindowStats(**{**data, "custom": tuple((name, value) for name, value in data.get("custom", ()))})
 
 
 def action_json(action: Action) -> dict:
@@ -126,13 +133,13 @@ class ReplayMetrics:
         return rec["answer"]
 
     def version_window(self, version: str) -> WindowStats:
-        return WindowStats(**self._answer("version_window", version))
+        return window_from(self._answer("version_window", version))
 
     def total_window(self, seconds: float) -> WindowStats:
-        return WindowStats(**self._answer("total_window", seconds))
+        return window_from(self._answer("total_window", seconds))
 
     def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
-        return tuple(WindowStats(**w) for w in self._answer("version_samples", [version, count]))
+        return tuple(window_from(w) for w in self._answer("version_samples", [version, count]))
 
 
 def read(lines: Iterable[str]) -> tuple[dict, list[dict]]:
@@ -143,14 +150,15 @@ def read(lines: Iterable[str]) -> tuple[dict, list[dict]]:
     return rows[0], rows[1:]
 
 
-def replay(ticks: list[dict], scenario: Scenario | dict) -> RolloutController:
+def replay(ticks: list[dict], scenario: Scenario | dict, *, queries: bool = False) -> RolloutController:
     """Feed recorded ticks to a fresh controller; Divergence at the first question, action or event that differs.
 
+    `queries`: the recording's driver evaluated the analysis metrics' PromQL queries (staging's do).
     Returns the replayed controller (its outcome, events and times can then be compared too).
     """
     if not isinstance(scenario, Scenario):
         scenario = Scenario.model_validate(scenario)
-    controller = RolloutController(scenario)
+    controller = RolloutController(scenario, queries=queries)
     for n, tick in enumerate(ticks):
         now, seen = tick["now"], len(controller.events)
         view = ReplayMetrics(tick["asked"], now)
@@ -173,4 +181,4 @@ def replay_file(path) -> RolloutController:
     """Replay a recording written by `RecordingController`, with the scenario it carries."""
     with open(path) as f:
         header, ticks = read(f)
-    return replay(ticks, header["scenario"])
+    return replay(ticks, header["scenario"], queries=str(header.get("driver", "")).startswith("staging"))

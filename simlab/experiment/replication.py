@@ -112,6 +112,9 @@ def run_points(
     for name in set(engines):
         check_engine(name)
     check_executor(executor, scheduler)
+    for scenario in points:  # an analysis query with no simulator meaning: one error before any run starts
+        if scenario.strategy.analysis and scenario.analysis is not None:
+            scenario.analysis.refuse_unsimulated()
     rows: list[list[dict | None]] = [[done(p, r) for r in range(runs)] for p in range(len(points))]
     tasks, owners = [], []
     for p, scenario in enumerate(points):

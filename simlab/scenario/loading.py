@@ -45,12 +45,17 @@ def validate_scenario(
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: expected a mapping of scenario keys, found {type(data).__name__}")
     try:
-        return Scenario.model_validate(data, context={"base_dir": str(base_dir)})
+        scenario = Scenario.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as exc:
         errors = _without_typo_echoes(exc.errors(), data)
         problems = [_describe(err, data, source, lines or {}) for err in errors]
         noun = "problem" if len(problems) == 1 else "problems"
         raise ScenarioError(f"{source}: invalid scenario ({len(problems)} {noun})", problems) from None
+    for i, check in enumerate(scenario.analysis.metrics if scenario.analysis is not None else ()):
+        if check.query is not None:  # where it is written, for what only a driver finds (a query in simulation)
+            line = _line(("analysis", "metrics", i, "query"), lines or {})
+            check.locate(f"{source}:{line}" if line else source)
+    return scenario
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
@@ -273,7 +278,7 @@ def staging_scenario(scenario: Scenario) -> Scenario:
     block: StagingBlock | None = scenario.staging
     data = scenario.model_dump(mode="json", exclude={"staging"})
     if block is None:
-        return validate_scenario(data, source=f"{scenario.name} (staging)")
+        return _same_origins(scenario, validate_scenario(data, source=f"{scenario.name} (staging)"))
     for section in STAGING_SECTIONS:
         over = getattr(block, section)
         if not over:
@@ -294,7 +299,17 @@ def staging_scenario(scenario: Scenario) -> Scenario:
         data["release"]["at"] = block.release_at
     if block.failures is not None:
         data["failures"] = list(block.failures)
-    return validate_scenario(data, source=f"{scenario.name} (staging block)")
+    return _same_origins(scenario, validate_scenario(data, source=f"{scenario.name} (staging block)"))
+
+
+def _same_origins(scenario: Scenario, staged: Scenario) -> Scenario:
+    """The staging form's queries located where the scenario's equal ones are written."""
+    written = scenario.analysis.metrics if scenario.analysis is not None else ()
+    for check in staged.analysis.metrics if staged.analysis is not None else ():
+        same = next((w for w in written if w.query is not None and w.model_dump() == check.model_dump()), None)
+        if same is not None and same.origin:
+            check.locate(same.origin)
+    return staged
 
 
 def staging_target(scenario: Scenario) -> Target | None:

@@ -16,7 +16,7 @@ the coercion accepts instead of its output:
   other key (`constant`, `diurnal`);
 - counts of instances (`batch`, `max_surge`, `max_unavailable`): a whole
   number or a percentage string (`25%`);
-- a latency analysis bound (`max`): a duration as above.
+- a latency analysis bound (`max`): a duration as above (a query's own `max`: a number).
 
 Unknown keys are rejected everywhere (`additionalProperties: false`), as the
 loader rejects them. The schema is looser than the loader on what JSON Schema
@@ -111,17 +111,35 @@ def _bare_kinds(tagged_union: dict[str, Any]) -> list[str]:
 
 
 def _latency_bounds(defs: dict[str, Any]) -> None:
-    """An analysis `max` is a fraction for error_rate and a duration for the latency metrics."""
+    """An analysis `max` is a fraction for error_rate, a duration for the latency metrics and a number for a query
+    of one's own (sim_metric, when given, says which); a name of one's own needs a `query`."""
+    from simlab.scenario.queries import NAME
+    from simlab.scenario.strategy import METRICS
+
     check = defs.get("MetricCheck")
     if not check or "max" not in check.get("properties", {}):
         return
-    field = check["properties"]["max"]
-    field.pop("anyOf", None)
-    field["anyOf"] = [_duration_schema({"type": "number"}), {"type": "null"}]
-    check.setdefault("allOf", []).append({
-        "if": {"properties": {"metric": {"const": "error_rate"}}, "required": ["metric"]},
-        "then": {"properties": {"max": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]}}},
-    })
+    props = check["properties"]
+    props["metric"] = {**{k: v for k, v in props["metric"].items() if k != "type"},
+                       "anyOf": [{"type": "string", "enum": list(METRICS)}, {"type": "string", "pattern": NAME.pattern}]}
+    props["max"].pop("anyOf", None)
+    props["max"]["anyOf"] = [{"type": "number"}, {"type": "string", "pattern": DURATION_PATTERN}, {"type": "null"}]
+    latency = [m for m in METRICS if m != "error_rate"]
+
+    def measured(kinds: list[str]) -> dict[str, Any]:
+        return {"anyOf": [{"properties": {key: {"enum": kinds}}, "required": [key]} for key in ("metric", "sim_metric")]}
+
+    check.setdefault("allOf", []).extend([
+        {"if": measured(["error_rate"]),
+         "then": {"properties": {"max": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]}}}},
+        {"if": measured(latency),
+         "then": {"properties": {"max": {"anyOf": [_duration_schema({"type": "number"}), {"type": "null"}]}}}},
+        {"if": {"properties": {"metric": {"not": {"enum": list(METRICS)}}}, "required": ["metric"]},
+         "then": {"required": ["query"]}},
+        {"if": {"properties": {"metric": {"not": {"enum": list(METRICS)}}, "sim_metric": {"type": "null"}},
+                "required": ["metric"]},
+         "then": {"properties": {"max": {"type": ["number", "null"]}}}},
+    ])
 
 
 def scenario_schema() -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """Rollout strategies and the analysis that gates them."""
 from __future__ import annotations
 
+import difflib
+import math
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
+from simlab.scenario.queries import NAME, Origin, problem, used
 from simlab.scenario.types import CountOrPercent, Duration, Frozen, PositiveDuration
 
 STRATEGY_KINDS = ("big_bang", "rolling", "blue_green", "canary")
@@ -99,13 +102,23 @@ def default_strategy(kind: str) -> BigBang | Rolling | BlueGreen | Canary:
 
 METRICS = ("error_rate", "latency_p50", "latency_p99", "latency_mean")
 JUDGE_ONLY = ("direction", "tolerance", "weight", "critical")  # what only the mann_whitney judge reads
+_BUILTINS = "error_rate, latency_p50, latency_p99 or latency_mean"
 
 
 class MetricCheck(Frozen):
     """One analysis metric: for the threshold judge an absolute bound (`max`) and/or a bound relative to the old
-    version; for the mann_whitney judge a direction, a tolerance, a weight and whether it is critical."""
+    version; for the mann_whitney judge a direction, a tolerance, a weight and whether it is critical.
 
-    metric: Literal["error_rate", "latency_p50", "latency_p99", "latency_mean"]
+    A built-in metric is measured by every driver from its own monitoring. A metric with a PromQL `query` is
+    measured on staging by that query (simlab.scenario.queries); the simulator measures the built-in metric it
+    stands for: its name if it is one, else `sim_metric`.
+    """
+
+    metric: str = Field(description=f"{_BUILTINS}; or a name of your own, with a `query`")
+    query: str | None = Field(default=None, description="PromQL evaluated on staging at each measurement, with "
+                              "{{version}}, {{instance}} and {{window}} placeholders; its value fails above `max`")
+    sim_metric: Literal["error_rate", "latency_p50", "latency_p99", "latency_mean"] | None = Field(
+        default=None, description="the built-in metric the simulator measures for a query metric of your own")
     max: float | str | None = None
     max_ratio_to_baseline: float | None = Field(default=None, gt=0)
     direction: Literal["increase", "decrease", "either"] = Field(
@@ -115,22 +128,65 @@ class MetricCheck(Frozen):
     weight: float = Field(default=1.0, gt=0, description="mann_whitney: the metric's share of the score")
     critical: bool = Field(default=False, description="mann_whitney: a regression fails the measurement whatever the score")
     dry_run: bool = Field(default=False, description="measured and reported, never acting (Argo Rollouts' dryRun)")
+    _origin: Origin = PrivateAttr(default=Origin(""))  # `file:line` of the query, set by the loader
+
+    @property
+    def builtin(self) -> str | None:
+        """The built-in metric the simulator measures for this check (None: a query with no simulator meaning)."""
+        return self.metric if self.metric in METRICS else self.sim_metric
+
+    @property
+    def origin(self) -> str:
+        """Where the query was written (`file:line`), when the loader knew."""
+        return str(self._origin)
+
+    def locate(self, where: str) -> None:
+        """Record where the query was written (the loader calls it; never part of equality)."""
+        self._origin = Origin(where)
 
     @model_validator(mode="after")
     def _bound(self) -> "MetricCheck":
+        self._measured_by()
+        kind = self.builtin
         if self.max is not None:
             from simlab.units import parse_duration
 
-            if self.metric == "error_rate":
+            found = repr(self.max) if isinstance(self.max, str) else f"{self.max:g}"
+            if kind == "error_rate":
                 if isinstance(self.max, str) or not 0 <= self.max <= 1:
-                    found = repr(self.max) if isinstance(self.max, str) else f"{self.max:g}"
                     raise ValueError(f"max: expected a fraction between 0 and 1 for error_rate, found {found}")
+            elif kind is None:
+                if isinstance(self.max, str) or not math.isfinite(self.max):
+                    raise ValueError(f"max: expected a number (the query's value; with sim_metric, in that metric's "
+                                     f"unit), found {found}")
             else:
                 try:
                     object.__setattr__(self, "max", parse_duration(self.max))
                 except ValueError as exc:
                     raise ValueError(f"max: {exc}") from None
         return self
+
+    def _measured_by(self) -> None:
+        """The name, the query and sim_metric agree: a name of one's own needs a query, sim_metric a query."""
+        if self.query is None:
+            if self.metric not in METRICS:
+                close = difflib.get_close_matches(self.metric, METRICS, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(f"metric: expected {_BUILTINS}, or a name of your own with a `query:`, "
+                                 f"found {self.metric!r}{hint}")
+            if self.sim_metric is not None:
+                raise ValueError(f"sim_metric: expected only with a `query:` (it names the built-in metric a query "
+                                 f"stands for in simulation), found {self.sim_metric!r}")
+            return
+        if not NAME.match(self.metric):
+            raise ValueError(f"metric: expected a name of letters, digits, _ . : or - (at most 63, starting with a "
+                             f"letter or _), found {self.metric!r}")
+        trouble = problem(self.query)
+        if trouble:
+            raise ValueError(f"query: {trouble}")
+        if self.metric in METRICS and self.sim_metric not in (None, self.metric):
+            raise ValueError(f"sim_metric: expected {self.metric} or none ({self.metric} is already the built-in "
+                             f"metric the simulator measures), found {self.sim_metric!r}")
 
 
 class ThresholdJudge(Frozen):
@@ -189,7 +245,43 @@ class Analysis(Frozen):
                 if bound is not None:
                     raise ValueError(f"metrics[{i}].{bound}: expected no bound with judge mann_whitney (it compares "
                                      f"canary with baseline; use tolerance), found {getattr(m, bound)!r}")
+            if m.query is not None:
+                self._query_fits(i, m)
         return self
+
+    def _query_fits(self, i: int, m: MetricCheck) -> None:
+        """A query's name is its own, and a query compared with the baseline says which version it measures."""
+        twin = next((j for j, other in enumerate(self.metrics) if j != i and other.metric == m.metric), None)
+        if twin is not None:
+            raise ValueError(f"metrics[{i}].metric: expected a name no other metric uses (a query's values are "
+                             f"reported by its name), found {m.metric!r} again (metrics[{twin}])")
+        against = ("judge mann_whitney" if self.judge.kind == "mann_whitney"
+                   else "max_ratio_to_baseline" if m.max_ratio_to_baseline is not None else None)
+        if against and not used(m.query) & {"version", "instance"}:
+            raise ValueError(f"metrics[{i}].query: expected {{{{version}}}} or {{{{instance}}}} in a query compared "
+                             f"with the baseline ({against}: the same query measures the old and the new version), "
+                             f"found neither")
+
+    def unsimulated(self) -> list[str]:
+        """One line per metric the simulator cannot measure (a query of its own without `sim_metric`), naming where
+        it is written, the field, the value and what was expected."""
+        lines = []
+        for i, m in enumerate(self.metrics):
+            if m.builtin is None:
+                text = m.query if len(m.query) <= 80 else m.query[:77] + "..."
+                lines.append(f"{m.origin + ': ' if m.origin else ''}analysis.metrics[{i}].query: expected "
+                             f"`sim_metric:` naming the built-in metric the simulator measures for {m.metric!r} "
+                             f"({_BUILTINS}), found a PromQL query the simulator cannot evaluate: {text!r}")
+        return lines
+
+    def refuse_unsimulated(self) -> None:
+        """ScenarioError (one line, or one per metric) if the simulator cannot measure some metric."""
+        lines = self.unsimulated()
+        if lines:
+            from simlab.errors import ScenarioError
+
+            raise ScenarioError(lines[0]) if len(lines) == 1 else ScenarioError(
+                f"analysis: {len(lines)} metrics the simulator cannot measure", lines)
 
     @property
     def acting(self) -> tuple[MetricCheck, ...]:

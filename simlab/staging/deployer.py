@@ -21,7 +21,7 @@ from simlab.control import (
     PERIOD, FleetState, RolloutController, StartInstances, StartMigration, StopInstances, VersionCount,
 )
 from simlab.control.recording import RecordingController
-from simlab.errors import StagingError
+from simlab.errors import ScenarioError, StagingError
 from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_frame, summarize
 from simlab.rng import stream
 from simlab.scenario import Scenario
@@ -31,7 +31,8 @@ from simlab.staging.faults import FaultSchedule
 from simlab.staging.files import write_private
 from simlab.staging.local_fleet import LocalFleet
 from simlab.staging.load import empty_seconds, per_second, read_records, start_load
-from simlab.staging.prometheus import PrometheusMetrics
+from simlab.staging.preflight import preflight
+from simlab.staging.prometheus import PrometheusMetrics, PromQL
 from simlab.staging.shape import offered_rate
 from simlab.staging.state import StateFileError
 from simlab.staging.supervisor import Staging
@@ -62,14 +63,16 @@ class Deployment:
 
     def __init__(self, scenario: Scenario, fleet: DeployTarget, *, with_load: bool = False, out: Path | None = None,
                  progress: Callable[[str], None] | None = None, record_to: Path | None = None,
-                 load_workers: int = 0):
+                 load_workers: int = 0, checked: bool = False):
+        """`checked`: check_analysis already passed on this target's Prometheus (else `run` checks first)."""
         self.s = scenario
+        self.checked = checked
         self.fleet = fleet
         self.with_load = with_load
         self.load_workers = load_workers
         self.load_dir = (out or fleet.dir) / "load"
         self.progress = progress or (lambda line: None)
-        self.controller = RolloutController(scenario)
+        self.controller = RolloutController(scenario, queries=True)  # PrometheusMetrics evaluates `query:` metrics
         self.record_to = record_to
         self._decider = self.controller  # the controller itself, or a recorder wrapped round it
         self.client = fleet.promql
@@ -97,6 +100,8 @@ class Deployment:
     # -- the loop ------------------------------------------------------------
     def run(self) -> Result:
         s = self.s
+        if not self.checked:
+            check_analysis(self.client, s)
         shutil.rmtree(self.load_dir, ignore_errors=True)
         self.t0 = time.time()
         release_at = s.release.at if s.release else 0.0
@@ -298,6 +303,16 @@ class Deployment:
         return Result(summary, timeline, events_frame(events), {"controller": c})
 
 
+def check_analysis(client: PromQL, scenario: Scenario) -> None:
+    """ScenarioError naming each analysis metric this Prometheus cannot evaluate (preflight.py), before anything
+    of the deploy starts."""
+    problems = preflight(client, scenario)
+    if problems:
+        noun = "metric" if len(problems) == 1 else "metrics"
+        raise ScenarioError(f"analysis: {len(problems)} {noun} Prometheus at {client.base} cannot evaluate (checked "
+                            f"before the deploy started; nothing was deployed)", problems)
+
+
 def _line(time: float, what: str, detail: dict) -> str:
     """A progress line: `[  21.0s] analysis status=failed error_rate=0.14`."""
     said = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in detail.items())
@@ -322,6 +337,12 @@ def deploy(scenario: Scenario, state_dir: str | Path, *, with_load: bool = False
     if st.scenario is not None and st.scenario.fleet.instances != scenario.fleet.instances:
         raise StagingError(f"the staging in {st.dir} runs {st.scenario.fleet.instances} instances; "
                            f"the scenario wants {scenario.fleet.instances} (run `simlab staging down` first)")
+    try:
+        check_analysis(PromQL(st.prometheus_url), scenario)
+    except BaseException:
+        if owned:
+            st.down()
+        raise
     if not owned:  # new instances must run the release being deployed, whatever `up` was given
         for line in health.repair(st, timeout=st.startup_limit()):
             say(f"{line} before the deploy")
@@ -334,7 +355,7 @@ def deploy(scenario: Scenario, state_dir: str | Path, *, with_load: bool = False
         st.retire_idle_hosts()  # a host started for an earlier release would serve it with that scenario
     try:
         return Deployment(scenario, LocalFleet(st), with_load=with_load, out=out, progress=progress,
-                          record_to=record_to, load_workers=load_workers).run()
+                          record_to=record_to, load_workers=load_workers, checked=True).run()
     except DeployFailed as exc:
         if owned:
             exc.args = (f"{exc}; the staging this deploy started is stopped",)
