@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simlab.engines.request.histogram import RELATIVE_ERROR, LogHistogram
 from tests.helpers.scenarios import scenario
 
 CASES = {
@@ -81,7 +82,6 @@ def fingerprint(result) -> dict:
 
 
 BEFORE = json.loads((Path(__file__).parent / "data" / "request_engine_before.json").read_text())
-RELATIVE_ERROR = 0.001  # placeholder until the histogram lands
 HISTOGRAM_KEYS = ("latency_p50_ms", "latency_p99_ms")
 
 
@@ -126,18 +126,26 @@ def test_the_outstanding_index_picks_what_a_scan_of_the_pool_picks():
             pools[inst.version].remove(inst)
             pool_all.remove(inst)
             index.remove(inst)
-        else:  # one more, one fewer, or a crash's reset to 0
-            new = 0 if roll > 0.995 else max(0, inst.outstanding + (1 if roll < 0.55 else -1))
-            if new != inst.outstanding or new == 0:
+        else:  # one more, one fewer (the engine's paths), or a crash's reset to 0
+            k = inst.outstanding
+            if roll > 0.995 or (roll >= 0.55 and k == 0):
                 if inst.in_rotation:
-                    index.moved(inst, inst.outstanding, new)
-                inst.outstanding = new
+                    index.moved(inst, k, 0)
+                inst.outstanding = 0
+            elif roll < 0.55:
+                if inst.in_rotation:
+                    index.up(inst, k)
+                inst.outstanding = k + 1
+            else:
+                if inst.in_rotation:
+                    index.down(inst, k)
+                inst.outstanding = k - 1
         for version, pool in enumerate(pools):
             if pool:
                 assert index.least(version) is min(pool, key=lambda i: i.outstanding)
-        if pools[0] and pools[1]:
-            assert index.least_of_both() is min(pool_all, key=lambda i: i.outstanding)
-            checked += 1
+        expected = min(pool_all, key=lambda i: i.outstanding) if pool_all else None
+        assert index.least_in_rotation() is expected
+        checked += bool(pools[0] and pools[1])
     assert checked > 10_000
     assert len(index.by_seq) < 2 * len(fleet) + 64  # renumbered along the way
 
@@ -188,3 +196,28 @@ def test_three_million_requests_run_in_64_mb_more_than_the_imports():
 def test_the_cap_is_enforced():
     done = run_capped(1)
     assert done.returncode != 0 and "MemoryError" in done.stderr
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 999, 200_000])
+def test_histogram_quantiles_are_within_the_stated_relative_error_of_the_exact_ones(n):
+    """Against np.percentile (linear interpolation), added in uneven chunks as the engine adds closed seconds."""
+    rng = np.random.default_rng(n)
+    samples = {
+        "lognormal": rng.lognormal(np.log(0.04), 0.9, n),
+        "exponential": rng.exponential(0.02, n),
+        "constant": np.full(n, 0.04),
+        "bimodal": np.where(rng.random(n) < 0.95, rng.exponential(0.005, n), 2.0 + rng.exponential(1.0, n)),
+        "with zeros and extremes": np.concatenate([rng.exponential(0.02, n), [0.0, 3e-9, 5e4]]),
+    }
+    for name, values in samples.items():
+        hist = LogHistogram()
+        for chunk in np.array_split(values, min(len(values), 7)):
+            hist.add(chunk)
+        assert hist.count == len(values)
+        for q in (0.0, 0.5, 0.9, 0.99, 0.999, 1.0):
+            exact = float(np.percentile(values, 100 * q))
+            assert hist.quantile(q) == pytest.approx(exact, rel=RELATIVE_ERROR * (1 + 1e-9), abs=1e-300), (name, q)
+
+
+def test_an_empty_histogram_has_no_quantile():
+    assert LogHistogram().quantile(0.5) is None

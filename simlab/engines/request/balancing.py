@@ -4,8 +4,8 @@ A mixin of RequestEngine. The controller's split (`weight`, the new version's
 share, None: by instance) picks a version's pool, the scenario's policy picks an
 instance in it, and a refused connection gets one more try on another up
 instance when the balancer redispatches. The pools are kept by the fleet's
-rotation (simlab.engines.request.fleet); the engine calls `_choose` directly
-when there is no split.
+rotation (simlab.engines.request.fleet); the engine calls `_choose` (or the
+least-outstanding index) directly when there is no split.
 
 Least-outstanding picks, among the pool's instances with the fewest attempts
 outstanding, the first in rotation order (what `min` over the pool gives). It
@@ -39,6 +39,7 @@ class OutstandingIndex:
     def __init__(self) -> None:
         self.buckets: tuple[list[int], list[int]] = ([0], [0])
         self.low = [0, 0]  # no instance of the version has fewer outstanding than this
+        self.count = [0, 0]  # instances in rotation, by version
         self.by_seq: list[Instance | None] = []
 
     def add(self, inst: Instance, pool_all: list[Instance]) -> None:
@@ -48,13 +49,33 @@ class OutstandingIndex:
             return
         inst.seq, inst.lo_bit = len(self.by_seq), 1 << len(self.by_seq)
         self.by_seq.append(inst)
+        self.count[inst.version] += 1
         self._set(inst, inst.outstanding)
 
     def remove(self, inst: Instance) -> None:
         """`inst` has just rotated out."""
         self.buckets[inst.version][inst.outstanding] ^= inst.lo_bit
         self.by_seq[inst.seq] = None
+        self.count[inst.version] -= 1
         inst.lo_bit = 0
+
+    def up(self, inst: Instance, k: int) -> None:
+        """An in-rotation instance went from k outstanding to k + 1 (`moved`, for the dispatch path)."""
+        buckets, bit = self.buckets[inst.version], inst.lo_bit
+        buckets[k] ^= bit
+        if k + 1 == len(buckets):
+            buckets.append(bit)
+        else:
+            buckets[k + 1] |= bit
+
+    def down(self, inst: Instance, k: int) -> None:
+        """An in-rotation instance went from k outstanding to k - 1 (`moved`, for the completion path)."""
+        v, bit = inst.version, inst.lo_bit
+        buckets = self.buckets[v]
+        buckets[k] ^= bit
+        buckets[k - 1] |= bit
+        if k - 1 < self.low[v]:
+            self.low[v] = k - 1
 
     def moved(self, inst: Instance, old: int, new: int) -> None:
         """An in-rotation instance's outstanding count went from `old` to `new` (one up, one down, or to 0)."""
@@ -77,6 +98,7 @@ class OutstandingIndex:
 
     def _renumber(self, pool_all: list[Instance]) -> None:
         self.buckets, self.low, self.by_seq = ([0], [0]), [0, 0], list(pool_all)
+        self.count = [sum(1 for i in pool_all if i.version == v) for v in (OLD, NEW)]
         for i, inst in enumerate(pool_all):
             inst.seq, inst.lo_bit = i, 1 << i
             self._set(inst, inst.outstanding)
@@ -99,6 +121,12 @@ class OutstandingIndex:
         mask = buckets[k]
         return self.by_seq[(mask & -mask).bit_length() - 1]
 
+    def least_in_rotation(self) -> Instance | None:
+        """The first instance in rotation order among those with the fewest outstanding, of either version."""
+        if self.count[NEW]:
+            return self.least_of_both() if self.count[OLD] else self.least(NEW)
+        return self.least(OLD) if self.count[OLD] else None
+
     def least_of_both(self) -> Instance:
         """The same over both versions' (non-empty) pools: pool_all, in the same rotation order."""
         k_old, k_new = self._lowest(OLD), self._lowest(NEW)
@@ -117,9 +145,9 @@ class Balancing:
     lo: OutstandingIndex | None  # least-outstanding's index (None under the other policies)
     _choose: Callable[[list[Instance]], Instance]  # the policy, bound by `_policy`
 
-    def _policy(self, name: str) -> Callable[[list[Instance]], Instance]:
+    def _policy(self, name: str) -> None:
         self.lo = OutstandingIndex() if name == "least_outstanding" else None
-        return {
+        self._choose = {
             "round_robin": self._round_robin, "random": self._random,
             "least_outstanding": self._least, "power_of_two": self._two_choices,
         }[name]
@@ -148,9 +176,7 @@ class Balancing:
     def _least(self, pool):
         pools = self.pools
         if pool is self.pool_all:
-            if not pools[NEW]:
-                return self.lo.least(OLD)
-            return self.lo.least_of_both() if pools[OLD] else self.lo.least(NEW)
+            return self.lo.least_in_rotation()
         if pool is pools[OLD] or pool is pools[NEW]:
             return self.lo.least(pool[0].version)
         return min(pool, key=_OUTSTANDING)  # a redispatch's list of up instances

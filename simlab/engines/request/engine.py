@@ -96,7 +96,7 @@ class RequestEngine(Balancing, FleetProcesses):
         self._cb_expire = self._queue_deadline
         self._cb_client_timeout = self._client_timeout
         self._cb_retry = self._retry
-        self._choose = self._policy(fleet.load_balancer)
+        self._policy(fleet.load_balancer)
 
     # -- run -----------------------------------------------------------------
     def run(self):
@@ -162,8 +162,11 @@ class RequestEngine(Balancing, FleetProcesses):
     # -- one attempt ---------------------------------------------------------
     def _dispatch(self, att: Attempt, now: float) -> None:
         if self.weight is None:
-            pool = self.pool_all
-            inst = self._choose(pool) if pool else None
+            if self.lo is not None:
+                inst = self.lo.least_in_rotation()
+            else:
+                pool = self.pool_all
+                inst = self._choose(pool) if pool else None
         else:
             inst = self._pick()
         if inst is None:
@@ -181,7 +184,7 @@ class RequestEngine(Balancing, FleetProcesses):
             k = inst.outstanding
             inst.outstanding = k + 1
             if self.lo is not None and inst.in_rotation:
-                self.lo.moved(inst, k, k + 1)
+                self.lo.up(inst, k)
             self._start(att, inst, now)
         elif len(inst.queue) < self.queue_limit:
             self.rec.queued[int(now)] += 1
@@ -235,7 +238,7 @@ class RequestEngine(Balancing, FleetProcesses):
         k = inst.outstanding
         inst.outstanding = k - 1
         if self.lo is not None and inst.in_rotation:
-            self.lo.moved(inst, k, k - 1)
+            self.lo.down(inst, k)
         if att[ERROR]:
             self.rec.attempt_failed(inst.version, now)
             self._attempt_failed(att, "error", now)
