@@ -221,3 +221,23 @@ def test_histogram_quantiles_are_within_the_stated_relative_error_of_the_exact_o
 
 def test_an_empty_histogram_has_no_quantile():
     assert LogHistogram().quantile(0.5) is None
+
+
+@pytest.mark.parametrize("command", [
+    ["benchmarks/request_engine.py", "--seconds", "1", "--repeat", "1"],
+    ["benchmarks/request_scaling.py", "--requests", "2000", "--rounds", "1", "--sizes", "5,50"],
+    ["benchmarks/request_memory.py", "--hours", "0.01"],
+], ids=lambda c: c[0])
+def test_the_benchmarks_run_as_the_readme_runs_them(command):
+    """The README's benchmark commands at a fraction of their size (a few seconds each): they run and print figures."""
+    done = subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=Path(__file__).parents[1],
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.splitlines()[0] if "memory" in command[0] else done.stdout)
+    if "engine" in command[0]:
+        assert out["engine_requests_per_cpu_s"] > 0 and out["ratio_median"] > 0
+    elif "scaling" in command[0]:
+        assert set(out["models"]) == {"round_robin", "random", "least_outstanding", "power_of_two", "textbook"}
+        assert all(row["slowdown_50_vs_5"] > 0 for row in out["models"].values())
+    else:
+        assert out["requests"] > 150_000 and out["peak_rss_mb"] > 0

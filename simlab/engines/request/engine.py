@@ -1,11 +1,13 @@
 """The request engine: every request an event, on SimPy, driving the shared rollout controller.
 
-Requests are handled by callbacks on lightweight events (no process per
-request): arrival, service completion, and — only when they can matter — a
-queue-deadline timer per instance and a client timeout. Control-plane work
-(controller ticks, health checks, failures) runs as ordinary SimPy processes.
-An attempt is its own completion event: the run loop pops it off SimPy's heap
-and completes it directly, and steps every other event as SimPy would.
+No process per request: arrivals come from a stream merged into the run loop
+(arrivals.py), an attempt (a list, simlab.engines.instance) is its own
+completion event on SimPy's heap, popped and completed by the loop, and only
+when they can matter a queue-deadline timer per instance and a client timeout
+are scheduled as lightweight events. Control-plane work (controller ticks,
+health checks, failures) runs as ordinary SimPy processes, stepped by the loop
+as SimPy would. docs/request-engine.md says what a run keeps and why it costs
+what it costs.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ class RequestEngine(Balancing, FleetProcesses):
         self.duration = scenario.duration
         drain = (self.retries.max + 1) * (self.timeout + self.retries.backoff * 2**self.retries.max) + 2
         self.drain = drain
-        self.rec = Recorder(int(math.ceil(self.duration)), scenario.slo.latency_threshold, int(math.ceil(drain)))
+        self.rec = Recorder(int(math.ceil(self.duration)), int(math.ceil(drain)))
         self.slow_threshold = scenario.slo.latency_threshold
         self.arrivals = Arrivals(self.load, self.duration, exponentials(streams["arrivals"]),
                                  uniforms(streams["arrivals.thinning"]), self.rec.offered)
@@ -265,12 +267,14 @@ class RequestEngine(Balancing, FleetProcesses):
         self._set_outstanding(inst, inst.outstanding - 1)
         self._add_work(now, att[END], -1.0)
 
-    def _in_service(self, inst: Instance) -> list[Attempt]:
-        """The attempts `inst` is serving, in the order they started: read off the heap (their completions),
-        which is cheaper than keeping a set per instance on every request, as only a crash asks."""
-        found = [e for e in self.heap if e[3].__class__ is list and e[3][INST] is inst and not e[3][DONE]]
-        found.sort(key=lambda e: e[2])  # event ids: scheduled, that is started, in this order
-        return [e[3] for e in found]
+    def _in_service(self, instances) -> dict[Instance, list[Attempt]]:
+        """The attempts each of `instances` is serving, in the order they started: read off the heap (their
+        completions), which is cheaper than keeping a set per instance on every request, as only crashes ask."""
+        found: dict[Instance, list[Attempt]] = {inst: [] for inst in instances}
+        held = [e for e in self.heap if e[3].__class__ is list and e[3][INST] in found and not e[3][DONE]]
+        for entry in sorted(held, key=lambda e: e[2]):  # event ids: scheduled, that is started, in this order
+            found[entry[3][INST]].append(entry[3])
+        return found
 
     def _add_work(self, a: float, b: float, sign: float) -> None:
         """Spread busy time [a, b) over the seconds it covers (sign -1 takes unserved time back)."""

@@ -108,8 +108,9 @@ class FleetProcesses:
                 restart = max(restart, f.restart - self.s.fleet.startup)
         return max(restart, 0.0)
 
-    def _fail_held(self, inst: Instance, now: float) -> None:
-        serving = self._in_service(inst)
+    def _fail_held(self, inst: Instance, now: float, serving: list | None = None) -> None:
+        """Fail what `inst` holds, in service (`serving`, when already looked up) and queued."""
+        serving = self._in_service((inst,))[inst] if serving is None else serving
         for att in serving:
             self._add_work(now, att[END], -1.0)
         held = serving + list(inst.queue)
@@ -177,11 +178,13 @@ class FleetProcesses:
         self.zone_down.add(failure.zone)
         self.zone_up[failure.zone] = env.event()
         self.events.append((env.now, "zone_down", {"zone": failure.zone}))
-        for inst in self.instances:
-            if inst.zone == failure.zone and inst.state in (READY, STARTING) and not inst.stopping:
-                inst.state = DOWN
-                self._fail_held(inst, env.now)
-                self.procs[inst.id].interrupt("zone down")
+        hit = [inst for inst in self.instances
+               if inst.zone == failure.zone and inst.state in (READY, STARTING) and not inst.stopping]
+        serving = self._in_service(hit)  # one look at the heap for the whole zone
+        for inst in hit:
+            inst.state = DOWN
+            self._fail_held(inst, env.now, serving[inst])
+            self.procs[inst.id].interrupt("zone down")
         yield env.timeout(failure.duration)
         self.zone_down.discard(failure.zone)
         self.zone_up.pop(failure.zone).succeed()

@@ -27,10 +27,9 @@ from simlab.results import CAUSES
 
 
 class Recorder:
-    def __init__(self, seconds: int, slow_threshold: float, drain: int):
+    def __init__(self, seconds: int, drain: int):
         n = seconds + drain + 2
         self.seconds = seconds
-        self.slow_threshold = slow_threshold
         self.offered = [0] * n  # counted as arrivals are drawn (simlab.engines.request.arrivals)
         self.retried = [0] * n  # retries sent, by second (a second's attempts: its arrivals and these)
         self.succeeded = [0] * n  # counted when the second closes: its latencies
