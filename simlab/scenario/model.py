@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 
 from simlab.scenario.decide import Decide
 from simlab.scenario.distributions import DistributionSpec
@@ -14,6 +14,7 @@ from simlab.scenario.release import Failure, Release, ZoneOutage
 from simlab.scenario.staging import Staging
 from simlab.scenario.strategy import Analysis, Canary, Strategy
 from simlab.scenario.files import read_data_text
+from simlab.scenario.validation import Validation
 from simlab.scenario.types import (
     MAX_INSTANCES, MAX_LIST, MAX_MULTIPLIER, MAX_RPS, Duration, Frozen, Multiplier, PositiveDuration, Probability, Rate,
     number, whole,
@@ -158,6 +159,9 @@ class Slo(Frozen):
 
 
 class Scenario(Frozen):
+    # `validate` is a method pydantic's BaseModel has: the field is `validation`, written and dumped as `validate`.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, serialize_by_alias=True)
+
     name: str = Field(min_length=1)
     description: str = ""
     duration: PositiveDuration
@@ -174,6 +178,9 @@ class Scenario(Frozen):
     staging: Staging | None = None
     decide: Decide | None = Field(default=None, description="what compare, sweep and optimize reports recommend by "
                                   "(defaults when absent)")
+    validation: Validation | None = Field(default=None, alias="validate",
+                                          description="how closely `simlab validate` wants staging to match the "
+                                          "prediction")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -192,7 +199,7 @@ class Scenario(Frozen):
 
     def fingerprint(self) -> str:
         """A stable hash of everything that affects results (name and description excluded)."""
-        data = self.model_dump(mode="json", exclude={"name", "description", "decide"})
+        data = self.model_dump(mode="json", exclude={"name", "description", "validation", "decide"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_strategy(self, kind: str) -> "Scenario":
