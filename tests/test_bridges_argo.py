@@ -111,9 +111,13 @@ def test_inline_analysis_steps_hold_for_their_measurements_and_turn_analysis_on(
     assert steps(r) == [(20, 180), (50, 0), (100, 0)]
     s = r.scenario
     assert s.strategy.analysis
-    assert s.analysis.interval == 60 and [m.model_dump(include={"metric", "max"}) for m in s.analysis.metrics] == [
-        {"metric": "error_rate", "max": 0.05}]
-    warned(r, "provider.prometheus.query", "not kept", "analysis.metrics[].query")
+    assert s.analysis.interval == 60 and [m.model_dump(include={"metric", "sim_metric", "max"})
+                                          for m in s.analysis.metrics] == [
+        {"metric": "success-rate", "sim_metric": "error_rate", "max": 0.05}]
+    # The query is kept for staging, in simlab's terms (a failed measurement is an error ratio above max).
+    assert s.analysis.metrics[0].query == \
+        '1 - (sum(rate(http_requests_total{code!~"5.."}[1m])) / sum(rate(http_requests_total[1m])))'
+    assert not any("query" in w for w in r.warnings)
 
 
 def test_background_analysis_with_a_starting_step_is_warned(tmp_path):
@@ -122,7 +126,7 @@ def test_background_analysis_with_a_starting_step_is_warned(tmp_path):
           analysis: {templates: [{templateName: success-rate}], startingStep: 2}
           steps: [{setWeight: 20}, {pause: {duration: 5m}}, {setWeight: 40}, {pause: {duration: 5m}}]
     """, SUCCESS)
-    assert r.scenario.strategy.analysis and r.scenario.analysis.metrics[0].metric == "error_rate"
+    assert r.scenario.strategy.analysis and r.scenario.analysis.metrics[0].builtin == "error_rate"
     warned(r, "canary.analysis.startingStep", "2", "first step")
 
 
@@ -153,27 +157,63 @@ def test_both_conditions_leave_argos_inconclusive_band_with_a_warning(tmp_path):
     warned(r, "failureCondition", "inconclusive")
 
 
-@pytest.mark.parametrize("condition,query,check", [
-    ("result[0] >= 0.95", 'sum(rate(x{code!~"5.."}[1m]))/sum(rate(x[1m]))', {"metric": "error_rate", "max": 0.05}),
-    ("result[0] >= 99.5", "success_percent", {"metric": "error_rate", "max": 0.005}),
-    ("0.99 <= result[0]", "ratio", {"metric": "error_rate", "max": 0.01}),
-    ("isNaN(result[0]) || result[0] <= 0.02", 'errors{code=~"5.."}', {"metric": "error_rate", "max": 0.02}),
+@pytest.mark.parametrize("condition,query,check,kept", [
+    ("result[0] >= 0.95", 'sum(rate(x{code!~"5.."}[1m]))/sum(rate(x[1m]))', {"metric": "error_rate", "max": 0.05},
+     "1 - ({})"),
+    ("result[0] >= 99.5", "success_percent", {"metric": "error_rate", "max": 0.005}, "1 - ({}) / 100"),
+    ("0.99 <= result[0]", "ratio", {"metric": "error_rate", "max": 0.01}, "1 - ({})"),
+    ("isNaN(result[0]) || result[0] <= 0.02", 'errors{code=~"5.."}', {"metric": "error_rate", "max": 0.02}, "{}"),
+    ("result[0] <= 2.5", "error_percent", {"metric": "error_rate", "max": 0.025}, "({}) / 100"),
     ("result[0] <= 500", "histogram_quantile(0.99, sum by (le) (rate(req_duration_milliseconds_bucket[1m])))",
-     {"metric": "latency_p99", "max": 0.5}),
+     {"metric": "latency_p99", "max": 0.5}, "({}) / 1000"),
     ("result[0] <= 0.25", "histogram_quantile(0.5, sum by (le) (rate(req_duration_seconds_bucket[1m])))",
-     {"metric": "latency_p50", "max": 0.25}),
+     {"metric": "latency_p50", "max": 0.25}, "{}"),
     ("result[0] <= 0.2", "sum(rate(req_duration_seconds_sum[1m])) / sum(rate(req_duration_seconds_count[1m]))",
-     {"metric": "latency_mean", "max": 0.2}),
+     {"metric": "latency_mean", "max": 0.2}, "{}"),
     ("result[0] <= 2", 'errors{role="canary"} / errors{role="stable"}',
-     {"metric": "error_rate", "max_ratio_to_baseline": 2.0}),
+     {"metric": "error_rate", "max_ratio_to_baseline": 2.0}, None),
 ])
-def test_common_condition_forms_become_bounds(tmp_path, condition, query, check):
+def test_common_condition_forms_become_bounds_and_the_query_is_kept_in_simlabs_terms(tmp_path, condition, query,
+                                                                                        check, kept):
     template = SUCCESS.replace("result[0] >= 0.95", condition).replace(
         "query: sum(rate(http_requests_total{code!~\"5..\"}[1m])) / sum(rate(http_requests_total[1m]))",
         f"query: {query!r}")
-    s = imported(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate}]}}", template).scenario
-    got = s.analysis.metrics[0].model_dump(include=set(check))
+    r = imported(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate}]}}", template)
+    m = r.scenario.analysis.metrics[0]
+    got = {**m.model_dump(include=set(check)), "metric": m.builtin}
     assert got == pytest.approx(check)
+    if kept is None:  # a ratio the query computes itself: simlab computes its own, and says so
+        assert (m.metric, m.query) == ("error_rate", None)
+        warned(r, "provider.prometheus.query", "ratio to the baseline itself", "not kept")
+    else:
+        assert (m.metric, m.query) == ("success-rate", kept.format(query))
+
+
+def test_a_templates_args_fill_its_query_and_one_without_a_value_is_not_kept(tmp_path):
+    template = SUCCESS.replace("spec:\n", "spec:\n  args: [{name: code, value: '5..'}, {name: service}, {name: hash}]\n")
+    template = template.replace('{code!~"5.."}', '{code!~"{{args.code}}",svc="{{ args.service }}"}')
+    r = imported(tmp_path, """
+        canary:
+          analysis:
+            templates: [{templateName: success-rate}]
+            args: [{name: service, value: checkout}]
+          steps: [{setWeight: 20}, {pause: {duration: 1m}}]
+    """, template)
+    m = r.scenario.analysis.metrics[0]
+    assert m.query == '1 - (sum(rate(http_requests_total{code!~"5..",svc="checkout"}[1m])) / ' \
+                      'sum(rate(http_requests_total[1m])))'
+    unset = template.replace('svc="{{ args.service }}"', 'hash="{{args.hash}}"')
+    r = imported(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate}]}}", unset)
+    assert (r.scenario.analysis.metrics[0].metric, r.scenario.analysis.metrics[0].query) == ("error_rate", None)
+    warned(r, "provider.prometheus.query", "{{args.hash}} has no value in the manifest", "not kept")
+
+
+def test_two_kept_queries_of_one_name_are_told_apart(tmp_path):
+    other = SUCCESS.replace("name: success-rate}", "name: other}").replace("0.95", "0.9").replace(
+        "http_requests_total", "other_requests_total")
+    a = imported(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate}, {templateName: other}]}}",
+                 SUCCESS, other).scenario.analysis
+    assert [(m.metric, m.max) for m in a.metrics] == [("success-rate", 0.05), ("success-rate-2", 0.1)]
 
 
 def test_dry_run_from_the_template_and_the_reference(tmp_path):
@@ -185,7 +225,8 @@ def test_dry_run_from_the_template_and_the_reference(tmp_path):
   dryRun: [{metricName: latency}]
 """
     a = imported(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate}]}}", two).scenario.analysis
-    assert [(m.metric, m.dry_run) for m in a.metrics] == [("error_rate", False), ("latency_p99", True)]
+    assert [(m.metric, m.builtin, m.dry_run) for m in a.metrics] == [("success-rate", "error_rate", False),
+                                                                     ("latency", "latency_p99", True)]
     a = imported(tmp_path, "canary: {analysis: {templates: [{templateName: success-rate}], dryRun: [{metricName: '*'}]}}",
                  SUCCESS).scenario.analysis
     assert [m.dry_run for m in a.metrics] == [True]

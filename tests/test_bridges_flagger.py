@@ -139,10 +139,34 @@ def test_metric_templates_with_min_and_max(tmp_path):
           - {name: success, templateRef: {name: success}, thresholdRange: {min: 0.98}, interval: 30s}
           - {name: vs-primary, templateRef: {name: vs-primary}, thresholdRange: {max: 1.5}, interval: 30s}
     """, success, ratio)
-    got = [m.model_dump(include={"metric", "max", "max_ratio_to_baseline"}) for m in r.scenario.analysis.metrics]
-    assert got == [{"metric": "error_rate", "max": pytest.approx(0.02), "max_ratio_to_baseline": None},
-                   {"metric": "error_rate", "max": None, "max_ratio_to_baseline": 1.5}]
-    warned(r, "metrics[0]", "query is not kept", "analysis.metrics[].query")
+    got = [m.model_dump(include={"metric", "sim_metric", "max", "max_ratio_to_baseline"})
+           for m in r.scenario.analysis.metrics]
+    assert got == [{"metric": "success", "sim_metric": "error_rate", "max": pytest.approx(0.02),
+                    "max_ratio_to_baseline": None},
+                   {"metric": "error_rate", "sim_metric": None, "max": None, "max_ratio_to_baseline": 1.5}]
+    # Kept in simlab's terms, Flagger's {{ interval }} as simlab's {{window}}, {{ target }} as the Canary's.
+    assert r.scenario.analysis.metrics[0].query == \
+        '1 - (sum(rate(req{code!~"5.."}[{{window}}])) / sum(rate(req[{{window}}])))'
+    warned(r, "metrics[1]", "ratio to the baseline itself", "not kept")
+
+
+def test_a_templates_placeholders_take_the_canarys_values(tmp_path):
+    query = ('sum(rate(http_errors{ns="{{ namespace }}",pod=~"{{ target }}-.*",zone="{{ variables.zone }}"}'
+             '[{{ interval }}])) / sum(rate(http_requests{service="{{ service }}"}[{{ interval }}]))')
+    r = imported(tmp_path, """
+        stepWeight: 50
+        metrics:
+          - {name: errors, templateRef: {name: errors}, thresholdRange: {max: 0.01}, interval: 30s,
+             templateVariables: {zone: eu-1}}
+          - {name: mystery, templateRef: {name: mystery}, thresholdRange: {max: 0.01}, interval: 30s}
+    """, template("errors", query), template("mystery", 'sum(errors{x="{{ variables.unset }}"})'))
+    kept, mystery = r.scenario.analysis.metrics
+    assert (kept.metric, kept.builtin, kept.max) == ("errors", "error_rate", 0.01)
+    assert kept.query == ('sum(rate(http_errors{ns="default",pod=~"web-.*",zone="eu-1"}[{{window}}])) '
+                          '/ sum(rate(http_requests{service="web"}[{{window}}]))')
+    # A placeholder the manifest gives no value: the built-in metric alone, said in a warning.
+    assert (mystery.metric, mystery.query) == ("error_rate", None)
+    warned(r, "metrics[1]", "{{variables.unset}}", "no value", "not kept")
 
 
 def test_a_metric_window_becomes_the_monitoring_window(tmp_path):

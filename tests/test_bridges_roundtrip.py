@@ -56,6 +56,7 @@ def test_argo_import_export_import_keeps_strategy_and_analysis(tmp_path, name):
     path.write_text(exported.yaml())
     again = import_argo_documents(path, (), BASE)
     assert policy(again.scenario) == policy(first.scenario)
+    assert first.scenario.analysis.unsimulated() == []  # each kept query names the built-in metric it stands for
     assert again.scenario.fleet == first.scenario.fleet
 
 
@@ -137,6 +138,57 @@ def test_a_scenario_exported_to_flagger_and_imported_is_the_same_policy(tmp_path
     (tmp_path / "flagger.yaml").write_text(exported.yaml())
     back = import_flagger_documents(tmp_path / "flagger.yaml", (), s)
     assert policy(back.scenario) == policy(s)
+
+
+QUERIES = [
+    {"metric": "lb-errors", "query": 'sum(rate(haproxy_server_http_responses_total{code="5xx"}[WINDOW])) / '
+                                     'sum(rate(haproxy_server_http_responses_total[WINDOW]))',
+     "sim_metric": "error_rate", "max": 0.02},
+    {"metric": "success", "query": "1 - (sum(rate(ok_total[WINDOW])) / sum(rate(all_total[WINDOW])))",
+     "sim_metric": "error_rate", "max": 0.01},
+    {"metric": "p99-ms", "query": "(histogram_quantile(0.99, sum by (le) (rate(d_milliseconds_bucket[WINDOW])))) / 1000",
+     "sim_metric": "latency_p99", "max": "400ms"},
+    {"metric": "latency_mean", "query": "sum(rate(d_seconds_sum[WINDOW])) / sum(rate(d_seconds_count[WINDOW]))",
+     "max": "200ms"},
+]
+
+
+@pytest.mark.parametrize("tool", ["argo", "flagger"])
+def test_a_scenarios_own_queries_go_out_as_the_tools_and_come_back_the_same(tmp_path, tool):
+    """Argo has no window placeholder (written as the window itself); Flagger's is {{ interval }}."""
+    window = "1m" if tool == "argo" else "{{window}}"
+    metrics = [{**m, "query": m["query"].replace("WINDOW", window)} for m in QUERIES]
+    s = _scenario({**SCENARIOS["canary"], "analysis.metrics": metrics, "monitoring.window": "1m"})
+    export, load = ((export_argo_documents, import_argo_documents) if tool == "argo"
+                    else (export_flagger_documents, import_flagger_documents))
+    exported = export(s)
+    validate(exported.documents, "argo-rollouts" if tool == "argo" else "flagger")
+    text = exported.yaml()
+    # The tool's own forms: a success ratio with its success condition, milliseconds, no simlab wrapping.
+    assert "1 - (" not in text and ") / 1000" not in text and "sum(rate(ok_total[" in text
+    if tool == "argo":
+        assert "result[0] >= 0.99" in text and "result[0] <= 400" in text and "result[0] <= 0.02" in text
+    else:
+        assert "{{ interval }}" in text and "{{window}}" not in text and "min: 0.99" in text and "max: 400" in text
+    (tmp_path / "out.yaml").write_text(text)
+    back = load(tmp_path / "out.yaml", (), s)
+    want = s.analysis
+    if tool == "argo" and want.inconclusive_limit:
+        want = want.model_copy(update={"on_inconclusive": "pause"})
+    assert back.scenario.analysis == want
+    assert back.scenario.analysis.unsimulated() == []
+
+
+def test_a_query_naming_the_version_is_exported_as_the_canarys_with_a_warning():
+    query = 'sum(rate(errors_total{version="{{version}}",instance=~"{{instance}}"}[{{window}}]))'
+    s = _scenario({"analysis.metrics": [{"metric": "errs", "query": query, "sim_metric": "error_rate",
+                                         "max": 0.01, "max_ratio_to_baseline": 2}]})
+    exported = export_flagger_documents(s)
+    text, warnings = exported.yaml(), "\n".join(exported.warnings)
+    assert 'version="new",instance=~"new-[0-9]+"' in text and 'version="old",instance=~"old-[0-9]+"' in text
+    for needle in ("analysis.metrics[0].query: {{instance}} written as the canary's", "{{version}} written",
+                   "analysis.metrics[0].max_ratio_to_baseline: written as the canary's value over the stable"):
+        assert needle in warnings, (needle, warnings)
 
 
 def test_what_flagger_cannot_say_is_warned_on_export():

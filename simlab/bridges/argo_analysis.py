@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from simlab.bridges.manifests import Document, FieldPath, Notes, format_duration
 from simlab.bridges.promql import Unmodelled, bound_of, check_for
+from simlab.bridges.queries import keep, substitute
 
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 METRIC_KEYS = {"name", "interval", "count", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit",
                "successCondition", "failureCondition", "provider", "initialDelay", "consecutiveSuccessLimit"}
-QUERY_FIELD = "analysis.metrics[].query"  # the scenario field a custom query would need (not in simlab yet)
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,10 @@ def find_template(rollout: Document, path: FieldPath, templates: list[Document])
                                                   f"found {name!r} (known: {known})")
 
 
-def measure(template: Document, i: int, dry: bool, notes: Notes, role: str) -> Measured:
-    """Metric `i` of a template: its check, cadence and limits; what cannot be modelled is noted."""
+def measure(template: Document, i: int, dry: bool, notes: Notes, role: str, args: dict[str, str] | None = None
+            ) -> Measured:
+    """Metric `i` of a template: its check, cadence and limits; what cannot be modelled is noted. `args`: the
+    values of the template's arguments (`{{args.NAME}}` in a query)."""
     path: FieldPath = ("spec", "metrics", i)
     notes.unknown_keys(template, path, METRIC_KEYS)
     name = template.text(path + ("name",), "")
@@ -89,7 +91,7 @@ def measure(template: Document, i: int, dry: bool, notes: Notes, role: str) -> M
     provider = template.mapping(path + ("provider",), required=True)
     check, judge, inconclusive = None, None, explicit_inconclusive
     if "prometheus" in provider:
-        check, band = _prometheus(template, path, name, notes)
+        check, band = _prometheus(template, path, name, notes, args or {})
         if band and inconclusive is None:
             inconclusive = 0  # Argo's default inconclusiveLimit: the first inconclusive measurement pauses
     elif "kayenta" in provider:
@@ -101,17 +103,20 @@ def measure(template: Document, i: int, dry: bool, notes: Notes, role: str) -> M
     return Measured(check, interval, count, max(failure_limit, 0), inconclusive, dry, judge)
 
 
-def _prometheus(template: Document, path: FieldPath, name: str, notes: Notes) -> tuple[dict | None, bool]:
+def _prometheus(template: Document, path: FieldPath, name: str, notes: Notes, args: dict[str, str]
+                ) -> tuple[dict | None, bool]:
+    """The metric's check: its query kept in `query:` (queries.py) with the built-in metric it amounts to as
+    `sim_metric`, or that built-in metric alone when the query cannot be kept."""
     prom = path + ("provider", "prometheus")
     notes.unknown_keys(template, prom, {"query", "address"}, {"timeout", "insecure", "headers", "authentication"})
-    query = template.text(prom + ("query",), "")
+    query = substitute(template.text(prom + ("query",), ""), {f"args.{k}": v for k, v in args.items()})
     try:
         bound, band = bound_of(template.text(path + ("successCondition",)), template.text(path + ("failureCondition",)))
     except Unmodelled as exc:
         notes.warn(template.where(path + ("successCondition",)), f"{exc}; metric {name!r} left out")
         return None, False
     try:
-        check, caveats = check_for(query, name, bound)
+        check, caveats, terms = check_for(query, name, bound)
     except Unmodelled as exc:
         notes.warn(template.where(prom + ("query",)), f"{exc}; metric {name!r} left out")
         return None, band
@@ -121,10 +126,10 @@ def _prometheus(template: Document, path: FieldPath, name: str, notes: Notes) ->
         notes.warn(template.where(path + ("failureCondition",)),
                    "values between successCondition and failureCondition are inconclusive in Argo; simlab "
                    "judges by the failureCondition and calls only a window with too few requests inconclusive")
-    notes.warn(template.where(prom + ("query",)),
-               f"the query is not kept: simlab measures {check['metric']} from its own monitoring "
-               f"(no {QUERY_FIELD} field)")
-    return check, band
+    kept, why = keep(name, query, check, terms)
+    if why:
+        notes.warn(template.where(prom + ("query",)), why)
+    return kept or check, band
 
 
 def _kayenta(template: Document, path: FieldPath, notes: Notes) -> dict:
@@ -177,5 +182,19 @@ def combine(measured: list[Measured], notes: Notes, where: str, default_interval
         entry = {**m.check, **({"dry_run": True} if m.dry_run else {})}
         if entry not in metrics:
             metrics.append(entry)
-    analysis["metrics"] = metrics
+    analysis["metrics"] = own_names(metrics)
     return analysis
+
+
+def own_names(metrics: list[dict]) -> list[dict]:
+    """Metrics whose kept queries each have a name no other metric uses (`-2`, `-3` … added where needed)."""
+    out: list[dict] = []
+    for entry in metrics:
+        if "query" in entry:
+            names = {m["metric"] for m in metrics if "query" not in m} | {m["metric"] for m in out}
+            name, k = entry["metric"], 2
+            while name in names:
+                name, k = f"{entry['metric']}-{k}", k + 1
+            entry = {**entry, "metric": name}
+        out.append(entry)
+    return out

@@ -12,6 +12,7 @@ import math
 from simlab.bridges.compose import MIN_REQUESTS
 from simlab.bridges.manifests import Exported, Notes, format_duration, slug
 from simlab.bridges.promql import bounds, staging_query, success_query
+from simlab.bridges.queries import exported
 from simlab.scenario import Scenario
 from simlab.scenario.types import resolve_count
 
@@ -117,14 +118,10 @@ class ArgoExport:
             notes.warn("analysis.metrics", "the mann_whitney judge's metrics (direction, tolerance, weight, critical) "
                                            "belong in Kayenta's canary config, which is not a manifest")
         else:
-            for check in a.metrics:
-                for name, baseline, value in bounds(check):
+            for i, check in enumerate(a.metrics):
+                for name, query, op, value in self.queries(i, check, window):
                     name = _unique(name, metrics)
-                    if check.metric == "error_rate" and not baseline:
-                        query, condition = success_query(window), f"result[0] >= {1 - value:.10g}"
-                    else:
-                        query, condition = staging_query(check.metric, baseline, window), f"result[0] <= {value:.10g}"
-                    metrics.append({"name": name, **common, "successCondition": condition,
+                    metrics.append({"name": name, **common, "successCondition": f"result[0] {op} {value:.10g}",
                                     "provider": {"prometheus": {"address": ADDRESS, "query": query}}})
                     if check.dry_run:
                         dry.append({"metricName": name})
@@ -133,6 +130,19 @@ class ArgoExport:
             spec["dryRun"] = dry
         return {"apiVersion": API, "kind": "AnalysisTemplate", "metadata": {"name": f"{self.name}-analysis"},
                 "spec": spec}
+
+    def queries(self, i: int, check, window: str) -> list[tuple[str, str, str, float]]:
+        """(name, query, operator, bound) of each Argo metric for one simlab check: its own query, or simlab
+        staging's for a built-in metric."""
+        if check.query is not None:
+            return exported(check, window, f"analysis.metrics[{i}]", self.notes, "Argo")
+        out = []
+        for name, baseline, value in bounds(check):
+            if check.metric == "error_rate" and not baseline:
+                out.append((name, success_query(window), ">=", 1 - value))
+            else:
+                out.append((name, staging_query(check.metric, baseline, window), "<=", value))
+        return out
 
     def kayenta(self) -> dict:
         judge, step = self.s.analysis.judge, _seconds(self.s.monitoring.window)

@@ -26,7 +26,7 @@ BLUE_GREEN_KEYS = {"autoPromotionEnabled", "autoPromotionSeconds", "scaleDownDel
 BLUE_GREEN_IGNORED = {"activeService", "previewService", "activeMetadata", "previewMetadata", "antiAffinity",
                       "scaleDownDelayRevisionLimit"}
 REF_KEYS = {"templates", "dryRun"}
-REF_IGNORED = {"args", "measurementRetention", "analysisRunMetadata"}  # args feed queries, which are not kept
+REF_IGNORED = {"args", "measurementRetention", "analysisRunMetadata"}  # args feed the queries kept
 
 
 class ArgoImport:
@@ -49,11 +49,22 @@ class ArgoImport:
             notes.unknown_keys(template, ("spec",), {"metrics", "dryRun"}, {"args", "measurementRetention"})
             own = {template.text(("spec", "dryRun", j, "metricName"), "")
                    for j in range(len(template.items(("spec", "dryRun"))))}
+            args = self.args(template, ref)
             for j in range(len(template.items(("spec", "metrics")))):
                 name = template.text(("spec", "metrics", j, "name"), "")
                 is_dry = bool({name, "*"} & (dry | own))
-                out.append(measure(template, j, is_dry, notes, role))
+                out.append(measure(template, j, is_dry, notes, role, args))
         return out
+
+    def args(self, template: Document, ref: FieldPath) -> dict[str, str]:
+        """The template's argument values: its own defaults, then the reference's (`value` only; a `valueFrom`
+        is known only in the cluster)."""
+        values = {}
+        for doc, path in ((template, ("spec", "args")), (self.doc, ref + ("args",))):
+            for arg in doc.items(path):
+                if isinstance(arg, dict) and "name" in arg and isinstance(arg.get("value"), (str, int, float)):
+                    values[str(arg["name"])] = str(arg["value"])
+        return values
 
     def seconds(self, measured: list[Measured], where: str) -> float:
         """How long a run that must finish (a step's, a pre-promotion one) takes: its longest metric."""

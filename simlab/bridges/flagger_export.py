@@ -12,6 +12,7 @@ import math
 from simlab.bridges.compose import MIN_REQUESTS
 from simlab.bridges.manifests import Exported, Notes, format_duration, slug
 from simlab.bridges.promql import bounds, staging_query
+from simlab.bridges.queries import exported
 from simlab.scenario import Scenario
 from simlab.scenario.types import resolve_count
 
@@ -125,15 +126,20 @@ class FlaggerExport:
             if check.dry_run:
                 notes.warn(f"analysis.metrics[{i}].dry_run", "Flagger has no dry-run metrics; left out")
                 continue
-            for name, baseline, value in bounds(check):
-                template = f"{self.name}-{name}"
+            if check.query is not None:
+                written = exported(check, "{{ interval }}", f"analysis.metrics[{i}]", notes, "Flagger")
+            else:
+                written = [(name, staging_query(check.metric, baseline, "{{ interval }}"), "<=", value)
+                           for name, baseline, value in bounds(check)]
+            for name, query, op, value in written:
+                template = f"{self.name}-{slug(name)}"
                 if any(t["metadata"]["name"] == template for t in templates):
                     continue
                 templates.append({"apiVersion": API, "kind": "MetricTemplate", "metadata": {"name": template},
-                                  "spec": {"provider": {"type": "prometheus", "address": ADDRESS},
-                                           "query": staging_query(check.metric, baseline, "{{ interval }}")}})
+                                  "spec": {"provider": {"type": "prometheus", "address": ADDRESS}, "query": query}})
+                side = "max" if op == "<=" else "min"
                 entries.append({"name": name, "templateRef": {"name": template},
-                                "thresholdRange": {"max": float(f"{value:.10g}")}, "interval": window})
+                                "thresholdRange": {side: float(f"{value:.10g}")}, "interval": window})
         analysis["metrics"] = entries
         return templates
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simlab.bridges.argo_analysis import own_names
 from simlab.bridges.compose import Base, Imported, compose, load_base
 from simlab.bridges.manifests import Document, FieldPath, ManifestError, Notes, format_duration, one_of_kind, \
     read_documents
 from simlab.bridges.promql import Bound, Unmodelled, check_for
+from simlab.bridges.queries import keep, substitute
 
 SPEC_KEYS = {"analysis", "progressDeadlineSeconds", "skipAnalysis", "service", "provider"}
 SPEC_IGNORED = {"targetRef", "metricsServer", "revertOnDeletion"}
@@ -24,7 +26,6 @@ ANALYSIS_KEYS = {"interval", "threshold", "maxWeight", "stepWeight", "stepWeight
 SERVICE_IGNORED = {"port", "portName", "targetPort", "name", "portDiscovery", "appProtocol"}
 METRIC_KEYS = {"name", "interval", "threshold", "thresholdRange", "query", "templateRef", "templateVariables"}
 BUILTIN = ("request-success-rate", "request-duration")
-QUERY_FIELD = "analysis.metrics[].query"
 
 
 class FlaggerImport:
@@ -160,7 +161,7 @@ class FlaggerImport:
                     notes.warn(doc.where(m), caveat)
                 if check not in checks:
                     checks.append(check)
-        return checks, windows
+        return own_names(checks), windows
 
     def bounds(self, m: FieldPath, name: str) -> list[tuple[Bound, FieldPath]]:
         doc = self.doc
@@ -188,11 +189,22 @@ class FlaggerImport:
             if bound.fail_when != "above":
                 raise Unmodelled("a latency that fails when it is low is not a regression simlab models")
             return {"metric": "latency_p99", "max": format_duration(bound.value / 1000)}, []  # milliseconds
-        query = self.query(m)
-        check, caveats = check_for(query, name, bound)
-        caveats.append(f"the query is not kept: simlab measures {check['metric']} from its own monitoring "
-                       f"(no {QUERY_FIELD} field)")
-        return check, caveats
+        query = substitute(self.query(m), self.placeholders(m))
+        check, caveats, terms = check_for(query, name, bound)
+        kept, why = keep(name, query, check, terms)
+        return kept or check, caveats + ([why] if why else [])
+
+    def placeholders(self, m: FieldPath) -> dict[str, str]:
+        """Flagger's template placeholders: `interval` as simlab's `{{window}}` (the metric's interval is
+        monitoring.window), the Canary's target, namespace and service, the metric's templateVariables."""
+        doc = self.doc
+        target = doc.text(("spec", "targetRef", "name"), "") or doc.name
+        meta = doc.mapping(("metadata",))
+        values = {"interval": "{{window}}", "target": target, "service": doc.text(("spec", "service", "name"), target),
+                  "namespace": str(meta.get("namespace") or "default")}
+        for key, value in doc.mapping(m + ("templateVariables",)).items():
+            values[f"variables.{key}"] = str(value)
+        return values
 
     def query(self, m: FieldPath) -> str:
         doc = self.doc

@@ -41,17 +41,23 @@ def _tidy(x: float) -> float:
     return float(f"{x:.10g}")
 
 
-def check_for(query: str, name: str, bound: Bound) -> tuple[dict, list[str]]:
-    """The simlab analysis metric a query and bound amount to, and any caveats; raise Unmodelled otherwise."""
+# How a query's value becomes simlab's (a fraction of errors, seconds), as a format of the query (queries.py).
+AS_IS, SUCCESS, PERCENT, SUCCESS_PERCENT, MILLISECONDS = "{}", "1 - ({})", "({}) / 100", "1 - ({}) / 100", "({}) / 1000"
+
+
+def check_for(query: str, name: str, bound: Bound) -> tuple[dict, list[str], str]:
+    """The simlab analysis metric a query and bound amount to, any caveats, and how the query's value becomes that
+    metric's (AS_IS, SUCCESS, PERCENT, SUCCESS_PERCENT or MILLISECONDS); raise Unmodelled otherwise."""
     text = f"{query} {name}".lower()
     baseline = bool(_BASELINE.search(query))
     latency = "histogram_quantile" in text or any(k in text for k in ("latency", "duration", "response_time"))
     if latency:
         return _latency(query, text, bound, baseline)
-    return _rate(bound, baseline), []
+    check, terms = _rate(bound, baseline)
+    return check, [], terms
 
 
-def _latency(query: str, text: str, bound: Bound, baseline: bool) -> tuple[dict, list[str]]:
+def _latency(query: str, text: str, bound: Bound, baseline: bool) -> tuple[dict, list[str], str]:
     notes = []
     match = _QUANTILE.search(query)
     if match:
@@ -71,7 +77,7 @@ def _latency(query: str, text: str, bound: Bound, baseline: bool) -> tuple[dict,
     if bound.fail_when != "above":
         raise Unmodelled("a latency that fails when it is low is not a regression simlab models")
     if baseline:
-        return {"metric": metric, "max_ratio_to_baseline": _tidy(bound.value)}, notes
+        return {"metric": metric, "max_ratio_to_baseline": _tidy(bound.value)}, notes, AS_IS
     if "milliseconds" in text or re.search(r"_ms\b", text):
         scale = 0.001
     elif "seconds" in text:
@@ -79,20 +85,24 @@ def _latency(query: str, text: str, bound: Bound, baseline: bool) -> tuple[dict,
     else:
         scale = 0.001 if bound.value >= 10 else 1.0
         notes.append(f"unit not named in the query: {bound.value:g} read as {'milliseconds' if scale < 1 else 'seconds'}")
-    return {"metric": metric, "max": format_duration(bound.value * scale)}, notes
+    terms = MILLISECONDS if scale < 1 else AS_IS
+    return {"metric": metric, "max": format_duration(bound.value * scale)}, notes, terms
 
 
-def _rate(bound: Bound, baseline: bool) -> dict:
+def _rate(bound: Bound, baseline: bool) -> tuple[dict, str]:
     if baseline:
         if bound.fail_when != "above":
             raise Unmodelled("a ratio to the baseline that fails when it is low is not a regression simlab models")
-        return {"metric": "error_rate", "max_ratio_to_baseline": _tidy(bound.value)}
-    value = bound.value / 100.0 if bound.value > 1 else bound.value
+        return {"metric": "error_rate", "max_ratio_to_baseline": _tidy(bound.value)}, AS_IS
+    percent = bound.value > 1
+    value = bound.value / 100.0 if percent else bound.value
     if not 0 <= value <= 1:
         raise Unmodelled(f"expected a ratio from 0 to 1 or a percentage, found {bound.value:g}")
     # failing below a value: a success ratio; above: an error ratio
-    error_max = 1.0 - value if bound.fail_when == "below" else value
-    return {"metric": "error_rate", "max": _tidy(error_max)}
+    success = bound.fail_when == "below"
+    error_max = 1.0 - value if success else value
+    terms = {(False, False): AS_IS, (True, False): SUCCESS, (False, True): PERCENT, (True, True): SUCCESS_PERCENT}
+    return {"metric": "error_rate", "max": _tidy(error_max)}, terms[success, percent]
 
 
 # --- conditions (Argo Rollouts' successCondition / failureCondition) ------------------------------------
