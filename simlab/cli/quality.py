@@ -51,8 +51,9 @@ def quality_command(
     engine: str = typer.Option("fluid", "--engine", metavar="[fluid|request|auto]",
                                help="fluid: numpy in 1 s ticks, fast; request: every request an event; auto: by size"),
     executor: str = EXECUTOR, scheduler: Optional[str] = SCHEDULER,
-    max_false_rollback: float = typer.Option(0.05, "--max-false-rollbacks", help="target: at most this share of good "
-                                             "releases rolled back"),
+    max_false_rollback: Optional[float] = typer.Option(None, "--max-false-rollbacks", help="target: at most this "
+                                                       "share of good releases rolled back (default: the scenario's "
+                                                       "decide.max_false_rollback, else 0.05)"),
     min_detection: float = typer.Option(0.95, "--min-detection", help="target: bad releases caught at least this often"),
     catch: Optional[str] = typer.Option(None, "--catch", metavar="KIND=v", help="target: the mildest severity that "
                                         "must be caught, e.g. error_rate=0.005 (default: some severity of each kind)"),

@@ -6,13 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from simlab.errors import ScenarioError
 from simlab.experiment.aggregate import table as aggregate_table
+from simlab.experiment.decision import decide
+from simlab.experiment.objectives import remaining
 from simlab.experiment.overrides import variant_scenarios
 from simlab.experiment.replication import as_scenario, runs_frame
 from simlab.experiment.store import Store
+from simlab.experiment.synopsis import synopsis
 from simlab.experiment.twins import run_with_twins
 from simlab.experiment.views import ComparisonView
 from simlab.scenario import STRATEGY_KINDS, Scenario
@@ -108,6 +112,9 @@ def compare(
         "runs": runs, "seed": seed, "engine": engine, "variants": [name for name, _ in named],
         "by": "variants" if variants is not None else "strategies",
     }
+    meta["synopsis"] = synopsis(scenario)
+    meta["decision"] = decide(all_runs, ["variant"], scenario.decide, remaining(scenario), np.random.default_rng(seed),
+                              runs)
     result = Comparison(aggregate_table(all_runs, ["variant"]), all_runs, meta, executed=fresh[0])
     if out is not None:
         result.write(out)

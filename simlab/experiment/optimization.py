@@ -30,6 +30,7 @@ from simlab.experiment.replication import as_scenario, check_engine, run_seed, r
 from simlab.experiment.search_file import load_search
 from simlab.experiment.search_space import SearchSpace
 from simlab.experiment.store import Store
+from simlab.experiment.synopsis import synopsis
 from simlab.experiment.twins import run_with_twins
 from simlab.scenario import Scenario
 
@@ -318,7 +319,8 @@ def optimize(
             "sampler": sampler, "batch": size, "study": the_study.study_name,
             "storage": storage if storage is None or "@" not in storage else "(a database URL)",
             "knobs": [e.path for e in space.entries],
-            "metrics": {name: {"unit": m.unit, "meaning": m.meaning} for name, m in METRICS.items()}}
+            "metrics": {name: {"unit": m.unit, "meaning": m.meaning} for name, m in METRICS.items()},
+            "synopsis": synopsis(base)}
     origin = None if isinstance(scenario, Scenario) else Path(scenario)
     result = Optimization(base=base, space=space, trials=table, fresh=fresh, meta=meta, origin=origin)
     if out is not None:

@@ -19,10 +19,14 @@ import pandas as pd
 
 from simlab.errors import ScenarioError
 from simlab.experiment.aggregate import mean_interval, wilson
+from simlab.experiment.decision import quality_decision
+from simlab.experiment.objectives import remaining
 from simlab.experiment.overrides import variant_scenarios
 from simlab.experiment.replication import as_scenario, runs_frame
+from simlab.experiment.synopsis import synopsis
 from simlab.experiment.twins import run_with_twins
 from simlab.scenario import Scenario
+from simlab.scenario.decide import Decide
 
 DEFAULT_SEVERITY = "error_rate=0.001,0.002,0.005,0.01,0.02,0.05"
 GOOD = "good"
@@ -182,13 +186,15 @@ def run_quality(
     executor: str = "local",
     scheduler: str | None = None,
     progress: bool = False,
-    max_false_rollback: float = 0.05,
+    max_false_rollback: float | None = None,
     min_detection: float = 0.95,
     catch: str | None = None,
 ) -> Quality:
     """Every variant (default: the scenario's own analysis) on the good release and each severity, `runs` each."""
     scenario = as_scenario(scenario)
     grid = parse_severities(severities)
+    if max_false_rollback is None:  # the scenario's decide: block, else its default
+        max_false_rollback = (scenario.decide or Decide()).max_false_rollback
     for name, bound in (("max_false_rollback", max_false_rollback), ("min_detection", min_detection)):
         if not 0 <= bound <= 1:
             raise ScenarioError(f"{name}: expected a share between 0 and 1, found {bound!r}")
@@ -210,7 +216,11 @@ def run_quality(
             "seed": seed, "engine": engine, "variants": [name for name, _ in named],
             "severities": [s.label for s in grid], "max_false_rollback": max_false_rollback,
             "min_detection": min_detection, "catch": catch}
-    return Quality(table, frame, verdicts(table, max_false_rollback, min_detection, catch), meta)
+    judged = verdicts(table, max_false_rollback, min_detection, catch)
+    meta["synopsis"] = synopsis(scenario)
+    meta["decision"] = quality_decision(frame, table, judged, scenario.decide, max_false_rollback, min_detection, catch,
+                                        remaining(scenario), runs, np.random.default_rng(seed))
+    return Quality(table, frame, judged, meta)
 
 
 def analysis_quality(scenario: Scenario | str | Path, **options: Any) -> pd.DataFrame:

@@ -90,12 +90,9 @@ def compare_fresh(base: Scenario, picks: list[Candidate], goal: Sequence, bounds
     left = remaining(base)
     values = [{name: m.values(frame, left) for name, m in METRICS.items()} for frame in frames]
     est = [{name: estimate(METRICS[name], v[name], rng) for name in METRICS} for v in values]
-    feasible = [i for i in range(len(picks)) if all(c.holds(est[i][c.metric.name][0]) for c in bounds)]
     primary = goal[0]
+    feasible, best, tied = leaders(values, est, primary, bounds, rng)
     if feasible:
-        best = min(feasible, key=lambda i: (est[i][primary.name][0], _or_inf(est[i][TIE_BREAK][0])))
-        tied = [i for i in feasible if i == best or not paired_difference(
-            primary, values[i][primary.name], values[best][primary.name], rng)[1] > 0]
         pick = min(tied, key=lambda i: (_or_inf(est[i][TIE_BREAK][0]), est[i][primary.name][0]))
     else:
         tied = []
@@ -118,6 +115,22 @@ def compare_fresh(base: Scenario, picks: list[Candidate], goal: Sequence, bounds
             })
     table = pd.DataFrame(rows, columns=list(FRESH_COLUMNS))
     return Fresh(picks, table, pick, bool(feasible), tied, _reason(picks, est, feasible, tied, pick, primary, bounds))
+
+
+def leaders(values: Sequence[dict[str, np.ndarray]], est: Sequence[dict[str, tuple]], primary,
+            bounds: Sequence[Constraint], rng: np.random.Generator) -> tuple[list[int], int | None, list[int]]:
+    """(feasible, best, tied): the policies that meet every bound (point estimates), the one of them with the lowest
+    `primary` (then deploy time), and those whose paired 95% interval against it reaches 0 (best included).
+
+    `values[i][metric]` are policy i's per-run values on the seeds every policy shares, `est[i][metric]` their
+    (value, low, high); simlab.experiment.decision judges compares and sweeps by the same rule."""
+    feasible = [i for i in range(len(values)) if all(c.holds(est[i][c.metric.name][0]) for c in bounds)]
+    if not feasible:
+        return feasible, None, []
+    best = min(feasible, key=lambda i: (est[i][primary.name][0], _or_inf(est[i][TIE_BREAK][0])))
+    tied = [i for i in feasible if i == best or not paired_difference(
+        primary, values[i][primary.name], values[best][primary.name], rng)[1] > 0]
+    return feasible, best, tied
 
 
 def _or_inf(x: float) -> float:

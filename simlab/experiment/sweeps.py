@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from simlab.errors import ScenarioError
 from simlab.experiment.aggregate import pareto as pareto_front, table as aggregate_table
+from simlab.experiment.decision import decide
+from simlab.experiment.objectives import remaining
 from simlab.experiment.overrides import apply_overrides, parse_path
 from simlab.experiment.replication import as_scenario, runs_frame
 from simlab.experiment.store import Store
+from simlab.experiment.synopsis import synopsis
 from simlab.experiment.twins import run_with_twins
 from simlab.experiment.views import SweepView
 from simlab.scenario import Scenario
@@ -129,6 +133,8 @@ def sweep(
         "kind": "sweep", "scenario": scenario.name, "fingerprint": scenario.fingerprint(), "runs": runs,
         "seed": seed, "engine": engine, "params": names, "points": len(points),
     }
+    meta["synopsis"] = synopsis(scenario)
+    meta["decision"] = decide(all_runs, names, scenario.decide, remaining(scenario), np.random.default_rng(seed), runs)
     result = SweepResult(all_runs, table, pareto_front(table), meta, executed=fresh[0])
     if out is not None:
         result.write(out)
