@@ -123,7 +123,7 @@ def check(content, options: list[str]) -> tuple[int, str, str]:
         return code, out.getvalue(), err.getvalue()
 
 
-@settings(max_examples=200, derandomize=True, deadline=timedelta(seconds=5), database=None,
+@settings(max_examples=150, derandomize=True, deadline=timedelta(seconds=5), database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(content=DOCUMENTS, options=OPTIONS)
 def test_check_exits_0_or_2_with_a_clear_message_and_never_a_traceback(content, options):

@@ -181,7 +181,7 @@ ABSURD = {
               "fleet.queue_limit: expected a whole number, found 1e+16"),
     "sigma": (GOOD.replace("{dist: exponential, mean: 30ms}", "{dist: lognormal, mean: 30ms, sigma: 1e6}"),
               "fleet.service_time.sigma: expected a value at most 5.0, found 1000000.0"),
-    "p99 far above the median": (GOOD.replace("{dist: exponential, mean: 30ms}", "{dist: lognormal, median: 1e-300, p99: 1d}"),
+    "p99 far above the median": (GOOD.replace("{dist: exponential, mean: 30ms}", "{dist: lognormal, median: 1ms, p99: 300d}"),
                                  "fleet.service_time.p99: expected at most"),
     "seed": (GOOD.replace("name: small", "name: small\nseed: " + str(2**70)),
              "seed: expected a value at most 18446744073709551615, found 1180591620717411303424"),
@@ -191,6 +191,8 @@ ABSURD = {
     "empirical sample": (GOOD.replace("{dist: exponential, mean: 30ms}", "{dist: empirical, samples: [1ms, 1e300]}"),
                          "fleet.service_time.samples: expected a duration of at most 365d, found 1e+300"),
     "staging rps": (GOOD + "staging: {rps: 1e12}\n", "staging.rps: expected a value at most 10000000.0"),
+    "service time 1e-300": (GOOD.replace("{dist: exponential, mean: 30ms}", "1e-300"),
+                            "fleet.service_time.constant.value: expected 0 or a duration of at least 1µs"),
 }
 
 
@@ -257,6 +259,17 @@ def test_many_runs_multiply_the_work(tmp_path, capsys):
     assert code == 0, err
     line = one_line_error(*run_cli(capsys, "check", str(path), "--engine", "fluid", "--runs", "100000"))
     assert "the fluid engine would simulate 100,000 runs of 86,400 s on 3 instances: about" in line
+
+
+@pytest.mark.parametrize("retries, needle", [
+    ("{max: 10, backoff: 365d, budget: 1}", "of CPU, more than the limit"),  # backoff doubles ten times
+    ("{max: 1, backoff: 100ms}", "of memory, more than the limit"),  # and a timeout of a year
+])
+def test_the_drain_after_a_run_counts_long_timeouts_and_backoffs(tmp_path, capsys, retries, needle):
+    text = GOOD.replace("  timeout: 1s\n", f"  timeout: {'365d' if 'memory' in needle else '1s'}\n  retries: {retries}\n")
+    line = one_line_error(*run_cli(capsys, "check", str(write(tmp_path, text))))
+    assert "too large to simulate here: the request engine would simulate about 13,200 requests in 1 run" in line
+    assert needle in line
 
 
 @pytest.mark.parametrize("argv", [
@@ -358,15 +371,16 @@ def test_the_library_raises_scenario_errors_for_the_same_files(tmp_path):
 # --- the documented examples ----------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
-MACHINE = re.compile(r"more than the limit of [\d.]+ [kMGT]?B \(80% of the [\d.]+ [kMGT]?B [^)]*\)")
+MACHINE = re.compile(r"more than the limit of [\d.]+ [kMGT]?B \(80% of the [\d.]+ [kMGT]?B [^)]*\)"
+                     r"|, [\d.]+ [kMGT]?B of memory\)")
 
 
-def month_blocks(doc: Path) -> list[tuple[str, list[str]]]:
-    """(command, printed lines) of each `$ simlab check month.yaml ...` line in a doc's console blocks."""
+def week_blocks(doc: Path) -> list[tuple[str, list[str]]]:
+    """(command, printed lines) of each `$ simlab check week.yaml ...` line in a doc's console blocks."""
     lines = doc.read_text().splitlines()
     out = []
     for i, line in enumerate(lines):
-        if line.startswith("$ simlab check month.yaml"):
+        if line.startswith("$ simlab check week.yaml"):
             shown = []
             for after in lines[i + 1:]:
                 if after.startswith("$ ") or after.startswith("```"):
@@ -379,11 +393,12 @@ def month_blocks(doc: Path) -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize("doc", ["README.md", "docs/scenario.md"])
 def test_the_documented_limits_example_prints_what_the_doc_shows(doc, tmp_path, capsys, monkeypatch):
     text = (ROOT / "experiments" / "checkout-canary.yaml").read_text()
-    month = text.replace("duration: 1h\n", "duration: 30d\n").replace("  rps: 800\n", "  rps: 8000\n")
-    assert month.count("30d") == 2 and "rps: 8000" in month  # the doc's "checkout-canary for 30 days at 8,000 rps"
-    (tmp_path / "month.yaml").write_text(month)
+    week = (text.replace("duration: 1h\n", "duration: 7d\n").replace("  rps: 800\n", "  rps: 50000\n")
+            .replace("  instances: 20\n", "  instances: 1000\n"))  # "checkout-canary for a week at 50,000 rps on 1,000"
+    assert "duration: 7d" in week and "rps: 50000" in week and "instances: 1000" in week
+    (tmp_path / "week.yaml").write_text(week)
     monkeypatch.chdir(tmp_path)
-    blocks = month_blocks(ROOT / doc)
+    blocks = week_blocks(ROOT / doc)
     assert len(blocks) == 2
     for command, shown in blocks:
         argv = command.split()[1:]
@@ -391,5 +406,5 @@ def test_the_documented_limits_example_prints_what_the_doc_shows(doc, tmp_path, 
         assert code == (2 if shown[0].startswith("error: ") else 0), (command, out, err)
         printed = (err if code else out).strip().splitlines()
         # the memory limit is this machine's: compared as a phrase, not a number
-        assert [MACHINE.sub("more than the limit of M", p) for p in printed] == \
-            [MACHINE.sub("more than the limit of M", s) for s in shown], command
+        assert [MACHINE.sub("<memory limit>", p) for p in printed] == [MACHINE.sub("<memory limit>", s) for s in shown], \
+            command

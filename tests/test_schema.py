@@ -56,7 +56,10 @@ def loads(data) -> bool:
 # --- every file in experiments/ ---------------------------------------------------------------
 
 def kind_of(path: Path) -> str:
-    """What a file in experiments/ is: a scenario, a variants file (for `compare --variants`) or a chaos experiment."""
+    """What a file in experiments/ is: a scenario, a variants file (for `compare --variants`), a chaos experiment,
+    or a CI job (experiments/ci/, GitHub Actions)."""
+    if path.parent.name == "ci":
+        return "ci job" if "jobs" in (yaml.safe_load(path.read_text()) or {}) else "unknown"
     if path.suffix == ".json":
         data = json.loads(path.read_text())
         return "chaos" if {"steady-state-hypothesis", "method"} <= set(data) else "unknown"
@@ -224,23 +227,24 @@ DURATION_FIELDS = [("fleet", "startup"), ("strategy", "steps", 1, "bake"), ("rol
                    ("traffic", "timeout"), ("slo", "latency_threshold"), ("failures", 0, "mtbf")]  # last three positive
 
 
-def above_the_longest(text: str) -> bool:
-    from simlab.scenario.types import MAX_DURATION
+def outside_the_bounds(text: str) -> bool:
+    from simlab.scenario.types import MAX_DURATION, MIN_DURATION
     from simlab.units import parse_duration
 
     try:
-        return parse_duration(text) > MAX_DURATION
+        seconds = parse_duration(text)
     except ValueError:
         return False
+    return seconds > MAX_DURATION or 0 < seconds < MIN_DURATION
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=WRITTEN, field=st.sampled_from(DURATION_FIELDS))
 def test_schema_and_loader_agree_on_every_written_duration(validator, text, field):
     # Loader rules the schema does not copy: a minus zero is a valid duration; a string of more than
-    # MAX_DURATION (a year) is not, which only the schema's numbers are bounded by.
+    # MAX_DURATION (a year) or of less than MIN_DURATION (1µs) but not 0 is not.
     assume(not re.fullmatch(r"-[0.]*", text) and not re.search(r"[eE][+-]?\d{3}", text))
-    assume(not above_the_longest(text))
+    assume(not outside_the_bounds(text))
     data = with_value(field, text)
     assert loads(data) == (problems(validator, data) == []), text
 

@@ -1,8 +1,9 @@
 """What a simulation will cost before it starts: the CPU time and memory it needs, from the scenario alone.
 
 The request engine's cost is its requests: every request and attempt is an
-event, and every latency is kept until the run ends; its fleet adds a
-health-check event per instance and interval. The fluid engine's cost is its
+event; its memory is per simulated second (latency histograms, ledgers,
+the timeline), and its fleet adds a health-check event per instance and
+interval. The fluid engine's cost is its
 ticks (one per simulated second, for a batch of runs in lockstep) and the
 instances it tracks; its memory is arrays of one value per simulated second
 (rates, arrival draws, and the timeline of a recorded run) and a ring of
@@ -25,24 +26,28 @@ from typing import Sequence
 from simlab.errors import ScenarioError
 from simlab.units import format_duration
 
-# request engine (measured: benchmarks/footprint.py)
-REQUEST_CPU_PER_ATTEMPT = 4.5e-6
-REQUEST_BYTES_PER_ATTEMPT = 75
-REQUEST_CPU_PER_CHECK = 15e-6
-REQUEST_BYTES_PER_SECOND = 250  # per-second ledgers and the timeline
+# request engine (measured: benchmarks/footprint.py); it keeps latencies per second, not per request
+REQUEST_CPU_PER_ATTEMPT = 3.5e-6
+REQUEST_CPU_PER_BUSY_SECOND = 0.3e-6  # each second an attempt keeps a worker busy is booked one by one,
+# also after the run's end (engines/request/engine.py, _add_work)
+REQUEST_BYTES_PER_ATTEMPT = 200  # attempts in flight only: at most every worker's and every queue's
+REQUEST_CPU_PER_SECOND = 25e-6  # the controller, monitoring and the per-second ledgers
+REQUEST_CPU_PER_CHECK = 2e-6
+REQUEST_BYTES_PER_SECOND = 3000  # per-second ledgers and latency histograms (fuller at higher rates), the timeline
+REQUEST_BYTES_PER_TASK = 20e6  # its tables and modules, in each process that runs one
 REQUEST_BYTES_PER_INSTANCE = 3000
 # fluid engine
 FLUID_CPU_PER_TICK = 450e-6  # a tick of a batch, whatever its size ...
 FLUID_CPU_PER_RUN_TICK = 8e-6  # ... and per run in it ...
 FLUID_CPU_PER_RECORDED_TICK = 150e-6  # ... and per run that keeps its timeline (`simlab run`)
-FLUID_CPU_PER_INSTANCE_SECOND = 0.1e-6
+FLUID_CPU_PER_INSTANCE_SECOND = 0.01e-6  # instances are arrays (a transition per row, not an object)
 FLUID_BYTES_PER_SECOND = 150  # rates sampled 16 times a second, while they are averaged
 FLUID_BYTES_PER_RUN_SECOND = 8  # arrival draws
 FLUID_BYTES_PER_RECORDED_SECOND = 2200  # the timeline of a recorded run
 FLUID_BYTES_PER_RING_SECOND = 220  # monitoring windows: 3x3 cumulative counts and latency states per second
-FLUID_BYTES_PER_INSTANCE = 500
+FLUID_BYTES_PER_INSTANCE = 250
+FLUID_BYTES_PER_TASK = 60e6
 # both
-BYTES_PER_TASK = 60e6  # an engine's tables and modules, in each process that runs one
 CPU_PER_EVENT = 20e-6  # a crash, an OOM kill, a restart
 CPU_PER_WAKEUP = 30e-6  # a controller wake-up beyond one a second (alert checks, analyses)
 SHORTEST = 1e-6  # seconds: no interval counts as shorter (a zero-length interval would be infinitely many events)
@@ -97,6 +102,47 @@ def expected_requests(scenario) -> float:
 def _attempts(scenario) -> float:
     retries = scenario.traffic.retries
     return expected_requests(scenario) * (1.0 + (retries.budget if retries.max > 0 else 0.0))
+
+
+def _request_span(scenario) -> float:
+    """Simulated seconds of a request-engine run: the run, then the drain of the requests still in flight
+    (simlab/engines/request/engine.py: every attempt of a request may time out and back off)."""
+    retries, traffic = scenario.traffic.retries, scenario.traffic
+    return scenario.duration + (retries.max + 1) * (traffic.timeout + retries.backoff * 2**retries.max) + 2
+
+
+def _mean_service(scenario) -> float:
+    """Mean seconds an attempt keeps a worker busy: the service time, slowed by every latency defect and dependency."""
+    spec = scenario.fleet.service_time
+    if spec.dist == "constant":
+        mean = spec.value
+    elif spec.dist == "exponential":
+        mean = spec.mean
+    elif spec.dist == "lognormal":
+        mu, sigma = spec.mu_sigma()
+        mean = math.exp(mu + sigma * sigma / 2)
+    else:
+        mean = sum(spec.samples) / len(spec.samples)
+    defects = scenario.release.defects if scenario.release is not None else ()
+    for d in defects:
+        if d.kind == "latency":
+            mean = mean * _typical(d.multiplier) + _typical(d.add)
+        elif d.kind == "memory_leak":
+            mean *= _typical(d.max_slowdown)
+    return mean + sum(f.add_latency for f in scenario.failures if f.kind == "dependency")
+
+
+def _typical(value) -> float:
+    """A number, or the mean of a defect parameter's distribution."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if value.dist == "uniform":
+        return (value.low + value.high) / 2
+    if value.dist == "choice":
+        weights = value.weights or [1.0] * len(value.values)
+        return sum(v * w for v, w in zip(value.values, weights)) / sum(weights)
+    mu, sigma = value.mu_sigma()
+    return math.exp(mu + sigma * sigma / 2)
 
 
 def _instance_seconds(scenario) -> float:
@@ -162,9 +208,16 @@ def footprint(points: Sequence, engine: str, runs: int = 1, batch: int = 1, para
         attempts = _attempts(s)
         requests += runs * expected_requests(s)
         if engine == "request":
-            checks = _instance_seconds(s) / max(s.fleet.health_check.interval, SHORTEST)
-            cpu += runs * (attempts * REQUEST_CPU_PER_ATTEMPT + checks * REQUEST_CPU_PER_CHECK) + extra
-            per_task = (attempts * REQUEST_BYTES_PER_ATTEMPT + s.duration * REQUEST_BYTES_PER_SECOND
+            span = _request_span(s)
+            checks = _instance_seconds(s) * span / s.duration / max(s.fleet.health_check.interval, SHORTEST)
+            service, workers = _mean_service(s), 2 * s.fleet.instances * s.fleet.workers
+            # busy seconds: as many as the attempts ask for, at most what every worker can give (to the last
+            # attempt's end, which may be long after the run)
+            busy = min(attempts * service, workers * (span + service)) * REQUEST_CPU_PER_BUSY_SECOND
+            cpu += runs * (attempts * REQUEST_CPU_PER_ATTEMPT + busy + checks * REQUEST_CPU_PER_CHECK
+                           + span * REQUEST_CPU_PER_SECOND) + extra
+            in_flight = min(attempts, 2 * s.fleet.instances * (s.fleet.workers + s.fleet.queue_limit))
+            per_task = (REQUEST_BYTES_PER_TASK + in_flight * REQUEST_BYTES_PER_ATTEMPT + span * REQUEST_BYTES_PER_SECOND
                         + s.fleet.instances * REQUEST_BYTES_PER_INSTANCE)
             tasks += runs
         else:
@@ -176,9 +229,9 @@ def footprint(points: Sequence, engine: str, runs: int = 1, batch: int = 1, para
             per_second = FLUID_BYTES_PER_SECOND + size * (FLUID_BYTES_PER_RUN_SECOND
                                                           + (FLUID_BYTES_PER_RECORDED_SECOND if record else 0))
             per_run = _ring_seconds(s) * FLUID_BYTES_PER_RING_SECOND + s.fleet.instances * FLUID_BYTES_PER_INSTANCE
-            per_task = ticks * per_second + size * per_run
+            per_task = FLUID_BYTES_PER_TASK + ticks * per_second + size * per_run
             tasks += batches
-        memory = max(memory, BYTES_PER_TASK + per_task)
+        memory = max(memory, per_task)
     instances = max((s.fleet.instances for s in points), default=0)
     return Footprint(engine, runs * len(points), requests, seconds, instances, cpu,
                      memory * max(1, min(parallel, tasks)))

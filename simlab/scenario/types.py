@@ -20,6 +20,8 @@ from simlab.units import format_duration, parse_duration
 
 MAX_DURATION = 365 * 86400.0
 """Any duration: a run, a bake, a timeout, an MTBF, an SLO window."""
+MIN_DURATION = 1e-6
+"""The shortest duration other than 0 (squared, a shorter one can vanish in floating point)."""
 MAX_INSTANCES = 100_000
 MAX_RPS = 1e7
 MAX_MULTIPLIER = 1000.0
@@ -35,10 +37,12 @@ class Frozen(BaseModel):
 
 
 def bounded_duration(value: object) -> float:
-    """Seconds of a duration as written, at most MAX_DURATION; ValueError saying what was expected."""
+    """Seconds of a duration as written, 0 or from MIN_DURATION to MAX_DURATION; ValueError saying what was expected."""
     seconds = parse_duration(value)
     if seconds > MAX_DURATION:
         raise ValueError(f"expected a duration of at most {format_duration(MAX_DURATION)}, found {value!r}")
+    if 0 < seconds < MIN_DURATION:
+        raise ValueError(f"expected 0 or a duration of at least 1µs (0.000001), found {value!r}")
     return seconds
 
 
