@@ -101,8 +101,8 @@ def test_sweep_report_draws_the_pareto_front_and_a_heatmap_for_two_parameters(tm
     assert "6 grid points over strategy.steps[0].bake, analysis.interval, 50 runs each." in text
     assert "3 of them are on the Pareto front" in text
     grid = next(s.table for s in report.sections if s.heading == "Grid")
-    assert grid.columns[:2] == ["strategy.steps[0].bake", "analysis.interval"]
-    assert grid.rows[0][:2] == ["1m", "30s"]
+    assert grid.columns[:3] == ["#", "strategy.steps[0].bake", "analysis.interval"]  # '#': the figure's numbers
+    assert grid.rows[0][:3] == ["1", "1m", "30s"]
 
 
 def test_a_sweep_over_three_parameters_says_why_it_has_no_heatmap(tmp_path):

@@ -32,8 +32,8 @@ class SweepView:
         return sweep_html(self.table, self.pareto, list(self.meta["params"]), self.meta)
 
     def plot(self, which: str = "pareto"):
-        """The sweep report's figure: `pareto` (deploy time against bad requests, the front marked) or `heatmap`
-        (over the first two parameters); a Picture."""
+        """The sweep report's figure: `pareto` (every grid point's deploy time against the objective of its decision,
+        those out of the limits hollow) or `heatmap` (over the first two parameters); a Picture."""
         from simlab.report.views import sweep_picture
 
-        return sweep_picture(self.table, self.pareto, list(self.meta["params"]), which)
+        return sweep_picture(self.table, self.pareto, list(self.meta["params"]), which, self.meta.get("decision"))

@@ -1,7 +1,7 @@
 """A few sentences written from the numbers, in the order a reviewer asks: caught? how much harm? at what cost?"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -163,18 +163,27 @@ def _point(row: pd.Series, params: list[str]) -> str:
     return ", ".join(f"{short_param(p)}={row[p]}" for p in params)
 
 
-def sweep_narrative(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], meta: dict[str, Any]) -> list[str]:
+def sweep_narrative(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], meta: dict[str, Any],
+                    decision: dict | None = None, name: Callable[[int], str] | None = None) -> list[str]:
+    """The grid in a few sentences. Which point is lowest on the objective or on deploy time is claimed only from
+    a decision's paired intervals; without one, the lowest means are given with their own intervals, unranked."""
     out = [f"{len(table)} grid points over {', '.join(short_param(p) for p in params)}"
            + (f", {count(table['runs'].iloc[0])} runs each." if "runs" in table.columns and len(table) else ".")]
-    cols = {"deploy_duration_good_mean_s", "bad_mean"}
-    if len(pareto) and cols <= set(pareto.columns):
-        front = pareto.sort_values("deploy_duration_good_mean_s")
-        fast, safe = front.iloc[0], front.loc[front["bad_mean"].idxmin()]
-        out.append(f"{len(front)} of them are on the Pareto front of deploy duration against bad requests.")
-        out.append(f"The fastest, {_point(fast, params)}, promotes a good release in "
-                   f"{duration(fast['deploy_duration_good_mean_s'])} at {count(fast['bad_mean'])} bad requests per "
-                   f"deploy; the safest, {_point(safe, params)}, costs {count(safe['bad_mean'])} bad requests and "
-                   f"takes {duration(safe['deploy_duration_good_mean_s'])}.")
+    if decision:
+        from simlab.report.decision import lowest_sentences
+
+        out.extend(lowest_sentences(decision, name or (lambda i: str(i + 1))))
+    else:
+        cols = {"deploy_duration_good_mean_s", "bad_mean"}
+        if len(pareto) and cols <= set(pareto.columns):
+            front = pareto.sort_values("deploy_duration_good_mean_s")
+            quick, few = front.iloc[0], front.loc[front["bad_mean"].idxmin()]
+            out.append(f"{len(front)} of them are on the Pareto front of deploy duration against bad requests.")
+            out.append(f"Lowest mean deploy time on it: {_point(quick, params)}, "
+                       f"{duration(quick['deploy_duration_good_mean_s'])}; fewest bad requests per deploy: "
+                       f"{_point(few, params)}, {count_ci(few['bad_mean'], few.get('bad_mean_lo'), few.get('bad_mean_hi'))}"
+                       f". These results carry no paired comparison, so neither is claimed better than its "
+                       f"neighbours.")
     caught = _finite(table, "p_rollback_bad")
     if len(caught) > 1:
         lo, hi = caught.loc[caught["p_rollback_bad"].idxmin()], caught.loc[caught["p_rollback_bad"].idxmax()]

@@ -85,8 +85,17 @@ def quality_rows(table: pd.DataFrame) -> Table:
 def quality_report(r: QualityResults) -> Report:
     from simlab.report.quality_figures import quality_figure
 
+    from simlab.report.decision import answer, decision_section, scenario_section
+
     meta = r.meta
-    title = f"simlab analysis-quality: {meta.get('scenario', r.source.name)}"
+    decision = meta.get("decision")
+    name = (lambda i: str(decision["variants"][i]["label"])) if decision else str
+    title = (f"simlab analysis-quality: {meta.get('scenario', r.source.name)} — which analysis? "
+             f"{answer(decision, name, 'analysis')}")
+    judged = (f"Judged: {', '.join(meta.get('variants', []))} against a good release and "
+              f"{', '.join(meta.get('severities', []))}, {meta.get('runs', '?')} runs each on the same seeds.")
+    scenario = scenario_section(meta, [judged])
+    opening = ([scenario] if scenario else []) + [decision_section(decision, name, "analysis", "analysis")]
     bits = [f"{meta['runs']} runs per variant and release" if "runs" in meta else "",
             f"engine {meta['engine']}" if "engine" in meta else "", f"seed {meta['seed']}" if "seed" in meta else "",
             "common random numbers across variants", f"from {r.source}"]
@@ -95,6 +104,7 @@ def quality_report(r: QualityResults) -> Report:
                     "with 95% intervals; right: rollbacks of good releases (false rollbacks), the dashed line the "
                     "target's bound.", quality_figure(r.table, meta))
     return Report(title, ", ".join(b for b in bits if b), [
+        *opening,
         Section("Findings", findings),
         Section("Detection and false rollbacks", figures=[figure]),
         Section("Per variant and release", table=quality_rows(r.table)),

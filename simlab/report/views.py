@@ -48,13 +48,14 @@ def compare_picture(runs: pd.DataFrame, variants: list[str], which: str = "bad_r
     return Picture(draw[which](runs, variants, colors_for(variants)), title=which)
 
 
-def sweep_picture(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], which: str = "pareto") -> Picture:
-    """A sweep's standard figures: `pareto` (deploy time against bad requests, the front marked) or `heatmap`
-    (bad requests over the first two parameters)."""
+def sweep_picture(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], which: str = "pareto",
+                  decision: dict | None = None) -> Picture:
+    """A sweep's standard figures: `pareto` (every grid point's deploy time against its objective, as the report's
+    decision judges them) or `heatmap` (bad requests over the first two parameters)."""
     from simlab.report import figures_sweep
 
     if which == "pareto":
-        return Picture(figures_sweep.pareto_figure(table, pareto, params), title=which)
+        return Picture(figures_sweep.pareto_figure(table, pareto, params, decision), title=which)
     if which == "heatmap" and len(params) >= 2:
         return Picture(figures_sweep.heatmap_figure(table, params[0], params[1]), title=which)
     raise ValueError(f"which: expected pareto, or heatmap with two parameters swept, found {which!r}")
@@ -89,7 +90,9 @@ def compare_html(table: pd.DataFrame, meta: dict) -> str:
     from simlab.report.narrative import compare_narrative
 
     caption = f"simlab compare: {meta.get('scenario', '')}, {meta.get('runs', '?')} runs each"
-    return table_html(aggregate_table(table, ["variant"], ["variant"]), caption, compare_narrative(table, meta))
+    decision = meta.get("decision")
+    said = _verdict(decision, lambda i: str(decision["variants"][i]["label"])) if decision else []
+    return table_html(aggregate_table(table, ["variant"], ["variant"]), caption, said + compare_narrative(table, meta))
 
 
 def sweep_html(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], meta: dict) -> str:
@@ -98,7 +101,18 @@ def sweep_html(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], met
     from simlab.report.narrative import sweep_narrative
 
     caption = f"simlab sweep: {meta.get('scenario', '')}, {meta.get('runs', '?')} runs per grid point"
-    return table_html(aggregate_table(table, params, mixed=True), caption, sweep_narrative(table, pareto, params, meta))
+    decision = meta.get("decision")
+    name = lambda i: f"#{i + 1}"  # noqa: E731 (the grid table's row i + 1)
+    said = _verdict(decision, name) if decision else []
+    return table_html(aggregate_table(table, params, mixed=True), caption,
+                      said + sweep_narrative(table, pareto, params, meta, decision, name))
+
+
+def _verdict(decision: dict, name) -> list[str]:
+    """The decision's sentences, as the report's Decision section opens."""
+    from simlab.report.decision import limits_sentence, verdict
+
+    return [limits_sentence(decision), *verdict(decision, name)]
 
 
 def compare_pareto(table: pd.DataFrame, front: set[str], y: str = "added_mean") -> Picture:

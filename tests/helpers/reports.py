@@ -9,7 +9,9 @@ keeps them honest.
 gets a small script that, on load, writes into the DOM how many images there are
 and which did not decode; Chromium's --dump-dom gives that back. The report's own
 Content-Security-Policy stays in force (only inline script is added to it), so an
-image that is not embedded would be blocked and show up as broken.
+image that is not embedded would be blocked and show up as broken. The window is
+1280 px wide: the page's width, any element that scrolls sideways, images without
+alt text and the sections present are measured as a reader's laptop shows them.
 """
 from __future__ import annotations
 
@@ -171,7 +173,15 @@ window.addEventListener("load", function () {
                 .map(function (i) { return i.getAttribute("data-figure") || i.src.slice(0, 40); }),
     widths: imgs.map(function (i) { return i.naturalWidth; }),
     title: document.querySelector("h1") && document.querySelector("h1").textContent,
-    height: document.body.scrollHeight
+    height: document.body.scrollHeight,
+    viewport: window.innerWidth,
+    pageWidth: document.documentElement.scrollWidth,
+    sideways: Array.prototype.slice.call(document.querySelectorAll("body *"))
+                .filter(function (e) { return e.scrollWidth > e.clientWidth + 1 &&
+                                              /auto|scroll/.test(getComputedStyle(e).overflowX); })
+                .map(function (e) { return e.tagName + "." + e.className + " " + e.scrollWidth + ">" + e.clientWidth; }),
+    noAlt: imgs.filter(function (i) { return !(i.getAttribute("alt") || "").trim(); }).length,
+    sections: Array.prototype.slice.call(document.querySelectorAll("section[id]")).map(function (e) { return e.id; })
   });
   document.body.appendChild(out);
 });
@@ -196,7 +206,7 @@ def browser_check(html_path: Path, tmp_path: Path) -> dict:
     cmd = [
         chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", "--window-size=1280,1000",
         "--dump-dom", page.as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
