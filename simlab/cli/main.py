@@ -19,6 +19,7 @@ from simlab.cli import report  # noqa: F401  isort: skip
 from simlab.cli import staging  # noqa: F401  isort: skip
 from simlab.cli import calibrate  # noqa: F401  isort: skip
 from simlab.cli import locustfile  # noqa: F401  isort: skip
+from simlab.cli import chaos  # noqa: F401  isort: skip
 from simlab.cli import bridges  # noqa: F401  isort: skip
 from simlab.cli import optimize  # noqa: F401  isort: skip
 from simlab.cli.app import app

@@ -276,12 +276,17 @@ def validate(
     scenario: Path = typer.Argument(..., help="scenario YAML file (its `staging:` block applies)"),
     state_dir: Path = typer.Option(DEFAULT_DIR, "--dir", help="state directory: its staging is used if it runs, "
                                    "else one is started there for the run and stopped after"),
-    out: Path = typer.Option(Path("reports/validate"), "--out", help="where experiment.json, journal.json and "
-                             "chaos.log go"),
+    out: Path = typer.Option(Path("reports/validate"), "--out", help="where experiment.json, journal.json, "
+                             "chaos.log, prediction.json and the report go"),
     experiment: Optional[Path] = typer.Option(None, "--experiment", help="run this Chaos Toolkit experiment "
                                               "instead of the one generated from the scenario (default: generated)"),
+    runs: Optional[int] = typer.Option(None, "--runs", help="replications simulated for the prediction "
+                                       "(default: the scenario's validate.runs, else 20)"),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="run nothing: judge this journal of an "
+                                           "earlier validate against SCENARIO's prediction (default: run one)"),
 ) -> None:
-    """Run the scenario's failures as a Chaos Toolkit experiment on staging; exit 1 unless its SLO held.
+    """Run the scenario on staging as a Chaos Toolkit experiment; exit 1 unless its SLO held and the run
+    matched the simulation's prediction.
 
     \b
     Examples:
@@ -289,31 +294,19 @@ def validate(
       simlab validate experiments/staging-canary-good.yaml --experiment experiments/chaos/kill-one-instance.json
     """
     from simlab.chaos.validate import validate as run_validate
+    from simlab.cli.chaos import print_validation
+    from simlab.errors import ScenarioError
     from simlab.scenario.loading import staging_scenario
     from simlab.staging.signals import sigterm_as_interrupt
 
+    if runs is not None and runs < 2:
+        raise ScenarioError(f"--runs: expected 2 or more, found {runs}")
     s = staging_scenario(scenario_arg(scenario))
     try:
         with sigterm_as_interrupt():
-            result = run_validate(s, state_dir=state_dir, out=out, experiment=experiment)
+            result = run_validate(s, state_dir=state_dir, out=out, experiment=experiment, runs=runs, journal=journal)
     except KeyboardInterrupt:
         raise SimlabError("validate interrupted: chaos ran its rollbacks, a staging started here is stopped") from None
-    rows = [("probe", "tolerance", "before", "after")] + [
-        (p.name, json.dumps(p.tolerance), _cell(p.before, p.before_met), _cell(p.after, p.after_met))
-        for p in result.probes
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        typer.echo("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    typer.echo(f"{result.verdict}: {result.reason}")
-    typer.echo(f"journal: {result.journal} (chaos exited {result.chaos_exit})")
+    print_validation(result)
     if not result.passed:
         raise typer.Exit(1)
-
-
-def _cell(value, met: bool | None) -> str:
-    """A probe's output with a mark: ok, FAIL, or - when it did not run."""
-    if met is None:
-        return "-"
-    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return f"{shown} {'ok' if met else 'FAIL'}"
