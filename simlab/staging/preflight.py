@@ -43,7 +43,7 @@ def preflight(client: PromQL, scenario: Scenario) -> list[str]:
     analysis = scenario.analysis if scenario.strategy.analysis else None
     if analysis is None or not analysis.metrics:
         return []
-    at = time.time() - scenario.monitoring.delay
+    at = time.time()  # now, not monitoring.delay ago: a staging started moments ago has nothing older
     scrape, window = scenario.monitoring.scrape_interval, scenario.monitoring.window
     problems = []
     windows = [window]
@@ -61,15 +61,15 @@ def preflight(client: PromQL, scenario: Scenario) -> list[str]:
                         f"series, docs/staging.md), found none")
     custom = CustomMetrics(client, scenario)
     if custom:
-        problems += _queries(client, custom, scenario.monitoring.delay, windows, scrape)
+        problems += _queries(client, custom, windows, scrape)
     return problems
 
 
-def _queries(client: PromQL, custom: CustomMetrics, delay: float, windows: list[float], scrape: float) -> list[str]:
+def _queries(client: PromQL, custom: CustomMetrics, windows: list[float], scrape: float) -> list[str]:
     """Each query for the stable version, now, over each window it will be evaluated on (once the stable
     instances have been scraped twice: rate() needs two samples of every series)."""
     _settle(client, scrape)
-    at = time.time() - delay
+    at = time.time()
     known = client.metric_names()
     instances = custom.instances("old", at, 300.0)
     problems = []
