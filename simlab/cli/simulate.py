@@ -157,14 +157,14 @@ def run(
       simlab run experiments/checkout-canary.yaml --out reports/run
       simlab run experiments/checkout-canary.yaml --strategy rolling --engine fluid --json
     """
-    from simlab.simulation import simulate
-
     if report and out is None:
         raise ScenarioError("--report: expected --out DIR as well (the report is built from the written results)")
     if seed is not None and seed < 0:
         raise ScenarioError(f"--seed: expected a whole number of at least 0, found {seed}")
     s = calibrated(scenario_arg(scenario, strategy), calibration)
     within_limits([s], engine, 1, "serial", max_work, no_limits, str(scenario), single=True)
+    from simlab.simulation import simulate  # pandas and numpy load only once the run will start
+
     result = simulate(s, seed=seed, engine=engine)
     if out is not None:
         result.write(out)
