@@ -216,3 +216,15 @@ def test_any_objective_decides_and_reads(tmp_path, objective):
     d, decision = write_sweep(tmp_path / objective, runs, Decide(objective=objective, max_false_rollback=0.5))
     assert decision["objective"] == objective
     assert "Decision" in [s.heading for s in build_report(d).sections]
+
+
+def test_the_readme_quotes_the_demo_reports_decision_as_written():
+    readme = (ROOT / "README.md").read_text()
+    report = (ROOT / "reports" / "examples" / "demo" / "report.md").read_text()
+    decision = report[report.index("## Decision\n") + len("## Decision\n"):report.index("\n## Findings")].strip("\n")
+    start = readme.index("## What `make demo` shows")
+    quoted = [line[2:] if line.startswith("> ") else "" for line in readme[start:].splitlines()
+              if line.startswith(">")]
+    assert "\n".join(quoted) == decision, "README's demo section quotes another decision: run `make examples`"
+    title = " ".join(readme[start:].split("in its title (`", 1)[1].split("`)", 1)[0].split())
+    assert report.splitlines()[0] == f"# {title}"
