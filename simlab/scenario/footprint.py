@@ -285,7 +285,8 @@ def _count(n: float) -> str:
 
 
 def _cpu(seconds: float) -> str:
-    return format_duration(seconds) if seconds < 1e12 else f"{seconds / 86400 / 365:.2g} years"
+    years = seconds / (365 * 86400)
+    return format_duration(seconds) if years < 1 else f"{years:,.0f} years" if years < 1e6 else f"{years:.2g} years"
 
 
 def what(fp: Footprint) -> str:
