@@ -57,15 +57,24 @@ def loads(data) -> bool:
 
 def kind_of(path: Path) -> str:
     """What a file in experiments/ is: a scenario, a variants file (for `compare --variants`), a chaos experiment,
-    or a CI job (experiments/ci/, GitHub Actions)."""
+    a CI job (experiments/ci/, GitHub Actions), Argo Rollouts / Flagger manifests (experiments/imports/, for
+    `simlab import`) or an optimizer's search file (`simlab optimize --search`)."""
     if path.parent.name == "ci":
         return "ci job" if "jobs" in (yaml.safe_load(path.read_text()) or {}) else "unknown"
     if path.suffix == ".json":
         data = json.loads(path.read_text())
         return "chaos" if {"steady-state-hypothesis", "method"} <= set(data) else "unknown"
+    if path.parent.name == "imports":
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        kubernetes = docs and all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
+        return "manifests" if kubernetes else "unknown"
     data = yaml.safe_load(path.read_text())
     if set(data) == {"variants"}:
         return "variants"
+    if set(data) == {"knobs"}:
+        return "search"
+    if {"steady-state-hypothesis", "method"} <= set(data):
+        return "chaos"
     return "scenario" if {"name", "fleet", "traffic"} <= set(data) else "unknown"
 
 
