@@ -23,6 +23,7 @@ from simlab import SUMMARY_KEYS
 from simlab.experiment.aggregate import Z95, pareto, table as aggregate_table
 from simlab.experiment.decision import Z80, decide
 from simlab.report import build_report
+from simlab.report.decision import decision_section, phrase
 from simlab.report.document import render_html
 from simlab.report.formatting import count
 from simlab.report.figures_sweep import draw_tradeoff, points_from_decision
@@ -213,9 +214,11 @@ def test_a_wide_table_is_split_for_the_page_with_its_row_names_repeated(tmp_path
 @pytest.mark.parametrize("objective", ["false_rollback", "deploy_duration_p50"])
 def test_any_objective_decides_and_reads(tmp_path, objective):
     runs = sweep_runs([20, 60, 140, 150, 160, 170], noise=5, false_rollbacks={0: 1, 1: 0})
-    d, decision = write_sweep(tmp_path / objective, runs, Decide(objective=objective, max_false_rollback=0.5))
-    assert decision["objective"] == objective
-    assert "Decision" in [s.heading for s in build_report(d).sections]
+    _, decision = write_sweep(tmp_path / objective, runs, Decide(objective=objective, max_false_rollback=0.5))
+    assert decision["objective"] == objective and decision["status"] in ("recommended", "indistinguishable")
+    said = decision_section(decision, lambda i: f"#{i + 1}")
+    assert f"Objective: the lowest {phrase(objective)}" in said.paragraphs[0]
+    assert len(said.table.rows) == len(GRID) - (decision["recommended"] is not None)  # every other one, a sentence
 
 
 def test_the_readme_quotes_the_demo_reports_decision_as_written():
@@ -228,3 +231,25 @@ def test_the_readme_quotes_the_demo_reports_decision_as_written():
     assert "\n".join(quoted) == decision, "README's demo section quotes another decision: run `make examples`"
     title = " ".join(readme[start:].split("in its title (`", 1)[1].split("`)", 1)[0].split())
     assert report.splitlines()[0] == f"# {title}"
+
+
+def test_results_written_before_decisions_say_how_to_get_one(tmp_path):
+    from tests.helpers.reports import write_compare_dir
+
+    report = build_report(write_compare_dir(tmp_path / "old"))
+    assert [s.heading for s in report.sections[:2]] == ["Scenario", "Decision"]
+    assert "run the experiment again with --out" in section(report, "Decision").paragraphs[0]
+    assert report.title.endswith("which rollout policy? no decision recorded")
+
+
+def test_the_demo_decision_is_the_one_the_code_makes_today():
+    """meta.json keeps the decision made when the compare ran; it must be today's rule on the committed runs."""
+    from simlab.experiment.objectives import remaining
+    from simlab.scenario import load_scenario
+
+    demo = ROOT / "reports" / "examples" / "demo"
+    meta = json.loads((demo / "meta.json").read_text())
+    scenario = load_scenario(ROOT / "experiments" / "checkout-canary.yaml")
+    today = decide(pd.read_parquet(demo / "runs.parquet"), ["variant"], scenario.decide, remaining(scenario),
+                   np.random.default_rng(meta["seed"]), meta["runs"])
+    assert json.loads(json.dumps(today)) == meta["decision"], "the demo's decision is stale: run `make examples`"

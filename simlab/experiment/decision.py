@@ -71,8 +71,18 @@ def decide(runs: pd.DataFrame, by: Sequence[str], spec: Decide | None, remaining
     labels = list(labels) if labels is not None else [", ".join(map(str, _key(g, by))) for g in aligned]
     also_fails = also_fails or {}
 
+    memo: dict[tuple, tuple[float, float, float]] = {}
+
+    def difference(metric, a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+        """One bootstrap per pair and metric, so a difference quoted is the one that decided."""
+        key = (metric.name, id(a), id(b))
+        if key not in memo:
+            memo[key] = paired_difference(metric, a, b, rng)
+        return memo[key]
+
     eligible = [i for i in range(len(aligned)) if not also_fails.get(i)]
-    feasible, best, tied = leaders([values[i] for i in eligible], [est[i] for i in eligible], objective, bounds, rng)
+    feasible, best, tied = leaders([values[i] for i in eligible], [est[i] for i in eligible], objective, bounds, rng,
+                                   difference)
     feasible, tied = [eligible[i] for i in feasible], [eligible[i] for i in tied]
     best = None if best is None else eligible[best]
     status = "none" if best is None else ("indistinguishable" if len(tied) > 1 else "recommended")
@@ -87,13 +97,13 @@ def decide(runs: pd.DataFrame, by: Sequence[str], spec: Decide | None, remaining
             "qualifies": i in feasible, "counts": _counts(g),
         }
         if best is not None and i != best:
-            diff = paired_difference(objective, values[i][objective.name], values[best][objective.name], rng)
+            diff = difference(objective, values[i][objective.name], values[best][objective.name])
             entry["vs_best"] = [_plain(x) for x in diff]
             if i in tied:
                 entry["runs_to_separate"] = runs_to_separate(values[i][objective.name], values[best][objective.name],
                                                              diff[0], runs_each)
-                entry["deploy_vs_best"] = [_plain(x) for x in paired_difference(
-                    METRICS[TIE_BREAK], values[i][TIE_BREAK], values[best][TIE_BREAK], rng)]
+                entry["deploy_vs_best"] = [_plain(x) for x in difference(
+                    METRICS[TIE_BREAK], values[i][TIE_BREAK], values[best][TIE_BREAK])]
         variants.append(entry)
     closest = None
     if best is None and eligible:
@@ -105,19 +115,18 @@ def decide(runs: pd.DataFrame, by: Sequence[str], spec: Decide | None, remaining
         "limits": [{"metric": c.metric.name, "op": c.op, "bound": c.bound, "unit": c.metric.unit} for c in bounds],
         "runs": runs_each, "status": status, "best": best, "tied": tied if len(tied) > 1 else [],
         "recommended": best if status == "recommended" else None, "closest": closest, "variants": variants,
-        "lowest": {n: lowest(values, est, METRICS[n], rng) for n in (objective.name, TIE_BREAK)},
+        "lowest": {n: lowest(values, est, METRICS[n], difference) for n in (objective.name, TIE_BREAK)},
     }
 
 
-def lowest(values: list[dict], est: list[dict], metric, rng: np.random.Generator) -> dict[str, Any] | None:
+def lowest(values: list[dict], est: list[dict], metric, difference) -> dict[str, Any] | None:
     """Among every group (qualifying or not): the lowest point estimate of `metric`, the groups whose paired 95%
     interval against it reaches 0, and the nearest group clear of it with the paired difference (it − lowest)."""
     known = [i for i in range(len(est)) if not math.isnan(est[i][metric.name][0])]
     if not known:
         return None
     first = min(known, key=lambda i: est[i][metric.name][0])
-    diffs = {i: paired_difference(metric, values[i][metric.name], values[first][metric.name], rng)
-             for i in known if i != first}
+    diffs = {i: difference(metric, values[i][metric.name], values[first][metric.name]) for i in known if i != first}
     tied = [first] + [i for i, d in diffs.items() if not d[1] > 0]
     clear = [i for i in known if i not in tied]
     nearest = min(clear, key=lambda i: est[i][metric.name][0]) if clear else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -118,18 +118,22 @@ def compare_fresh(base: Scenario, picks: list[Candidate], goal: Sequence, bounds
 
 
 def leaders(values: Sequence[dict[str, np.ndarray]], est: Sequence[dict[str, tuple]], primary,
-            bounds: Sequence[Constraint], rng: np.random.Generator) -> tuple[list[int], int | None, list[int]]:
+            bounds: Sequence[Constraint], rng: np.random.Generator,
+            difference: Callable[..., tuple[float, float, float]] | None = None
+            ) -> tuple[list[int], int | None, list[int]]:
     """(feasible, best, tied): the policies that meet every bound (point estimates), the one of them with the lowest
     `primary` (then deploy time), and those whose paired 95% interval against it reaches 0 (best included).
 
     `values[i][metric]` are policy i's per-run values on the seeds every policy shares, `est[i][metric]` their
-    (value, low, high); simlab.experiment.decision judges compares and sweeps by the same rule."""
+    (value, low, high); `difference(metric, a, b)` is `paired_difference` unless a caller that quotes the same
+    differences later passes its own (simlab.experiment.decision, which judges compares and sweeps by this rule)."""
+    difference = difference or (lambda m, a, b: paired_difference(m, a, b, rng))
     feasible = [i for i in range(len(values)) if all(c.holds(est[i][c.metric.name][0]) for c in bounds)]
     if not feasible:
         return feasible, None, []
     best = min(feasible, key=lambda i: (est[i][primary.name][0], _or_inf(est[i][TIE_BREAK][0])))
-    tied = [i for i in feasible if i == best or not paired_difference(
-        primary, values[i][primary.name], values[best][primary.name], rng)[1] > 0]
+    tied = [i for i in feasible if i == best or not difference(
+        primary, values[i][primary.name], values[best][primary.name])[1] > 0]
     return feasible, best, tied
 
 

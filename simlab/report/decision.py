@@ -145,7 +145,10 @@ def _tie(d: dict, i: int, name: Name) -> str:
     need = v.get("runs_to_separate")
     if need is None:
         return text + "; the observed difference is 0, so no number of runs follows from it"
-    more = max(0, need - d["runs"])
+    more = need - d["runs"]
+    if more <= 0:  # this size separates 80% of the time at these runs; these runs happened not to
+        return text + (f"; a difference this size separates at about {count(need)} runs each 80% of the time, and "
+                       f"these {d['runs']} did not: more runs would settle it")
     return text + f"; about {count(need)} runs each ({count(more)} more) would separate a difference this size"
 
 
