@@ -187,3 +187,20 @@ def test_a_bomb_is_refused_by_the_real_command_in_seconds_and_little_memory(tmp_
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and needle in lines[0], proc.stderr
     assert seconds < 30
+
+
+# --- the other YAML inputs: a variants file and Kubernetes manifests -----------------------------
+
+@pytest.mark.parametrize("kind", ["variants", "manifest"])
+def test_a_bomb_in_a_variants_file_or_a_manifest_is_refused_in_one_line(tmp_path, kind):
+    from simlab.bridges.manifests import read_documents
+    from simlab.errors import ScenarioError
+    from simlab.experiment.overrides import load_variants
+
+    path = tmp_path / f"bomb-{kind}.yaml"
+    path.write_text(laughs() if kind == "variants" else "kind: Rollout\n---\n" + laughs())
+    read = load_variants if kind == "variants" else read_documents
+    start = time.monotonic()
+    with pytest.raises(ScenarioError, match="aliases expand to more than 20,000 values by here") as caught:
+        read(path)
+    assert time.monotonic() - start < 10 and "\n" not in str(caught.value) and str(path) in str(caught.value)

@@ -217,3 +217,20 @@ def test_validating_a_mapping_names_the_source_without_lines():
                           source="override")
     assert info.value.problems == [
         "override: strategy.steps[0].weight: expected the last step to reach weight 100, found 50"]
+
+
+@pytest.mark.parametrize("old,new,problem", [
+    ("{weight: 1, bake: 5m}", "{weight: yes, bake: 5m}", "strategy.steps[0].weight: expected a number, found True"),
+    ("{metric: error_rate, max: 0.01}", "{metric: error_rate, max: yes}",
+     "analysis.metrics[0].max: expected a number or a duration, found True"),
+])
+def test_yaml_booleans_are_not_weights_or_bounds(tmp_path, old, new, problem):
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "experiments" / "checkout-canary.yaml").read_text()
+    assert old in text
+    path = tmp_path / "s.yaml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert problem in str(caught.value) and str(caught.value).count("\n  - ") == 1

@@ -219,26 +219,27 @@ class Notes:
 
 def read_documents(path: str | Path) -> list[Document]:
     """Every non-empty document of a multi-document YAML file, with the line of every field."""
+    from simlab.errors import ScenarioError
+    from simlab.scenario.files import read_scenario_text
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: no such manifest file") from None
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read the manifest ({exc.strerror})") from None
+    try:  # at most 1 MiB of UTF-8, as a scenario file
+        text = read_scenario_text(path, "manifest")
+    except ScenarioError as exc:
+        raise ManifestError(str(exc)) from None
     return parse_documents(text, str(path))
 
 
 def parse_documents(text: str, source: str) -> list[Document]:
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        datas = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ManifestError(f"{where}: YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
+    from simlab.errors import ScenarioError
+    from simlab.scenario.safe_yaml import load_all
+
+    try:  # nesting, aliases and values bounded as in a scenario file (no YAML bomb)
+        documents = load_all(text, source)
+    except ScenarioError as exc:
+        raise ManifestError(str(exc)) from None
     docs = []
-    for i, (node, data) in enumerate(zip(nodes, datas), 1):
+    for i, (data, node) in enumerate(documents, 1):
         if data is None:
             continue
         if not isinstance(data, dict):

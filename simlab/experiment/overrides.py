@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simlab.errors import ScenarioError
@@ -91,12 +90,13 @@ def load_variants(variants: str | Path | dict | list) -> tuple[tuple[Variant, ..
     if isinstance(variants, (str, Path)):
         path = Path(variants)
         source = str(path)
-        try:
-            variants = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ScenarioError(f"--variants: no such variants file {source!r}") from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise ScenarioError(f"--variants: cannot read {source!r} ({exc})") from None
+        from simlab.scenario.files import read_scenario_text
+        from simlab.scenario.safe_yaml import load
+
+        if not path.exists():
+            raise ScenarioError(f"--variants: no such variants file {source!r}")
+        # at most 1 MiB of UTF-8, nesting, aliases and values bounded as in a scenario file
+        variants, _ = load(read_scenario_text(path, "variants"), source)
     if isinstance(variants, list):
         variants = {"variants": variants}
     if not isinstance(variants, dict):

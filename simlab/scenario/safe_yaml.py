@@ -122,5 +122,30 @@ def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     return data, node
 
 
+def load_all(text: str, source: str) -> list[tuple[Any, yaml.Node | None]]:
+    """(data, node) of every document of a multi-document YAML text (Kubernetes manifests), under the same
+    limits as `load`, counted over the whole text; ScenarioError (one line) if it is bad."""
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ScenarioError(f"{source}:{line}: expected YAML text, found the control character "
+                            f"#x{exc.character:04x}") from None
+    documents = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            documents.append((loader.construct_document(node) if node is not None else None, node))
+    except _Limit as exc:
+        raise ScenarioError(f"{_where(source, exc.problem_mark)}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{_where(source, mark)}: YAML syntax error: {problem}") from None
+    finally:
+        loader.dispose()
+    return documents
+
+
 def _where(source: str, mark) -> str:
     return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source

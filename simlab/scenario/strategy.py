@@ -5,7 +5,7 @@ import difflib
 import math
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from simlab.scenario.queries import NAME, Origin, problem, used
 from simlab.scenario.types import CountOrPercent, Duration, Frozen, PositiveDuration
@@ -54,7 +54,7 @@ class BlueGreen(StrategyBase):
 
 
 class CanaryStep(Frozen):
-    weight: float = Field(gt=0, le=100, description="percent of traffic sent to the new version")
+    weight: float = Field(strict=True, gt=0, le=100, description="percent of traffic sent to the new version")
     bake: Duration = 0.0
 
 
@@ -105,6 +105,13 @@ JUDGE_ONLY = ("direction", "tolerance", "weight", "critical")  # what only the m
 _BUILTINS = "error_rate, latency_p50, latency_p99 or latency_mean"
 
 
+def _number_or_duration(value):
+    """A metric's `max` is a number or a duration string; YAML's yes/no are neither."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number or a duration, found {value!r}")
+    return value
+
+
 class MetricCheck(Frozen):
     """One analysis metric: for the threshold judge an absolute bound (`max`) and/or a bound relative to the old
     version; for the mann_whitney judge a direction, a tolerance, a weight and whether it is critical.
@@ -119,13 +126,14 @@ class MetricCheck(Frozen):
                               "{{version}}, {{instance}} and {{window}} placeholders; its value fails above `max`")
     sim_metric: Literal["error_rate", "latency_p50", "latency_p99", "latency_mean"] | None = Field(
         default=None, description="the built-in metric the simulator measures for a query metric of your own")
-    max: float | str | None = None
-    max_ratio_to_baseline: float | None = Field(default=None, gt=0)
+    max: Annotated[float | str | None, BeforeValidator(_number_or_duration)] = None
+    max_ratio_to_baseline: float | None = Field(strict=True, default=None, gt=0)
     direction: Literal["increase", "decrease", "either"] = Field(
         default="increase", description="mann_whitney: which change of the canary against the baseline is a regression")
     tolerance: float = Field(
-        default=0.0, ge=0, description="mann_whitney: relative change of the mean (0.2 = 20%) still accepted")
-    weight: float = Field(default=1.0, gt=0, description="mann_whitney: the metric's share of the score")
+        strict=True, default=0.0, ge=0, description="mann_whitney: relative change of the mean (0.2 = 20%) still accepted")
+    weight: float = Field(strict=True, default=1.0, gt=0,
+                          description="mann_whitney: the metric's share of the score")
     critical: bool = Field(default=False, description="mann_whitney: a regression fails the measurement whatever the score")
     dry_run: bool = Field(default=False, description="measured and reported, never acting (Argo Rollouts' dryRun)")
     _origin: Origin = PrivateAttr(default=Origin(""))  # `file:line` of the query, set by the loader
@@ -199,10 +207,11 @@ class MannWhitneyJudge(Frozen):
     """Kayenta's judge: canary against baseline per metric by a Mann-Whitney U test, then a weighted score."""
 
     kind: Literal["mann_whitney"]
-    confidence: float = Field(default=0.95, gt=0, lt=1, description="a difference is significant at p < 1 - confidence")
-    pass_score: float = Field(default=95.0, ge=0, le=100)
-    marginal_score: float = Field(default=75.0, ge=0, le=100)
-    samples: int = Field(default=4, ge=3, le=600,
+    confidence: float = Field(strict=True, default=0.95, gt=0, lt=1,
+                              description="a difference is significant at p < 1 - confidence")
+    pass_score: float = Field(strict=True, default=95.0, ge=0, le=100)
+    marginal_score: float = Field(strict=True, default=75.0, ge=0, le=100)
+    samples: int = Field(strict=True, default=4, ge=3, le=600,
                          description="sub-windows monitoring.window is cut into: the samples of each side")
 
     @model_validator(mode="after")
@@ -218,13 +227,13 @@ Judge = Annotated[Union[ThresholdJudge, MannWhitneyJudge], Field(discriminator="
 
 class Analysis(Frozen):
     interval: PositiveDuration = 60.0
-    failure_limit: int = Field(default=2, ge=1, description="roll back at this many failed measurements")
+    failure_limit: int = Field(strict=True, default=2, ge=1, description="roll back at this many failed measurements")
     failure_counting: Literal["cumulative", "consecutive"] = Field(
         default="cumulative", description="count failed measurements over the rollout, or only an unbroken run of them")
-    inconclusive_limit: int | None = Field(
+    inconclusive_limit: int | None = Field(strict=True,
         default=None, ge=1, description="at this many inconclusive measurements act as on_inconclusive says; null: never")
     on_inconclusive: Literal["rollback", "pause"] = "rollback"
-    min_requests: int = Field(default=50, ge=0, description="fewer requests in a window: inconclusive")
+    min_requests: int = Field(strict=True, default=50, ge=0, description="fewer requests in a window: inconclusive")
     judge: Judge = ThresholdJudge(kind="threshold")
     metrics: tuple[MetricCheck, ...] = (MetricCheck(metric="error_rate", max=0.01),)
 
