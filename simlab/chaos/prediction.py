@@ -144,6 +144,15 @@ def judge(prediction: Prediction, observed: dict) -> tuple[Check, ...]:
     return tuple(checks)
 
 
+def finished_check(observed: dict) -> Check:
+    """A deploy with no prediction to meet must at least have ended: promoted, or rolled back."""
+    outcome = observed.get("outcome")
+    miss = None
+    if outcome not in ("promoted", "rolled_back"):
+        miss = "the deploy neither promoted nor rolled back the release in its run: it judged nothing of it"
+    return Check("outcome", "outcome", str(outcome), "-", "promoted or rolled_back", miss)
+
+
 def slo_check(observed: dict, availability: float) -> Check:
     """A deploy with no prediction to meet: its bad requests within the availability target over the run."""
     budget = 1.0 - availability / 100.0

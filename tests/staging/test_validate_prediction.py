@@ -121,7 +121,7 @@ def test_generate_writes_the_experiment_validate_runs_with_the_deploy_and_the_pr
     s = staging_scenario(load_scenario(scenario))
     assert ext["fingerprint"] == s.fingerprint() == ext["prediction"]["fingerprint"]
     assert ext["prediction"]["outcomes"] == {"promoted": 10}
-    assert ext["failures_injected_by_the_deploy"] == [{"kind": "zone_outage", "zone": 1, "at": 5.0, "duration": 3.0}]
+    assert ext["failures_injected_by_the_deploy"] == [{"kind": "zone_outage", "zone": 1, "at": 1.0, "duration": 3.0}]
     as_yaml = tmp_path / "zone.yaml"
     assert main(["chaos", "generate", str(scenario), "-o", str(as_yaml), "--runs", "4"]) == 0
     assert yaml.safe_load(as_yaml.read_text())["extensions"][0]["prediction"]["runs"] == 4
@@ -195,14 +195,19 @@ def test_a_suite_on_a_users_staging_leaves_it_running_and_its_junit_names_the_bl
     items.mkdir()
     blast = items / "blast-radius.json"
     blast.write_bytes((ROOT / "experiments" / "chaos" / "dependency-failure-blast-radius.json").read_bytes())
+    bad = {**HYPOTHESIS, "method": [{"type": "action", "name": "kill", "provider": {
+        "type": "python", "module": "simlab.chaos.actions", "func": "kill_instances", "arguments": {"instances": 1}}}]}
+    (items / "a-typo.json").write_text(json.dumps(bad))
     junit = tmp_path / "report.xml"
     done = subprocess.run([sys.executable, "-m", "simlab", "chaos", "suite", str(items), "--dir", str(st.dir),
                            "--out", str(tmp_path / "out"), "--junit", str(junit)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"using the running staging in {st.dir}" in done.stdout and "0 of 1 passed" in done.stdout
+    assert f"using the running staging in {st.dir}" in done.stdout and "0 of 2 passed" in done.stdout
     root = ET.parse(junit).getroot()
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "1", "0")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("2", "1", "1")
+    typo = next(c for c in root.iter("testcase") if c.get("name") == "a-typo.json").find("error").get("message")
+    assert "chaos ran nothing and wrote no journal: argument 'instances' is not part of the function signature" in typo
     failed = next(c for c in root.iter("testcase") if c.get("name") == "blast-radius.json")
     message = failed.find("failure").get("message")
     assert message.startswith("failed: the run ended interrupted: the blast-radius control stopped it: error rate ")
