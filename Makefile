@@ -56,7 +56,9 @@ examples: setup
 
 # Recorded figures (README, docs/fluid-engine.md); not part of the test suite.
 bench: setup
-	$(PY) benchmarks/request_engine.py --seconds 120 --repeat 3
+	$(PY) benchmarks/request_engine.py --seconds 60 --repeat 5
+	$(PY) benchmarks/request_scaling.py --requests 300000 --rounds 3
+	$(PY) benchmarks/request_memory.py --hours 1 24
 	$(PY) benchmarks/fluid_engine.py --minutes 8 --seeds 2
 	$(PY) benchmarks/reference_monte_carlo.py
 	$(PY) benchmarks/fluid_scale.py
