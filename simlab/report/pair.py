@@ -276,7 +276,8 @@ def pair_report(r: PairResults) -> Report:
             "Predicted (dashed) and observed (solid) on one time axis, seconds after the release started: the new "
             "version's traffic share, failed requests per second, p99 latency of successful requests "
             f"({figures_pair.SMOOTH_S}s rolling median) and ready instances by version; vertical lines mark "
-            "detection, rollback done and promotion.",
+            "detection, rollback start (each also flagged above the top panel), rollback done and promotion; shaded "
+            "bands are fault windows (observed filled, predicted hatched).",
             figures_pair.overlay_figure(p_tl, r.predicted.result.events, release_time(r.predicted),
                                         o_tl, r.observed.result.events, release_time(r.observed)),
         )]))
