@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,7 +171,8 @@ def test_the_readme_experiment_example_runs_as_a_plain_script(tmp_path):
     assert paths, "the example should load a bundled scenario"
     for path in paths:  # the same names, a small scenario behind them, so the example runs in seconds
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(SMALL)
+        (tmp_path / path).write_text(SMALL.replace("  instances: 3\n", "  instances: 3\n  zones: 3\n"))  # zone_down
+    shutil.copytree(ROOT / "notebooks" / "data", tmp_path / "notebooks" / "data")  # the bundled deploy --predict
     script = tmp_path / "example.py"
     script.write_text(re.sub(r"\bruns=\d+", "runs=2", block) + "\nprint('done', len(runs), len(cmp.table), len(sw.table))\n")
     done = run_python(None, tmp_path, script)
