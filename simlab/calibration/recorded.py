@@ -15,7 +15,9 @@ each ends; 2 s either side of an instance crash).
 Start-up: each time the rollout started new-version instances (event
 `instance_started`), the first second whose timeline row has that many more
 new instances in rotation; one-second resolution, so each time is the
-midpoint of the second it falls in.
+midpoint of the second it falls in. Starts whose wait overlaps a fault
+window are left out (an instance started into a zone that is down waits for
+the zone).
 """
 from __future__ import annotations
 
@@ -90,8 +92,13 @@ def fault_windows(events: pd.DataFrame, end: float) -> list[tuple[float, float]]
     return out
 
 
-def rotation_times(events: pd.DataFrame, timeline: pd.DataFrame | None) -> list[float]:
-    """Seconds from each batch of new-version starts to the timeline's first row with them all in rotation."""
+def rotation_times(events: pd.DataFrame, timeline: pd.DataFrame | None,
+                   faults: list[tuple[float, float]] = ()) -> list[float]:
+    """Seconds from each batch of new-version starts to the timeline's first row with them all in rotation.
+
+    A batch whose wait overlaps a fault window is left out: an instance started into a zone that is down
+    waits for the zone, not for its start-up.
+    """
     if timeline is None or "new_ready" not in timeline:
         return []
     started = events[(events["kind"] == "instance_started")
@@ -102,7 +109,9 @@ def rotation_times(events: pd.DataFrame, timeline: pd.DataFrame | None) -> list[
         wanted = max(wanted, int(before.iloc[-1]) if len(before) else 0) + len(batch)
         later = timeline[(timeline["t"] > float(t)) & (timeline["new_ready"] >= wanted)]
         if len(later):
-            out.append(float(later["t"].iloc[0]) - 0.5 - float(t))
+            seen = float(later["t"].iloc[0])
+            if not any(lo < seen and float(t) < hi for lo, hi in faults):
+                out.append(seen - 0.5 - float(t))
     return out
 
 
@@ -121,7 +130,8 @@ def read_run(d: Path) -> tuple[np.ndarray, list[float], dict, float]:
     ok = (rec["status"] >= 200) & (rec["status"] < 400)
     warm = rel >= float(rel.min()) + WARMUP_S
     calm = pd.Series(True, index=rec.index)
-    for lo, hi in fault_windows(events, float(rel.max()) + 1):
+    faults = fault_windows(events, float(rel.max()) + 1)
+    for lo, hi in faults:
         calm &= ~((rel >= lo) & (rel < hi))
     released = events.loc[events["kind"] == "release_started", "time"]
     if rec["version"].notna().any():
@@ -131,7 +141,7 @@ def read_run(d: Path) -> tuple[np.ndarray, list[float], dict, float]:
     keep = ok & warm & calm & stable
     left_out = {"failed": int((~ok).sum()), "warm_up": int((ok & ~warm).sum()),
                 "fault_windows": int((ok & warm & ~calm).sum()), "new_version": int((ok & warm & calm & ~stable).sum())}
-    return (rec.loc[keep, "latency"].to_numpy(), rotation_times(events, timeline), left_out,
+    return (rec.loc[keep, "latency"].to_numpy(), rotation_times(events, timeline, faults), left_out,
             float(rel[keep].max() - rel[keep].min()) if keep.any() else 0.0)
 
 

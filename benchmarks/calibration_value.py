@@ -1,0 +1,130 @@
+"""What calibration buys: prediction error on the shipped staging scenarios, before and after `simlab calibrate`.
+
+For each scenario (experiments/staging-*.yaml, their staging form) on a real local staging:
+
+1. calibrate live: `simlab calibrate`'s measurement of that staging (service time, capacity, start-up);
+2. observe: `--deploys` deploys with load (the same scenario, the same seed; what differs is the real world);
+3. calibrate from a recording: `simlab calibrate --from` the first deploy's directory (Locust's latencies, so
+   the round trip through Locust and HAProxy stays in the fitted service time; start-up from the timeline);
+4. predict: `--runs` request-engine replications (seeds 0..runs-1) of the scenario as written ("before") and
+   with each fragment overlaid ("live", "recorded"), as `simlab run/compare --calibration` would run it;
+5. compare: each mean prediction against the mean of the *other* deploys (not the one the recording came
+   from) for bad requests, detection time (seconds after the release), p99 latency of successful requests and
+   min capacity (fewest ready instances / fleet).
+
+Prints JSON (every number) and a Markdown table of absolute errors (the README's).
+
+    .venv/bin/python benchmarks/calibration_value.py [--deploys 3] [--runs 30] [--scenarios staging-canary-bad,...]
+
+Takes about 20 minutes with the defaults: the deploys run on the wall clock (90-120 s each).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from simlab.calibration.calibrate import calibrate_live, calibrate_recorded
+from simlab.calibration.fragment import dump, overlay
+from simlab.scenario import load_scenario
+from simlab.scenario.loading import staging_scenario
+from simlab.simulation import simulate
+from simlab.staging.deployer import deploy
+from simlab.staging.supervisor import Staging
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ("bad", "detected_at_s", "latency_p99_ms", "min_capacity")
+SCENARIOS = ("staging-canary-bad", "staging-canary-good", "staging-failures")
+
+
+def mean(values: list) -> float | None:
+    kept = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return statistics.fmean(kept) if kept else None
+
+
+def predicted(s, runs: int) -> dict:
+    """Mean of each figure over `runs` request-engine replications, and how many detected."""
+    summaries = [simulate(s, seed=i, engine="request").summary.to_dict() for i in range(runs)]
+    out = {k: mean([x.get(k) for x in summaries]) for k in FIGURES}
+    out["detected_share"] = sum(x.get("detected_at_s") is not None for x in summaries) / runs
+    out["outcomes"] = sorted({x["outcome"] for x in summaries})
+    return out
+
+
+def one_scenario(name: str, deploys: int, runs: int, work: Path) -> dict:
+    raw = load_scenario(ROOT / "experiments" / f"{name}.yaml")
+    staged = staging_scenario(raw)
+    state = work / name / "state"
+    t0 = time.monotonic()
+    st = Staging.up(staged, state)
+    try:
+        lines: list[str] = []
+        fragment = calibrate_live(raw, state, progress=lines.append)
+        observed = []
+        for i in range(deploys):
+            out = work / name / f"deploy-{i}"
+            result = deploy(staged, state, with_load=True, out=out)
+            result.write(out)  # summary, timeline and events beside Locust's records, as `deploy --out` writes them
+            observed.append(result.summary.to_dict())
+    finally:
+        st.down()
+    recorded = calibrate_recorded(raw, [work / name / "deploy-0"], progress=lines.append)
+    predictions = {"before": predicted(staged, runs)}
+    written = {}
+    for when, frag in (("live", fragment), ("recorded", recorded)):
+        path = work / name / f"calibration-{when}.yaml"
+        path.write_text(dump(frag, f"benchmarks/calibration_value.py: {name}, {when}"))
+        predictions[when] = predicted(staging_scenario(overlay(raw, path)), runs)
+        written[when] = {k: v for k, v in frag.items() if k != "calibration"}
+    held_out = observed[1:] or observed
+    obs = {k: mean([x.get(k) for x in held_out]) for k in FIGURES}
+    obs["each"] = [{k: x.get(k) for k in (*FIGURES, "outcome")} for x in observed]
+    errors = {k: {when: (None if obs[k] is None or p[k] is None else abs(p[k] - obs[k]))
+                  for when, p in predictions.items()} for k in FIGURES}
+    return {"scenario": name, "observed": obs, "predicted": predictions, "absolute_error": errors,
+            "calibration_log": lines, "written": written, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def cell(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+WHEN = ("before", "live", "recorded")
+
+
+def table(results: list[dict]) -> str:
+    """Observed, predicted (before, after live, after recorded calibration) and the absolute errors."""
+    rows = ["| scenario | figure | observed | predicted: before / live / recorded | error: before / live / recorded |",
+            "|---|---|---|---|---|"]
+    for r in results:
+        for k in FIGURES:
+            digits = 2 if k == "min_capacity" else 1
+            p, e = r["predicted"], r["absolute_error"][k]
+            rows.append(f"| {r['scenario']} | {k} | {cell(r['observed'][k], digits)} | "
+                        + " / ".join(cell(p[w][k], digits) for w in WHEN) + " | "
+                        + " / ".join(cell(e[w], digits) for w in WHEN) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deploys", type=int, default=3, help="deploys observed per scenario (the first is also "
+                        "the recording calibrated from)")
+    parser.add_argument("--runs", type=int, default=30, help="simulated replications per prediction")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="simlab-cal-") as tmp:
+        results = [one_scenario(name, args.deploys, args.runs, Path(tmp)) for name in args.scenarios.split(",")]
+    print(json.dumps({"deploys": args.deploys, "runs": args.runs, "load_average_1m": os.getloadavg()[0],
+                      "results": results}, indent=2, default=str))
+    print()
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
