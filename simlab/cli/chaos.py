@@ -13,8 +13,14 @@ import typer
 
 from simlab.cli.app import app
 
-chaos_app = typer.Typer(no_args_is_help=True, help="Chaos Toolkit experiments from scenarios, and suites of them "
-                                                   "for CI (JUnit XML).")
+chaos_app = typer.Typer(no_args_is_help=True, help="""Chaos Toolkit experiments from scenarios, and suites of them for CI
+(JUnit XML).
+
+\b
+Examples:
+  simlab chaos generate experiments/staging-failures.yaml -o experiment.json
+  simlab chaos suite experiments/suite --junit report.xml
+""")
 app.add_typer(chaos_app, name="chaos")
 
 
@@ -28,7 +34,13 @@ def generate(
     out: Optional[Path] = typer.Option(None, "--out", help="where the experiment's deploy writes its results "
                                        "(default reports/chaos/NAME)"),
 ) -> None:
-    """The Chaos Toolkit experiment `simlab validate` runs for SCENARIO, to edit and commit."""
+    """The Chaos Toolkit experiment `simlab validate` runs for SCENARIO, to edit and commit.
+
+    \b
+    Examples:
+      simlab chaos generate experiments/staging-failures.yaml -o experiment.json
+      simlab chaos generate experiments/staging-failures.yaml --runs 10 -o experiment.yaml
+    """
     from simlab.chaos.generate import generated_experiment
     from simlab.chaos.prediction import predict
     from simlab.cli.app import scenario_arg
@@ -64,7 +76,7 @@ def generate(
 def suite(
     directory: Path = typer.Argument(..., help="directory of scenarios (*.yaml) and Chaos Toolkit experiments "
                                      "(*.json, or YAML with a method)"),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="write JUnit XML here (one testcase per item)"),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="write JUnit XML here (one testcase per item); default: none"),
     state_dir: Path = typer.Option(Path(".simlab-state"), "--dir", help="state directory: its staging is used if "
                                    "it runs (and left running), else one is started for the suite and stopped"),
     out: Path = typer.Option(Path("reports/chaos-suite"), "--out", help="each item's journal, logs and report go "
@@ -74,7 +86,13 @@ def suite(
     report: bool = typer.Option(True, "--report/--no-report", help="write each scenario's prediction-next-to-"
                                 "observation report (about 2 s each)"),
 ) -> None:
-    """Run every item in DIRECTORY against the staging, one after another; exit 1 unless all pass."""
+    """Run every item in DIRECTORY against the staging, one after another; exit 1 unless all pass.
+
+    \b
+    Examples:
+      simlab chaos suite experiments/suite --junit report.xml
+      simlab chaos suite experiments/suite --dir .simlab-state --out reports/chaos --no-report
+    """
     from simlab.chaos.junit import write_junit
     from simlab.chaos.suite import run_suite
     from simlab.errors import ScenarioError, SimlabError
