@@ -257,8 +257,8 @@ def test_many_runs_multiply_the_work(tmp_path, capsys):
     path = write(tmp_path, GOOD.replace("duration: 5m", "duration: 1d"))
     code, _, err = run_cli(capsys, "check", str(path), "--engine", "fluid", "--runs", "10")
     assert code == 0, err
-    line = one_line_error(*run_cli(capsys, "check", str(path), "--engine", "fluid", "--runs", "100000"))
-    assert "the fluid engine would simulate 100,000 runs of 86,400 s on 3 instances: about" in line
+    line = one_line_error(*run_cli(capsys, "check", str(path), "--engine", "fluid", "--runs", "1000000"))
+    assert "the fluid engine would simulate 1,000,000 runs of 86,400 s on 3 instances: about" in line
 
 
 @pytest.mark.parametrize("retries, needle", [
