@@ -72,11 +72,17 @@ def _queries(client: PromQL, custom: CustomMetrics, windows: list[float], scrape
     at = time.time()
     known = client.metric_names()
     instances = custom.instances("old", at, 300.0)
+    # a staging started moments ago has not been scraped over a whole window yet: a query that finds no series
+    # is asked again until one window and two scrapes have passed, then it is refused
+    patience = at + max(windows) + 2 * scrape + 1.0
     problems = []
     for i, m in custom.checks:
         for seconds in windows:
             expr = custom.expression(m, "old", seconds, instances)
-            wrong = _unknown(expr, known) or _shape(client, expr, at)
+            wrong = _unknown(expr, known) or _shape(client, expr, time.time())
+            while wrong == _EMPTY and used(m.query) & {"version", "instance"} and time.time() < patience:
+                time.sleep(min(scrape, 1.0))
+                wrong = _shape(client, expr, time.time())
             if wrong == _EMPTY and not used(m.query) & {"version", "instance"}:
                 continue  # it measures the canary by itself: no data before the canary runs
             if wrong == _EMPTY:
