@@ -55,6 +55,18 @@ def test_the_generated_locustfile_runs_with_plain_locust_and_follows_the_shape(s
     assert busiest >= 2 * np.median(per_second), per_second
 
 
+def test_staging_takes_the_staging_block_as_staging_load_does(tmp_path, capsys):
+    from pathlib import Path
+
+    scenario = Path(__file__).resolve().parents[2] / "experiments" / "staging-canary-bad.yaml"
+    out = tmp_path / "locustfile.py"
+    assert main(["locustfile", str(scenario), "--staging", "-o", str(out)]) == 0
+    assert "90 s of staging-canary-bad's traffic, 5,400 requests, peak 60 rps" in capsys.readouterr().out  # 90s x 60
+    assert main(["locustfile", str(scenario), "-o", str(out)]) == 0  # as written: 30 minutes at 400 rps
+    assert "1800 s of staging-canary-bad's traffic, 720,000 requests, peak 400 rps" in capsys.readouterr().out
+    assert "'rate_runs': [[400.0, 1800]]" in out.read_text()
+
+
 def test_simlabs_own_locustfile_says_how_to_get_one_plain_locust_runs(tmp_path):
     from simlab.staging.load import LOCUSTFILE
 
