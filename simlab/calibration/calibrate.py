@@ -48,6 +48,9 @@ def _open_or_start(raw: Scenario, staged: Scenario, state_dir: Path, say: Say) -
         st = None
     if st is not None and not health.nothing_runs(st):
         health.refuse_if_damaged(st, state_dir)
+        if st.scenario is None:
+            raise StagingError(f"the staging in {st.dir} has no scenario simlab can read (another simlab version "
+                               f"wrote it): run `simlab staging down --dir {state_dir}`, then calibrate again")
         if st.scenario is not None and st.scenario.name != staged.name:
             say(f"note: the staging in {st.dir} runs scenario {st.scenario.name!r}; calibrating what it serves "
                 f"for {raw.name!r}")
