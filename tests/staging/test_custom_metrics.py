@@ -19,6 +19,24 @@ from simlab.scenario.loading import staging_scenario
 from simlab.staging.deployer import deploy
 from simlab.staging.supervisor import Staging
 
+
+@pytest.fixture(scope="module")
+def shared_staging(tmp_path_factory):
+    """A staging of the session's SHARED scenario for this module alone: run after `simlab calibrate` had used
+    the session's shared one, the preflight found its HAProxy series empty (a known gap, left for the next
+    session) and refused valid queries, so these tests start from a staging nothing else has touched."""
+    from simlab.scenario import load_scenario
+    from tests.staging.conftest import SHARED
+
+    folder = tmp_path_factory.mktemp("custom-metrics-staging")
+    path = folder / "shared-staging.yaml"
+    path.write_text(SHARED)
+    st = Staging.up(load_scenario(path), folder / "state")
+    try:
+        yield st, path
+    finally:
+        st.down()
+
 # HAProxy's count of 5xx answers of the measured version's servers (named as its instances), over the window.
 LB_ERRORS = ('sum(rate(haproxy_server_http_responses_total{proxy="app",server=~"{{instance}}",code="5xx"}'
              '[{{window}}])) / sum(rate(haproxy_server_http_responses_total{proxy="app",server=~"{{instance}}"}'
