@@ -101,6 +101,17 @@ class _Limit(yaml.MarkedYAMLError):
 
 def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     """(the data, its node tree for line numbers) of one YAML document; ScenarioError (one line) if it is bad."""
+    (document,) = _read(text, source, single=True)
+    return document
+
+
+def load_all(text: str, source: str) -> list[tuple[Any, yaml.Node | None]]:
+    """(data, node) of every document of a multi-document YAML text (Kubernetes manifests), under the same
+    limits as `load`, counted over the whole text; ScenarioError (one line) if it is bad."""
+    return _read(text, source, single=False)
+
+
+def _read(text: str, source: str, single: bool) -> list[tuple[Any, yaml.Node | None]]:
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
@@ -108,34 +119,15 @@ def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         raise ScenarioError(f"{source}:{line}:{column}: expected YAML text, found the control character "
                             f"#x{exc.character:04x}") from None
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except _Limit as exc:
-        raise ScenarioError(f"{_where(source, exc.problem_mark)}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{_where(source, mark)}: YAML syntax error: {problem}") from None
-    finally:
-        loader.dispose()
-    return data, node
-
-
-def load_all(text: str, source: str) -> list[tuple[Any, yaml.Node | None]]:
-    """(data, node) of every document of a multi-document YAML text (Kubernetes manifests), under the same
-    limits as `load`, counted over the whole text; ScenarioError (one line) if it is bad."""
-    try:
-        loader = _Loader(text)
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        raise ScenarioError(f"{source}:{line}: expected YAML text, found the control character "
-                            f"#x{exc.character:04x}") from None
     documents = []
     try:
-        while loader.check_node():
-            node = loader.get_node()
+        if single:
+            node = loader.get_single_node()
             documents.append((loader.construct_document(node) if node is not None else None, node))
+        else:
+            while loader.check_node():
+                node = loader.get_node()
+                documents.append((loader.construct_document(node), node))
     except _Limit as exc:
         raise ScenarioError(f"{_where(source, exc.problem_mark)}: {exc.problem}") from None
     except yaml.YAMLError as exc:

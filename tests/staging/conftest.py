@@ -35,18 +35,24 @@ failures:
 """
 
 
+def shared_staging_up(folder):
+    """A staging of SHARED brought up in `folder`: (Staging, its scenario file)."""
+    from simlab.scenario import load_scenario
+    from simlab.staging.supervisor import Staging
+
+    path = folder / "shared-staging.yaml"
+    path.write_text(SHARED)
+    return Staging.up(load_scenario(path), folder / "state"), path
+
+
 @pytest.fixture(scope="session")
 def shared_staging(tmp_path_factory):
     """(Staging, scenario file): one staging of SHARED for the session's tests that measure or load it and leave
     it as they found it (calibrate, the generated locustfile; a deploy onto it resets it to the stable version
     first), started once and stopped after the session's last test."""
-    from simlab.scenario import load_scenario
     from simlab.staging.supervisor import Staging
 
-    folder = tmp_path_factory.mktemp("shared-staging")
-    path = folder / "shared-staging.yaml"
-    path.write_text(SHARED)
-    st = Staging.up(load_scenario(path), folder / "state")
+    st, path = shared_staging_up(tmp_path_factory.mktemp("shared-staging"))
     try:
         yield st, path
     finally:

@@ -25,13 +25,9 @@ def shared_staging(tmp_path_factory):
     """A staging of the session's SHARED scenario for this module alone: run after `simlab calibrate` had used
     the session's shared one, the preflight found its HAProxy series empty (a known gap, left for the next
     session) and refused valid queries, so these tests start from a staging nothing else has touched."""
-    from simlab.scenario import load_scenario
-    from tests.staging.conftest import SHARED
+    from tests.staging.conftest import shared_staging_up
 
-    folder = tmp_path_factory.mktemp("custom-metrics-staging")
-    path = folder / "shared-staging.yaml"
-    path.write_text(SHARED)
-    st = Staging.up(load_scenario(path), folder / "state")
+    st, path = shared_staging_up(tmp_path_factory.mktemp("custom-metrics-staging"))
     try:
         yield st, path
     finally:
