@@ -140,6 +140,25 @@ def test_constraints_hold_on_fresh_seeds_and_the_files_are_written(world, capsys
     assert found["title"].startswith("simlab optimize") and found["images"] == 1 and found["broken"] == []
 
 
+
+def test_without_options_the_study_runs_by_the_scenarios_decide_block(world):
+    """A scenario's `decide:` is what its reports recommend by, so optimize takes it when the caller gives no
+    --minimize or --constraint: its objective first, its limits as the study's constraints; options win."""
+    decided = {**WORLD, "decide": {"objective": "bad_requests", "max_false_rollback": 0.1, "max_deploy_duration": "5m"}}
+    (world / "decided.yaml").write_text(yaml.safe_dump(decided, sort_keys=False))
+    options = dict(trials=3, runs_per_trial=4, fresh_runs=8, executor="serial", candidates=2)
+    result = optimize(world / "decided.yaml", world / "knobs.yaml", **options)
+    assert result.meta["minimize"] == ["bad_requests", "bad_requests_added", "false_rollback", "deploy_duration_mean"]
+    assert result.meta["constraints"] == ["false_rollback<=0.1", "deploy_duration_mean<=300s"]
+    assert result.meta["goal_source"] == {"minimize": "decide", "constraints": "decide"}
+    held = result.trials[result.trials["state"] == "complete"]
+    assert (held["feasible"] == ((held["false_rollback"] <= 0.1) & (held["deploy_duration_mean"] <= 300))).all()
+    given = optimize(world / "decided.yaml", world / "knobs.yaml", minimize="false_rollback", constraints=LIMIT, **options)
+    assert given.meta["minimize"] == ["false_rollback"] and given.meta["constraints"] == [LIMIT]
+    assert given.meta["goal_source"] == {"minimize": "option", "constraints": "option"}
+    plain = optimize(world / "world.yaml", world / "knobs.yaml", **options)
+    assert plain.meta["constraints"] == [] and plain.meta["goal_source"]["constraints"] == "defaults"
+
 BAD = [  # (search file text, the line, what the one line must say)
     ("knobs:\n  analysis.failure_limit: {intt: [1, 3]}\n", 2, "expected exactly one of int, float, duration, choice"),
     ("knobs:\n  analysis.failure_limit: {int: [3, 1]}\n", 2, "int: expected low below high, found [3, 1]"),

@@ -45,11 +45,12 @@ def _front_rows(result, meta) -> tuple[list[str], list[list[str]]]:
 def optimize_command(
     scenario: Path = typer.Argument(..., help="scenario YAML file: the world, and the current policy to beat"),
     search: Path = typer.Option(..., "--search", help="YAML file of knobs: dotted scenario paths and their ranges"),
-    minimize: List[str] = typer.Option([], "--minimize", help="a metric to minimise (repeatable; default "
-                                       "bad_requests_added, false_rollback, deploy_duration_mean)"),
+    minimize: List[str] = typer.Option([], "--minimize", help="a metric to minimise (repeatable; default: "
+                                       "the scenario's decide: objective first, then bad_requests_added, "
+                                       "false_rollback, deploy_duration_mean)"),
     constraint: List[str] = typer.Option([], "--constraint", metavar="METRIC<=VALUE", help='METRIC<=VALUE or '
                                          'METRIC>=VALUE (repeatable), e.g. "deploy_duration_p50<=30m" or '
-                                         '"false_rollback<=0.05" (default: none)'),
+                                         '"false_rollback<=0.05" (default: the limits of the scenario\'s decide: block, else none)'),
     trials: int = typer.Option(40, "--trials", help="trials the study should hold (a resumed study runs the rest)"),
     runs_per_trial: int = typer.Option(20, "--runs-per-trial", help="runs of each trial, on the same seeds"),
     fresh_runs: Optional[int] = typer.Option(None, "--fresh-runs", help="held-out runs per policy compared at the "

@@ -240,6 +240,22 @@ def check_counts(trials: int, runs: int, fresh_runs: int, batch: int | None) -> 
             raise ScenarioError(f"{name}: expected a whole number of at least {low}, found {value!r}")
 
 
+def _decided(base: Scenario, names: list[str], given: list[str]) -> tuple[list[str], list, dict[str, str]]:
+    """The objectives and constraints a study runs by: what the caller gave, else the scenario's `decide:` block
+    (its objective first, then optimize's other defaults; its limits as constraints), else optimize's defaults.
+    Also where each came from ("option", "decide" or "defaults"), for meta.json and the report."""
+    from simlab.experiment.decision import limits
+    from simlab.experiment.objectives import DEFAULT_OBJECTIVES
+
+    spec = base.decide
+    source = {"minimize": "option" if names else "decide" if spec is not None else "defaults",
+              "constraints": "option" if given else "decide" if spec is not None else "defaults"}
+    if not names and spec is not None:
+        names = list(dict.fromkeys([spec.objective, *DEFAULT_OBJECTIVES]))
+    bounds = [parse_constraint(c) for c in given] if given or spec is None else limits(spec)
+    return names, bounds, source
+
+
 def optimize(
     scenario: Scenario | str | Path,
     search: str | Path | dict,
@@ -260,7 +276,8 @@ def optimize(
     out: str | Path | None = None,
     progress: bool = False,
 ):
-    """Search the knobs of `search` for the policy that minimises `minimize` under `constraints`; return an
+    """Search the knobs of `search` for the policy that minimises `minimize` under `constraints` (when not given:
+    the scenario's `decide:` objective and limits, else optimize's defaults); return an
     `Optimization` (simlab.experiment.optimum) with the trials, the Pareto front, the fresh-seed comparison of
     the best candidates with the scenario's own policy, and the recommended scenario.
 
@@ -281,8 +298,9 @@ def optimize(
         raise ScenarioError(f"sampler: expected one of {', '.join(SAMPLERS)}, found {sampler!r}")
     space = load_search(search, base)
     names = [minimize] if isinstance(minimize, str) else list(minimize or [])
+    given = [constraints] if isinstance(constraints, str) else list(constraints)
+    names, bounds, source = _decided(base, names, given)
     goal = objectives(names)
-    bounds = [parse_constraint(c) for c in ([constraints] if isinstance(constraints, str) else constraints)]
     check_release(base, [*goal, *(c.metric for c in bounds)], [run_seed(seed, r) for r in range(runs_per_trial)], "tuning runs")
     optuna = _optuna()
     if out is not None:
@@ -313,7 +331,8 @@ def optimize(
         fresh = compare_fresh(base, picks, goal, bounds, fresh_runs, held_out, engine, executor, address,
                               Runs(Store(out, base, engine, held_out)), progress, np.random.default_rng(seed))
     meta = {"kind": "optimize", "scenario": base.name, "fingerprint": base.fingerprint(), "search": space.source,
-            "minimize": [m.name for m in goal], "constraints": [c.text for c in bounds], "trials": trials,
+            "minimize": [m.name for m in goal], "constraints": [c.text for c in bounds], "goal_source": source,
+            "trials": trials,
             "trials_told": told, "trials_before": before, "runs_per_trial": runs_per_trial, "seed": seed,
             "fresh_runs": fresh_runs, "fresh_seed": held_out, "engine": engine, "executor": executor,
             "sampler": sampler, "batch": size, "study": the_study.study_name,
