@@ -80,7 +80,14 @@ def test_compare_prints_a_table_and_writes_results(path, tmp_path, capsys):
     table = pd.read_csv(out_dir / "compare.csv")
     assert list(table["variant"]) == ["canary", "big_bang"] and list(table["runs"]) == [2, 2]
     assert len(pd.read_parquet(out_dir / "runs.parquet")) == 4
-    assert json.loads((out_dir / "meta.json").read_text())["kind"] == "compare"
+    meta = json.loads((out_dir / "meta.json").read_text())
+    assert meta["kind"] == "compare"
+    # the decision by the scenario's decide: block is printed in the report's words, under the table
+    from simlab.report.decision import limits_sentence, verdict
+
+    said = [limits_sentence(meta["decision"]), *verdict(meta["decision"], lambda i: meta["decision"]["variants"][i]["label"])]
+    assert said[0].startswith("Limits") or "limit" in said[0]
+    assert all(" ".join(sentence.split()) in " ".join(out.split()) for sentence in said), (said, out)
 
 
 def test_sweep_writes_results_and_says_when_it_resumed(path, tmp_path, capsys):
@@ -91,6 +98,7 @@ def test_sweep_writes_results_and_says_when_it_resumed(path, tmp_path, capsys):
     assert code == 0, err
     assert "engine auto: picked request" in out  # 3 instances at 20 rps for 3 minutes: small
     assert len(pd.read_csv(out_dir / "table.csv")) == 2
+    assert "(analysis.failure_limit=1)" in out or "(analysis.failure_limit=2)" in out  # the decision names points
     assert "resumed" not in out
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and "resumed: 2 runs" in out and "0 simulated" in out

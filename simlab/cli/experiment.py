@@ -129,6 +129,18 @@ def _write(out: Optional[Path], report: bool) -> None:
         typer.echo(f"report: {report_beside(out)}")
 
 
+def _say_decision(meta: dict, name) -> None:
+    """The decision by the scenario's decide: block, in the report's words, under the table (`name(i)`: how the
+    table names variant i)."""
+    decision = meta.get("decision")
+    if not decision:
+        return
+    from simlab.report.decision import limits_sentence, verdict
+
+    for sentence in [limits_sentence(decision), *verdict(decision, name)]:
+        typer.echo(sentence)
+
+
 def _resumed(result, out: Optional[Path]) -> None:
     if out is not None and result.executed < len(result.runs):
         typer.echo(f"resumed: {len(result.runs) - result.executed} runs from {out}/store, {result.executed} simulated")
@@ -179,6 +191,7 @@ def compare_command(
                          executor=executor, scheduler=scheduler, progress=not quiet, out=out)
     _say_engine(engine, result.runs, s)
     print_table(result.table, ["variant"], f"simlab compare: {s.name}, {runs} runs each, engine {engine}, seed {seed}")
+    _say_decision(result.meta, lambda i: str(result.meta["decision"]["variants"][i]["label"]))
     _resumed(result, out)
     _write(out, report)
 
@@ -227,5 +240,8 @@ def sweep_command(
         print_table(result.pareto, labels, "Pareto front: deploy duration (good releases) vs expected bad requests")
     else:
         typer.echo("no Pareto front: no good-release run was promoted (set release.bad_probability below 1)")
+    if result.meta.get("decision"):
+        keys = result.meta["decision"]["variants"]
+        _say_decision(result.meta, lambda i: "(" + ", ".join(f"{k}={v}" for k, v in zip(labels, keys[i]["key"])) + ")")
     _resumed(result, out)
     _write(out, report)
