@@ -16,9 +16,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binom, poisson
+from scipy.stats import binom
 
 from simlab.experiment.quality import parse_severities, run_quality, verdicts
+from simlab.linter import noise
 from simlab.errors import ScenarioError
 from simlab.scenario import validate_scenario
 
@@ -33,37 +34,23 @@ WORLD = {
 }
 
 
-def window_failure(seconds: float, rate=RPS, p=BACKGROUND, limit=LIMIT, min_requests=MIN_REQUESTS) -> float:
+def window_failure(seconds: float) -> float:
     """P(a window fails): N ~ Poisson(rate x seconds) requests, X ~ Bin(N, p) errors, failed iff
-    N >= min_requests and X / N > limit (X > limit N: X >= floor(limit N) + 1)."""
-    mu = rate * seconds
-    n = np.arange(max(min_requests, int(poisson.ppf(1e-13, mu))), int(poisson.ppf(1 - 1e-13, mu)) + 1)
-    if not len(n):
-        return 0.0
-    return float(np.sum(poisson.pmf(n, mu) * binom.sf(np.floor(limit * n + 1e-9), n, p)))
+    N >= min_requests and X / N > limit; the linter's computation (simlab.linter.noise), which the hand-checked
+    cases below hold to its definition."""
+    return noise.window_failure(RPS * seconds, BACKGROUND, LIMIT, MIN_REQUESTS)
 
 
-def rollback_probability(q: list[float], failure_limit: int, counting: str) -> float:
-    """P(the controller's counting rule reaches failure_limit) over independent windows failing with q[i]."""
-    state = np.zeros(failure_limit + 1)  # failures counted so far (the last entry: reached, absorbing)
-    state[0] = 1.0
-    for qi in q:
-        nxt = np.zeros_like(state)
-        nxt[-1] = state[-1]
-        for k in range(failure_limit):
-            nxt[k + 1] += state[k] * qi
-            nxt[k if counting == "cumulative" else 0] += state[k] * (1 - qi)  # consecutive: a non-failure resets
-        state = nxt
-    return float(state[-1])
+rollback_probability = noise.rollback_probability
 
 
 def test_the_exact_computation_on_hand_checked_cases():
     assert rollback_probability([0.5, 0.5], 2, "cumulative") == pytest.approx(0.25)
     assert rollback_probability([0.5] * 3, 2, "cumulative") == pytest.approx(0.5)  # 1 - 1/8 - 3/8
     assert rollback_probability([0.5] * 3, 2, "consecutive") == pytest.approx(0.375)  # FF?, ?FF: 2/8 + 1/8
-    assert window_failure(60, p=0.0) == 0.0 and window_failure(30) == pytest.approx(0.0, abs=1e-12)
+    assert noise.window_failure(1200, 0.0, LIMIT, MIN_REQUESTS) == 0.0 and window_failure(30) == pytest.approx(0.0, abs=1e-12)
     # a window of exactly 1100 requests: binomial tail above 11 errors
-    assert window_failure(55, rate=20) > binom.sf(11, 1100, BACKGROUND) * 0.3
+    assert window_failure(55) > binom.sf(11, 1100, BACKGROUND) * 0.3
 
 
 @pytest.fixture(scope="module")
