@@ -11,7 +11,7 @@ class Instance:
     __slots__ = (
         "id", "version", "zone", "state", "stopping", "in_rotation", "busy", "queue", "outstanding",
         "created_at", "up_since", "stopped_at", "timer_armed", "ok_checks",
-        "bad_checks", "crashy", "leaky", "looping", "restarts", "seq", "lo_bit",
+        "bad_checks", "crashy", "leaky", "looping", "restarts",
     )
 
     def __init__(self, ident: int, version: int, zone: int, now: float):
@@ -32,8 +32,6 @@ class Instance:
         self.leaky = False
         self.looping = False
         self.restarts = 0
-        self.seq = -1  # position in the rotation order (least-outstanding's index, balancing.py)
-        self.lo_bit = 0  # 1 << seq while in that index
 
     @property
     def alive(self) -> bool:

@@ -7,14 +7,24 @@ instance when the balancer redispatches. The pools are kept by the fleet's
 rotation (simlab.engines.request.fleet); the engine calls `_choose` (or the
 least-outstanding index) directly when there is no split.
 
-Least-outstanding picks, among the pool's instances with the fewest attempts
-outstanding, the first in rotation order (what `min` over the pool gives). It
-reads that from an `OutstandingIndex` in constant time per attempt, not from a
-scan of the pool, so a request costs the same at any fleet size.
+Least-outstanding is HAProxy's `balance leastconn` (src/lb_fwlc.c, the 2.6
+branch simlab's staging runs): among the pool's instances with the fewest
+attempts outstanding, the one that has had that count the longest. HAProxy
+keeps its servers in an ebtree keyed by connections in flight; a server whose
+count changes is deleted and re-inserted at its new key behind the servers
+already there (duplicates are walked in insertion order), one coming up is
+inserted at its key the same way, and the first server of the lowest key is
+picked. So ties go first-in first-out: at low load, idle instances take turns
+(round robin), and an instance that rotated in last is not starved. An attempt
+that leaves its instance's count as it was (refused by a crashed instance,
+rejected by a full queue) still sends the instance behind the others at that
+count, as HAProxy's take-then-drop of the connection does. `OutstandingIndex`
+reads the choice in constant time per attempt, whatever the fleet's size.
 """
 from __future__ import annotations
 
-from operator import attrgetter
+from collections import OrderedDict
+from itertools import count
 from typing import TYPE_CHECKING, Callable
 
 from simlab.engines.instance import READY, Instance
@@ -23,86 +33,73 @@ from simlab.engines.versions import NEW, OLD
 if TYPE_CHECKING:  # pragma: no cover
     from simlab.engines.draws import Draws
 
-_OUTSTANDING = attrgetter("outstanding")
-
 
 class OutstandingIndex:
-    """In-rotation instances by version and outstanding count: bucket k of a version is a bitmask of the
-    rotation positions (`Instance.seq`) of its instances with k outstanding.
+    """In-rotation instances by version and outstanding count, each count's in the order they entered it.
 
-    The lowest set bit of the lowest non-empty bucket is the instance `min(pool, key=outstanding)` returns,
-    since a pool lists its instances in rotation order. Positions are handed out in the order instances
-    rotate in and renumbered (order kept) when the retired ones outnumber the live ones, so masks stay
-    about as wide as the fleet.
+    Bucket k of a version is an OrderedDict (C: constant-time append, delete and first) of its instances
+    with k outstanding, oldest entry first, each valued by its stamp from one counter over both versions:
+    the first of the lowest bucket is a version's choice, and of two versions' firsts at the same count
+    the smaller stamp entered it first.
     """
 
     def __init__(self) -> None:
-        self.buckets: tuple[list[int], list[int]] = ([0], [0])
+        self.buckets: tuple[list[OrderedDict], list[OrderedDict]] = ([OrderedDict()], [OrderedDict()])
         self.low = [0, 0]  # no instance of the version has fewer outstanding than this
         self.count = [0, 0]  # instances in rotation, by version
-        self.by_seq: list[Instance | None] = []
+        self.stamps = count()
 
-    def add(self, inst: Instance, pool_all: list[Instance]) -> None:
-        """`inst` has just rotated in (it is last in `pool_all`)."""
-        if len(self.by_seq) >= 2 * len(pool_all) + 64:
-            self._renumber(pool_all)
-            return
-        inst.seq, inst.lo_bit = len(self.by_seq), 1 << len(self.by_seq)
-        self.by_seq.append(inst)
+    def add(self, inst: Instance) -> None:
+        """`inst` has just rotated in: it joins its count behind the instances already there."""
         self.count[inst.version] += 1
-        self._set(inst, inst.outstanding)
+        self._enter(inst, inst.outstanding)
 
     def remove(self, inst: Instance) -> None:
         """`inst` has just rotated out."""
-        self.buckets[inst.version][inst.outstanding] ^= inst.lo_bit
-        self.by_seq[inst.seq] = None
+        del self.buckets[inst.version][inst.outstanding][inst]
         self.count[inst.version] -= 1
-        inst.lo_bit = 0
 
     def up(self, inst: Instance, k: int) -> None:
         """An in-rotation instance went from k outstanding to k + 1 (`moved`, for the dispatch path)."""
-        buckets, bit = self.buckets[inst.version], inst.lo_bit
-        buckets[k] ^= bit
+        buckets = self.buckets[inst.version]
+        del buckets[k][inst]
         if k + 1 == len(buckets):
-            buckets.append(bit)
-        else:
-            buckets[k + 1] |= bit
+            buckets.append(OrderedDict())
+        buckets[k + 1][inst] = next(self.stamps)
 
     def down(self, inst: Instance, k: int) -> None:
         """An in-rotation instance went from k outstanding to k - 1 (`moved`, for the completion path)."""
-        v, bit = inst.version, inst.lo_bit
+        v = inst.version
         buckets = self.buckets[v]
-        buckets[k] ^= bit
-        buckets[k - 1] |= bit
+        del buckets[k][inst]
+        buckets[k - 1][inst] = next(self.stamps)
         if k - 1 < self.low[v]:
             self.low[v] = k - 1
 
     def moved(self, inst: Instance, old: int, new: int) -> None:
-        """An in-rotation instance's outstanding count went from `old` to `new` (one up, one down, or to 0)."""
-        buckets, bit = self.buckets[inst.version], inst.lo_bit
-        buckets[old] ^= bit
-        if new == len(buckets):
-            buckets.append(bit)
-        else:
-            buckets[new] |= bit
-        if new < self.low[inst.version]:
-            self.low[inst.version] = new
+        """An in-rotation instance's outstanding count went from `old` to `new` (no change: it keeps its place)."""
+        if new != old:
+            del self.buckets[inst.version][old][inst]
+            self._enter(inst, new)
 
-    def _set(self, inst: Instance, k: int) -> None:
-        buckets = self.buckets[inst.version]
+    def requeue(self, inst: Instance) -> None:
+        """An in-rotation instance took an attempt and dropped it at once: behind the others at its count."""
+        bucket = self.buckets[inst.version][inst.outstanding]
+        del bucket[inst]
+        bucket[inst] = next(self.stamps)
+
+    def rank(self, inst: Instance) -> tuple[int, int]:
+        """An in-rotation instance's place in the order of choice: its count, then when it entered it."""
+        return inst.outstanding, self.buckets[inst.version][inst.outstanding][inst]
+
+    def _enter(self, inst: Instance, k: int) -> None:
+        v = inst.version
+        buckets = self.buckets[v]
         while len(buckets) <= k:
-            buckets.append(0)
-        buckets[k] |= inst.lo_bit
-        if k < self.low[inst.version]:
-            self.low[inst.version] = k
-
-    def _renumber(self, pool_all: list[Instance]) -> None:
-        self.buckets, self.low, self.by_seq = ([0], [0]), [0, 0], list(pool_all)
-        self.count = [sum(1 for i in pool_all if i.version == v) for v in (OLD, NEW)]
-        for i, inst in enumerate(pool_all):
-            inst.seq, inst.lo_bit = i, 1 << i
-            self._set(inst, inst.outstanding)
-        self.low = [min((i.outstanding for i in pool_all if i.version == v), default=0) for v in (OLD, NEW)]
+            buckets.append(OrderedDict())
+        buckets[k][inst] = next(self.stamps)
+        if k < self.low[v]:
+            self.low[v] = k
 
     def _lowest(self, version: int) -> int:
         """The fewest outstanding in the version's (non-empty) pool."""
@@ -113,27 +110,27 @@ class OutstandingIndex:
         return k
 
     def least(self, version: int) -> Instance:
-        """The version's first instance in rotation order among those with the fewest outstanding."""
+        """The version's instance that has had the fewest outstanding the longest."""
         buckets, k = self.buckets[version], self.low[version]  # _lowest, inline: this runs once per request
         while not buckets[k]:
             k += 1
         self.low[version] = k
-        mask = buckets[k]
-        return self.by_seq[(mask & -mask).bit_length() - 1]
+        return next(iter(buckets[k]))
 
     def least_in_rotation(self) -> Instance | None:
-        """The first instance in rotation order among those with the fewest outstanding, of either version."""
+        """The same over every instance in rotation, of either version (None when there is none)."""
         if self.count[NEW]:
             return self.least_of_both() if self.count[OLD] else self.least(NEW)
         return self.least(OLD) if self.count[OLD] else None
 
     def least_of_both(self) -> Instance:
-        """The same over both versions' (non-empty) pools: pool_all, in the same rotation order."""
+        """The same over both versions' (non-empty) pools: one ebtree in HAProxy, two here, stamps to merge."""
         k_old, k_new = self._lowest(OLD), self._lowest(NEW)
+        b_old, b_new = self.buckets[OLD][k_old], self.buckets[NEW][k_new]
         if k_old != k_new:
-            return self.least(OLD) if k_old < k_new else self.least(NEW)
-        mask = self.buckets[OLD][k_old] | self.buckets[NEW][k_new]
-        return self.by_seq[(mask & -mask).bit_length() - 1]
+            return next(iter(b_old)) if k_old < k_new else next(iter(b_new))
+        a, b = next(iter(b_old)), next(iter(b_new))
+        return a if b_old[a] < b_new[b] else b
 
 
 class Balancing:
@@ -179,7 +176,7 @@ class Balancing:
             return self.lo.least_in_rotation()
         if pool is pools[OLD] or pool is pools[NEW]:
             return self.lo.least(pool[0].version)
-        return min(pool, key=_OUTSTANDING)  # a redispatch's list of up instances
+        return min(pool, key=self.lo.rank)  # a redispatch's list of up instances
 
     def _two_choices(self, pool):
         n = len(pool)

@@ -176,6 +176,8 @@ class RequestEngine(Balancing, FleetProcesses):
             self._attempt_failed(att, "rejected", now)
             return
         if inst.state != READY:  # crashed, not yet noticed by health checks: connection refused
+            if self.lo is not None and inst.in_rotation:
+                self.lo.requeue(inst)
             inst = self._redispatch(inst) if self.s.fleet.redispatch else None
             if inst is None:
                 self.rec.attempt_failed(NO_BACKEND, now)
@@ -196,6 +198,8 @@ class RequestEngine(Balancing, FleetProcesses):
                 inst.timer_armed = True
                 self._schedule(att[T] + self.timeout - now, self._cb_expire, inst)
         else:
+            if self.lo is not None and inst.in_rotation:
+                self.lo.requeue(inst)
             self.rec.attempt_failed(inst.version, now)
             self._attempt_failed(att, "rejected", now)
 

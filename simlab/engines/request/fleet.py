@@ -142,7 +142,7 @@ class FleetProcesses:
         self.pools[inst.version].append(inst)
         self.pool_all.append(inst)
         if self.lo is not None:
-            self.lo.add(inst, self.pool_all)
+            self.lo.add(inst)
 
     def _rotate_out(self, inst: Instance) -> None:
         if inst.in_rotation:
