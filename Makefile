@@ -35,13 +35,14 @@ demo: setup
 	$(VENV)/bin/simlab compare $(DEMO_SCENARIO) --runs $(DEMO_RUNS) --engine fluid --out $(DEMO_OUT) --report
 	@echo "demo output: $(DEMO_OUT)/ (compare.csv, runs.parquet) and the report $(DEMO_OUT)/report.html"
 
-# Two passes: the tests outside tests/staging on two pytest-xdist workers (whole files per worker, so a
-# module's fixtures are built once), then the staging tests one after another: they bind ports, time real
-# processes and share one staging fleet per session. Both run even when the first fails; make fails if either does.
+# Two passes, each on two pytest-xdist workers with whole files per worker (a module's fixtures are built
+# once): the CPU-bound tests outside tests/staging, then the staging tests, which mostly wait on real
+# processes (each worker has its own shared staging fleet; stagings take free ports). Both run even when the
+# first fails; make fails if either does.
 test: setup system-deps
 	@status=0; \
 	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/staging --durations=15 || status=$$?; \
-	$(PY) -m pytest -q tests/staging --durations=10 || status=$$?; \
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/staging --durations=10 || status=$$?; \
 	exit $$status
 
 # The committed example results and reports in reports/examples/ (README, reports/README.md): rerun after
