@@ -337,12 +337,6 @@ def deploy(scenario: Scenario, state_dir: str | Path, *, with_load: bool = False
     if st.scenario is not None and st.scenario.fleet.instances != scenario.fleet.instances:
         raise StagingError(f"the staging in {st.dir} runs {st.scenario.fleet.instances} instances; "
                            f"the scenario wants {scenario.fleet.instances} (run `simlab staging down` first)")
-    try:
-        check_analysis(PromQL(st.prometheus_url), scenario)
-    except BaseException:
-        if owned:
-            st.down()
-        raise
     if not owned:  # new instances must run the release being deployed, whatever `up` was given
         for line in health.repair(st, timeout=st.startup_limit()):
             say(f"{line} before the deploy")
@@ -353,6 +347,14 @@ def deploy(scenario: Scenario, state_dir: str | Path, *, with_load: bool = False
             say(f"the staging ran a release an earlier deploy left in place: {len(replaced)} instances "
                 f"replaced by {scenario.fleet.instances} of the stable version before this deploy")
         st.retire_idle_hosts()  # a host started for an earlier release would serve it with that scenario
+    try:
+        # After the reset: the preflight asks for the stable version's series, which a fleet an earlier deploy
+        # promoted no longer has (they go stale; a query over a window finds none).
+        check_analysis(PromQL(st.prometheus_url), scenario)
+    except BaseException:
+        if owned:
+            st.down()
+        raise
     try:
         return Deployment(scenario, LocalFleet(st), with_load=with_load, out=out, progress=progress,
                           record_to=record_to, load_workers=load_workers, checked=True).run()

@@ -19,6 +19,7 @@ import yaml
 from simlab.calibration.fitting import fit_service_time
 from simlab.cli import main
 from simlab.scenario.distributions import LogNormal
+from simlab.staging.supervisor import Staging
 
 TRUE_MU, TRUE_SIGMA = LogNormal(dist="lognormal", mean=0.020, p99=0.080).mu_sigma()
 
@@ -105,6 +106,23 @@ def test_calibrate_from_a_recorded_deploy_leaves_out_its_fault_and_its_release(s
     shaded = {(round(p.get_x() * 60), round((p.get_x() + p.get_width()) * 60))
               for p in fig.axes[0].get_children() if p.get_gid() == "fault:dependency_failure_started"}
     assert len(shaded) == 1 and 9 <= min(shaded)[0] <= 12 and min(shaded)[1] - min(shaded)[0] in (1, 2, 3), shaded
+
+    # The user deploys next with PromQL of their own on the same staging. The recorded deploy promoted its
+    # release, so no stable-version series was scraped any more: the preflight refused valid queries when it
+    # looked before the fleet was reset to the stable version. Only the misspelt query may be refused now.
+    queries = {"lb_responses": 'sum(rate(haproxy_server_http_responses_total{proxy="app",server=~"{{instance}}"}'
+                               '[{{window}}]))',
+               "served": 'sum(rate(simlab_requests_total{version="{{version}}"}[{{window}}]))',
+               "misspelt": 'sum(rate(simlab_request_total{version="{{version}}"}[{{window}}]))'}
+    assert Staging.open(st.dir).ready_counts()["old"] == 0  # promoted: the case the preflight got wrong
+    data = yaml.safe_load(path.read_text())
+    data["analysis"]["metrics"] = [{"metric": name, "query": q, "max": 1e9} for name, q in queries.items()]
+    custom = tmp_path / "custom.yaml"
+    custom.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["deploy", str(custom), "--dir", str(st.dir), "--load"]) == 2
+    err = capsys.readouterr().err
+    assert "analysis: 1 metric Prometheus" in err and "analysis.metrics[2].query" in err, err
+    assert Staging.open(st.dir).ready_counts() == {"old": 3, "new": 0}
 
 
 @pytest.mark.parametrize("family", ["lognormal", "exponential", "gamma", "constant"])

@@ -2,8 +2,9 @@
 per-server responses, a source the built-in metrics never read), checked against the running Prometheus
 before a deploy, and the mann_whitney judge fed per-sub-window samples from Prometheus.
 
-The tests deploy onto the session's shared staging (`shared_staging`, tests/staging/conftest.py), which each
-deploy finds and leaves with its stable version serving.
+The tests deploy onto the session's shared staging (`shared_staging`, tests/staging/conftest.py) as earlier
+tests left it: after test_calibrate's deploy it runs a promoted release, which each deploy replaces with the
+stable version before its preflight (tests/staging/test_calibrate.py holds that regression).
 """
 from __future__ import annotations
 
@@ -18,20 +19,6 @@ from simlab.scenario import parse_scenario
 from simlab.scenario.loading import staging_scenario
 from simlab.staging.deployer import deploy
 from simlab.staging.supervisor import Staging
-
-
-@pytest.fixture(scope="module")
-def shared_staging(tmp_path_factory):
-    """A staging of the session's SHARED scenario for this module alone: run after `simlab calibrate` had used
-    the session's shared one, the preflight found its HAProxy series empty (a known gap, left for the next
-    session) and refused valid queries, so these tests start from a staging nothing else has touched."""
-    from tests.staging.conftest import shared_staging_up
-
-    st, path = shared_staging_up(tmp_path_factory.mktemp("custom-metrics-staging"))
-    try:
-        yield st, path
-    finally:
-        st.down()
 
 # HAProxy's count of 5xx answers of the measured version's servers (named as its instances), over the window.
 LB_ERRORS = ('sum(rate(haproxy_server_http_responses_total{proxy="app",server=~"{{instance}}",code="5xx"}'
