@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from simlab.control import RolloutController, SetWeight, StartInstances, StartMigration, StopInstances
-from simlab.control.observations import sub_windows
 from simlab.engines.effects import Effects
 from simlab.engines.fluid.fleet import FluidFleet
 from simlab.engines.versions import NEW, OLD
 from simlab.engines.fluid.ledger import BLOCK_MAX
+from simlab.engines.fluid.monitoring import Monitoring, View
 from simlab.engines.fluid.plane import Plane
 from simlab.engines.fluid.result import build_result, run_summary
 from simlab.engines.traffic import OfferedLoad
@@ -27,27 +27,6 @@ from simlab.rng import stream
 from simlab.scenario import Scenario
 
 SUBSTEPS = 16  # samples of λ(t) within a tick, for the tick's mean rate
-
-
-class View:
-    """One replication's monitoring at the current tick (recorder.MonitoringView's visibility rule)."""
-
-    __slots__ = ("ledger", "rep", "end", "window_len")
-
-    def __init__(self, ledger, rep: int, window_len: float):
-        self.ledger, self.rep, self.window_len, self.end = ledger, rep, window_len, 0.0
-
-    def version_window(self, version: str):
-        v = OLD if version == "old" else NEW
-        return self.ledger.window(self.rep, (v,), self.end - self.window_len, self.end, quantiles=True)
-
-    def total_window(self, seconds: float):
-        return self.ledger.total_window(self.rep, self.end - seconds, self.end)
-
-    def version_samples(self, version: str, count: int):
-        v = OLD if version == "old" else NEW
-        return tuple(self.ledger.window(self.rep, (v,), a, b, quantiles=True)
-                     for a, b in sub_windows(self.end - self.window_len, self.end, count))
 
 
 def batch_seed(seeds) -> int:
@@ -109,7 +88,8 @@ class Lockstep:
                        for r, seed in enumerate(self.seeds)]
         self.controllers = [RolloutController(s) for _ in range(self.R)]
         mon = s.monitoring
-        self.views = [View(self.ledger, r, mon.window) for r in range(self.R)]
+        self.monitoring = Monitoring(self.ledger, mon.window)  # the due replications' windows, computed together
+        self.views = [View(self.monitoring, r) for r in range(self.R)]
         self.wake = np.zeros(self.R)
         self.wake_other = np.zeros(self.R)  # the controller's next wake leaving out its alert check
         self.alert_at = np.full(self.R, np.inf)  # its next alert check
@@ -149,6 +129,7 @@ class Lockstep:
             else:
                 due_mask = (self.wake <= t) | plane.changed
                 due = np.nonzero(due_mask & ~self._quiet_alerts(t, end, due_mask))[0] if due_mask.any() else ()
+            self.monitoring.open(due)
             for r in due:
                 self._control(r, t, end)
             plane.live_avg[:] = plane.live
@@ -216,12 +197,17 @@ class Lockstep:
         checks, wake, alert_at = quiet
         if not checks or self.exact:
             return
+        last = np.full(self.R, -1)  # each replication's last quiet check in the block
         for u, idx in checks:
-            for r in idx:
-                self.controllers[r].alert_checked_quiet(float(u))
+            last[idx] = u
             self.quiet_checks += len(idx)
             if self.record:
                 self.trace["quiet"] += [(int(r), u) for r in idx]
+        # A quiet check only schedules the next one (alert_checked_quiet), so the last check of each
+        # replication leaves its controller as all of them in turn would.
+        told = np.flatnonzero(last >= 0)
+        for r, u in zip(told.tolist(), last[told].tolist()):
+            self.controllers[r].alert_checked_quiet(float(u))
         self.wake, self.alert_at = wake, alert_at
 
     def _checked_quiet(self, idx, u: float, wake: np.ndarray, alert_at: np.ndarray) -> None:
@@ -248,6 +234,7 @@ class Lockstep:
         mon = self.s.monitoring
         for u in range(t + 1, t + k):
             end = visible_until(float(u), mon.scrape_interval, mon.delay)
+            self.monitoring.open(np.arange(self.R))
             for r in range(self.R):
                 if self._control(r, u, end):
                     raise RuntimeError(f"replication {r}'s controller acted at {u}s inside a block of unchanged ticks")

@@ -1,0 +1,105 @@
+"""What monitoring shows the controllers of a lockstep batch: version windows of all due replications at once.
+
+Each tick the engine opens the replications whose controllers it will tick (`Monitoring.open`). The first
+controller to ask for a window (a version over `monitoring.window`, or one of its sub-windows) has it
+computed for all of them in one pass over the ledger's arrays; the others read theirs from that pass. The
+controllers and the `MetricsView` they see are unchanged: only where the numbers come from is batched.
+
+The numbers are `Ledger.window`'s, bit for bit (tests/test_fluid_monitoring.py): the same subtractions of
+cumulative counts; each row's latency sum reduced along its own contiguous row (numpy's pairwise sum, as
+for one row); each row's CDF mixture one vector-matrix product of a stacked `matmul` (BLAS gemv per row,
+as for one row); a replication's CDFs of saturated pools added second by second as before; and each
+window's percentiles inverted by the same `LatencyModel.quantiles`, only for the rows that ask.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simlab.control.observations import WindowStats, sub_windows
+from simlab.engines.versions import NEW, OLD
+
+
+class Monitoring:
+    """The due replications' windows at one tick, computed together on first use (one tick's cache)."""
+
+    def __init__(self, ledger, window_len: float):
+        self.ledger, self.window_len = ledger, window_len
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.place = np.full(ledger.R, -1, dtype=np.int64)  # each replication's row in the open batch, -1 outside
+        self._windows: dict = {}
+
+    def open(self, rows) -> None:
+        """The replications whose controllers are ticked next, all at the same time; forgets the last tick's windows."""
+        self.place[self.rows] = -1
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.place[self.rows] = np.arange(len(self.rows))
+        self._windows = {}
+
+    def window(self, r: int, version: int, start: float, end: float) -> WindowStats:
+        """Replication r's window of one version over [start, end), as `Ledger.window` gives it."""
+        i = int(self.place[r])
+        if i < 0:  # not in the open batch: one replication's window
+            return self.ledger.window(r, (version,), start, end, quantiles=True)
+        key = (version, max(0, int(start)), max(0, int(end)))
+        batch = self._windows.get(key)
+        if batch is None:
+            batch = self._windows[key] = Windows(self.ledger, self.rows, *key)
+        return batch.stats(i)
+
+
+class Windows:
+    """One version's window [a, b) (whole seconds) for the rows of a batch: counts, latency sums and CDF mixtures."""
+
+    def __init__(self, ledger, rows: np.ndarray, version: int, a: int, b: int):
+        self.ledger, self.rows, self.version, self.a, self.b = ledger, rows, version, a, b
+        if b <= a:
+            return
+        led, v = ledger, version
+        sel = led.cum[rows, b % led.Lc, v] - led.cum[rows, a % led.Lc, v]  # (n, 3): requests, errors, slow
+        self.counts = np.rint(sel).astype(np.int64).tolist()  # round() of each, as Ledger.window takes them
+        counts = led.qcum[rows, b % led.Lq, v] - led.qcum[rows, a % led.Lq, v]  # (n, K) successes by effect key
+        secs = np.arange(a, b) % led.Lq
+        self.latency = led.qsum[rows[:, None], secs[None, :], v].sum(axis=1)  # each row contiguous: a row's sum
+        self.n_ok = counts.sum(axis=1)
+        k_cdf = led.plane.k_cdf
+        self.cdf = np.zeros((len(rows), len(led.model.grid)))
+        some = counts.any(axis=1)
+        if some.any():  # (m, 1, K) @ (K, G): the same gemv per row as one row's (K,) @ (K, G)
+            self.cdf[some] = np.matmul(counts[some][:, None, : len(k_cdf)], k_cdf)[:, 0]
+
+    def stats(self, i: int) -> WindowStats:
+        """Row i's WindowStats; its percentiles computed now (most rows of a batch are never asked)."""
+        if self.b <= self.a:
+            return WindowStats(0, 0, 0)
+        requests, errors, slow = self.counts[i]
+        cdf, n_ok = self.cdf[i], self.n_ok[i]
+        slow_cdfs = self.ledger.qslow[self.rows[i]]
+        for sec in (range(self.a, self.b) if slow_cdfs else ()):
+            for v, weighted in slow_cdfs.get(sec, ()):
+                if v == self.version:
+                    cdf = cdf + weighted
+                    n_ok += weighted[-1]
+        if n_ok <= 0:
+            return WindowStats(requests, errors, slow)
+        p50, p99 = self.ledger.model.quantiles(cdf)
+        return WindowStats(requests, errors, slow, float(self.latency[i] / n_ok), p50, p99)
+
+
+class View:
+    """One replication's monitoring at the current tick (recorder.MonitoringView's visibility rule)."""
+
+    __slots__ = ("monitoring", "rep", "end")
+
+    def __init__(self, monitoring: Monitoring, rep: int):
+        self.monitoring, self.rep, self.end = monitoring, rep, 0.0
+
+    def version_window(self, version: str) -> WindowStats:
+        m = self.monitoring
+        return m.window(self.rep, OLD if version == "old" else NEW, self.end - m.window_len, self.end)
+
+    def total_window(self, seconds: float) -> WindowStats:
+        return self.monitoring.ledger.total_window(self.rep, self.end - seconds, self.end)
+
+    def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
+        m, v = self.monitoring, OLD if version == "old" else NEW
+        return tuple(m.window(self.rep, v, a, b) for a, b in sub_windows(self.end - m.window_len, self.end, count))
