@@ -30,7 +30,8 @@ SUMMARY_KEYS = (
 Extras every driver adds (`summarize`): failed_<cause>, rollback_started_at_s, analysis_failures and
 analysis_inconclusive (acting measurements that failed, that were inconclusive), rollback_cause (what
 triggered the rollback: the analysis metrics that failed, joined by +, `inconclusive`, `alert` or `deadline`;
-ROLLBACK_CAUSES), rollback_by (`controller` or `on_call`), dry_run_detected_at_s (when the dry-run metrics
+ROLLBACK_CAUSES), rollback_by (`controller` or `on_call`), rollback_trigger (what made the metric cross:
+`defect`, `failure`, `crash` or `noise`; simlab.attribution), dry_run_detected_at_s (when the dry-run metrics
 alone would have rolled back), bad_release."""
 
 ROLLBACK_CAUSES = ("alert", "deadline", "inconclusive")
@@ -139,12 +140,15 @@ class RunTotals:
 
 
 def summarize(scenario: "Scenario", *, engine: str, seed: int, controller, totals: RunTotals,
-              bad_release: bool, extras: dict[str, Any] | None = None) -> Summary:
+              bad_release: bool, extras: dict[str, Any] | None = None, events=()) -> Summary:
     """The summary record of one run, the same keys and meanings for the request engine, the fluid engine and staging.
 
     Times are relative to the release (`detected_at_s` is the time to detect); the error budget is the SLO
-    window's at the run's mean rate.
+    window's at the run's mean rate. `events`: the run's (time, kind, detail) rows, of which the instance
+    crashes go into `rollback_trigger` (simlab.attribution).
     """
+    from simlab.attribution import crash_times, decided_at, rollback_trigger
+
     s, c, n = scenario, controller, totals
     release_at = s.release.at if s.release else 0.0
 
@@ -183,6 +187,7 @@ def summarize(scenario: "Scenario", *, engine: str, seed: int, controller, total
         "analysis_inconclusive": c.inconclusive,
         "rollback_cause": c.rollback_cause,
         "rollback_by": c.rollback_by,
+        "rollback_trigger": rollback_trigger(s, decided_at(s, c), c.rollback_cause, bad_release, crash_times(events)),
         "dry_run_detected_at_s": rel(c.dry_run_detected_at),
     }
     if n.queued_attempts is not None:

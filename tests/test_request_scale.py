@@ -94,6 +94,7 @@ def fingerprint(result) -> dict:
 BEFORE_PATH = Path(__file__).parent / "data" / "request_engine_before.json"
 BEFORE = json.loads(BEFORE_PATH.read_text())
 HISTOGRAM_KEYS = ("latency_p50_ms", "latency_p99_ms")
+ADDED_KEYS = ("rollback_trigger",)  # summary keys added since the recording: new readings, no number changed
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -112,7 +113,7 @@ def test_same_numbers_as_before_the_optimisations(name):
             assert now["summary"][key] == pytest.approx(was, rel=1e-12), key
         else:
             assert now["summary"][key] == was, key
-    assert set(now["summary"]) == set(before["summary"])
+    assert set(now["summary"]) - set(ADDED_KEYS) == set(before["summary"])
 
 
 def test_the_record_command_refuses_an_unknown_case_and_writes_nothing():

@@ -154,14 +154,17 @@ def _failure(c: Constraint, value: tuple[float, float, float]) -> dict[str, Any]
 
 def _counts(g: pd.DataFrame) -> dict[str, Any]:
     """What a reason sentence quotes: good and bad releases, rolled back and promoted, and the false rollbacks'
-    causes (rollback_cause, most common first)."""
+    causes (rollback_cause, most common first) and what made their metric cross (rollback_trigger)."""
     bad = g["bad_release"].astype(bool)
     rolled = g["outcome"] == "rolled_back"
     causes = g.loc[rolled & ~bad, "rollback_cause"].dropna().astype(str) if "rollback_cause" in g else pd.Series([], dtype=str)
+    triggers = (g.loc[rolled & ~bad, "rollback_trigger"].dropna().astype(str) if "rollback_trigger" in g
+                else pd.Series([], dtype=str))
     return {"good": int((~bad).sum()), "bad": int(bad.sum()), "false_rollbacks": int((rolled & ~bad).sum()),
             "good_promoted": int(((g["outcome"] == "promoted") & ~bad).sum()),
             "bad_promoted": int(((g["outcome"] == "promoted") & bad).sum()),
-            "causes": {str(k): int(v) for k, v in causes.value_counts().items()}}
+            "causes": {str(k): int(v) for k, v in causes.value_counts().items()},
+            "triggers": {str(k): int(v) for k, v in triggers.value_counts().items()}}
 
 
 def _key(g: pd.DataFrame, by: Sequence[str]) -> list:

@@ -36,7 +36,7 @@ QUALITY_COLUMNS = (
     "p_rollback", "p_rollback_lo", "p_rollback_hi",
     "ttd_p50_s", "ttd_p90_s",
     "added_bad_mean", "added_bad_lo", "added_bad_hi",
-    "causes", "during_failure",
+    "causes", "triggers",
 )
 """One row per variant and release (the good one first, then each severity).
 
@@ -44,8 +44,8 @@ p_rollback is the share of runs rolled back, with its Wilson 95% interval: on th
 false-rollback rate, on a bad one the detection probability. ttd_* are the time to detect (from
 release.at) of the runs rolled back. added_bad_* the bad requests the release added over its no-release
 twin, mean and Student-t 95% interval over all runs. causes counts the rollbacks by rollback_cause
-("error_rate 12, alert 1"); during_failure how many of them were detected while a scheduled failure
-(a dependency failure or zone outage of the scenario) was in the analysis' view.
+("error_rate 12, alert 1"); triggers counts them by what made the metric cross (rollback_trigger,
+simlab.attribution: "failure 9, crash 2, noise 1" on a good release, "defect" on a bad one).
 """
 
 
@@ -211,7 +211,7 @@ def run_quality(
     rows = run_with_twins([s for _, s in points], runs, seed, engine, executor, scheduler, progress,
                           label=f"analysis-quality {scenario.name}")
     frame = pd.concat([runs_frame(r, labels) for (labels, _), r in zip(points, rows)], ignore_index=True)
-    table = quality_table(frame, scenario)
+    table = quality_table(frame)
     meta = {"kind": "quality", "scenario": scenario.name, "fingerprint": scenario.fingerprint(), "runs": runs,
             "seed": seed, "engine": engine, "variants": [name for name, _ in named],
             "severities": [s.label for s in grid], "max_false_rollback": max_false_rollback,
@@ -229,7 +229,7 @@ def analysis_quality(scenario: Scenario | str | Path, **options: Any) -> pd.Data
     return run_quality(scenario, **options).table
 
 
-def quality_table(runs: pd.DataFrame, scenario: Scenario | None = None) -> pd.DataFrame:
+def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
     """QUALITY_COLUMNS from the runs, in the order the points were run."""
     rows = []
     for (variant, release), group in runs.groupby(["variant", "release"], sort=False):
@@ -246,29 +246,16 @@ def quality_table(runs: pd.DataFrame, scenario: Scenario | None = None) -> pd.Da
             "ttd_p50_s": float(np.percentile(ttd, 50)) if len(ttd) else math.nan,
             "ttd_p90_s": float(np.percentile(ttd, 90)) if len(ttd) else math.nan,
             "added_bad_mean": mean, "added_bad_lo": a_lo, "added_bad_hi": a_hi,
-            "causes": ", ".join(f"{c} {n}" for c, n in causes.most_common()),
-            "during_failure": _during_failure(group.loc[rolled, "detected_at_s"], scenario),
+            "causes": _counted(causes.elements()),
+            "triggers": _counted(group.loc[rolled, "rollback_trigger"] if "rollback_trigger" in group else ()),
         })
     return pd.DataFrame(rows, columns=list(QUALITY_COLUMNS))
 
 
-def _during_failure(detected: pd.Series, scenario: Scenario | None) -> int:
-    """How many detections came while a scheduled failure was in the analysis' view: from the oldest data
-    the deciding measurements saw (delay + window + (failure_limit - 1) x interval back) to the detection."""
-    if scenario is None or scenario.release is None:
-        return 0
-    windows = [(f.at, f.at + f.duration) for f in scenario.failures if getattr(f, "at", None) is not None]
-    if not windows:
-        return 0
-    mon, spec = scenario.monitoring, scenario.analysis
-    lookback = mon.delay + mon.window + mon.scrape_interval
-    if spec is not None:
-        lookback += (spec.failure_limit - 1) * spec.interval
-    hits = 0
-    for t in pd.to_numeric(detected, errors="coerce").dropna():
-        end = scenario.release.at + float(t)
-        hits += any(start < end and stop > end - lookback for start, stop in windows)
-    return hits
+def _counted(values) -> str:
+    """"a 3, b 1": each value and how often, most common first (missing values left out)."""
+    counts = Counter(str(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)))
+    return ", ".join(f"{v} {n}" for v, n in counts.most_common())
 
 
 def verdicts(table: pd.DataFrame, max_false_rollback: float, min_detection: float,

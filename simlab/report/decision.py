@@ -33,6 +33,10 @@ NO_DECISION = ("These results carry no decision (written before reports decided 
                "by hand): run the experiment again with --out, which resumes from its stored runs and decides.")
 
 
+TRIGGER_WORDS = {"failure": "during a scheduled failure", "crash": "after an instance crash", "noise": "on noise alone"}
+"""How a sentence says what made a good release's metric cross (rollback_trigger, simlab.attribution)."""
+
+
 def phrase(metric: str) -> str:
     return PHRASES.get(metric, metric)
 
@@ -182,6 +186,9 @@ def _failure(f: dict, counts: dict) -> str:
         causes = sorted(counts.get("causes", {}).items(), key=lambda kv: -kv[1])[:2]
         if causes:
             text += ", on " + " and ".join(f"{c} ({n})" for c, n in causes)
+        triggers = sorted(counts.get("triggers", {}).items(), key=lambda kv: -kv[1])
+        if triggers:
+            text += " — " + ", ".join(f"{TRIGGER_WORDS.get(t, t)} {n}" for t, n in triggers)
         if good and counts.get("good_promoted", 0) == 0:
             text += ": no good release ever ships"
     elif metric == "deploy_duration_mean":

@@ -74,12 +74,13 @@ def quality_rows(table: pd.DataFrame) -> Table:
             duration(r["ttd_p50_s"]), duration(r["ttd_p90_s"]),
             count_ci(r["added_bad_mean"], r["added_bad_lo"], r["added_bad_hi"]),
             "" if pd.isna(r["causes"]) else str(r["causes"]),
-            f"{int(r['during_failure'])}" if good else "",
+            "" if pd.isna(r["triggers"]) or not good else str(r["triggers"]),
         ])
     heads = ["variant", "release", "runs", "P(rollback) [95% CI]", "detect p50", "detect p90",
-             "bad reqs added [95% CI]", "rollbacks by cause", "during a failure"]
+             "bad reqs added [95% CI]", "rollbacks by cause", "false rollbacks: what crossed"]
     return Table(heads, rows, note="detect p50/p90: time from the release's start to detection, among runs rolled "
-                 "back; bad requests added: minus the same seed with no release, over all runs", text=False)
+                 "back; bad requests added: minus the same seed with no release, over all runs; what crossed: a scheduled "
+                 "failure in the analysis' view, an instance crash, or noise", text=False)
 
 
 def quality_report(r: QualityResults) -> Report:

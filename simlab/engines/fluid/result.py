@@ -27,7 +27,8 @@ def run_summary(sim, r: int) -> Summary:
         instance_seconds=sim.fleets[r].instance_seconds(s.duration),
         queued_attempts=int(round(led.queued[r])),
     )
-    return summarize(s, engine="fluid", seed=sim.seeds[r], controller=c, totals=totals, bad_release=bool(sim.bad[r]))
+    return summarize(s, engine="fluid", seed=sim.seeds[r], controller=c, totals=totals, bad_release=bool(sim.bad[r]),
+                     events=sim.fleets[r].events)
 
 
 def build_result(sim, r: int) -> Result:

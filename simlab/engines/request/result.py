@@ -60,5 +60,6 @@ def build_result(engine) -> Result:
         int(timeline.loc[timeline["t"] >= c.rollback_done_at, "failed"].sum()) if c.rollback_done_at is not None else None
     )
     summary = summarize(s, engine=engine.name, seed=engine.seed, controller=c, totals=totals,
-                        bad_release=bool(s.release and s.release.bad), extras={"failed_after_rollback": after_rollback})
+                        bad_release=bool(s.release and s.release.bad), extras={"failed_after_rollback": after_rollback},
+                        events=events)
     return Result(summary, timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
