@@ -67,6 +67,10 @@ class Canary(StrategyBase):
         CanaryStep(weight=100),
     )
     analysis: bool = True
+    baseline: bool = Field(default=False, description=(
+        "start a baseline of the old version with the canary, as many instances and the same share of traffic "
+        "at each step below 100, stopped at promotion or rollback; the analysis compares the canary with it "
+        "(Kayenta's and Argo Rollouts' baseline vs canary)"))
 
     @model_validator(mode="after")
     def _rise_to_100(self) -> "Canary":
@@ -84,6 +88,14 @@ class Canary(StrategyBase):
             raise ValueError(
                 f"steps[{len(steps) - 1}].weight: expected the last step to reach weight 100, found {steps[-1].weight:g}"
             )
+        if self.baseline:
+            over = next((i for i, s in enumerate(steps) if 50 < s.weight < 100), None)
+            if over is not None:
+                raise ValueError(
+                    f"steps[{over}].weight: expected at most 50 with baseline: true (the canary and the baseline "
+                    f"each take the step's weight, the stable fleet the rest; only the last step, 100, goes past), "
+                    f"found {steps[over].weight:g}"
+                )
         return self
 
 
