@@ -118,6 +118,21 @@ def make_summary(values: dict[str, Any]) -> Summary:
     return Summary(ordered)
 
 
+def dependency_events(scenario: "Scenario") -> list[tuple[float, str, dict]]:
+    """The scenario's dependency failures as a simulated run's events, as staging writes them when it injects
+    one: `dependency_failure_started` (with its add_latency and error_rate) and `dependency_failure_ended`
+    (left out when the failure outlasts the run), so reports shade the same windows for both."""
+    from simlab.scenario.release import Dependency
+
+    out: list[tuple[float, str, dict]] = []
+    for f in scenario.failures:
+        if isinstance(f, Dependency) and f.at < scenario.duration:
+            out.append((float(f.at), "dependency_failure_started", {"add_latency": f.add_latency, "error_rate": f.error_rate}))
+            if f.at + f.duration < scenario.duration:
+                out.append((float(f.at + f.duration), "dependency_failure_ended", {}))
+    return out
+
+
 def events_frame(rows: list[tuple[float, str, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(EVENT_COLUMNS)).sort_values("time", kind="stable").reset_index(drop=True)
 

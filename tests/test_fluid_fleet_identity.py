@@ -121,8 +121,9 @@ def digest(values) -> str:
 
 
 def fingerprint(result) -> dict:
-    """What a run produced: its summary, a digest of each timeline column and of the event log."""
-    ev = result.events
+    """What a run produced: its summary, a digest of each timeline column and of the event log (less the events
+    logged since the fixture was written, ADDED_EVENTS)."""
+    ev = result.events[~result.events["kind"].isin(ADDED_EVENTS)]
     return {
         "summary": result.summary.to_dict(),
         "timeline": {col: digest(result.timeline[col].to_numpy()) for col in result.timeline.columns},
@@ -175,6 +176,7 @@ RUNNERS = {"single": (SINGLES, run_single), "experiment": (EXPERIMENTS, run_expe
 IDS = [f"{kind}:{name}" for kind, (names, _) in RUNNERS.items() for name in names]
 
 
+ADDED_EVENTS = ("dependency_failure_started", "dependency_failure_ended")  # the scenario's failure windows
 ADDED_KEYS = ("rollback_trigger",)
 """Summary keys added since the fixture was written: new readings of the same run, not a change to any number."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from simlab.report.figures_pair import draw_overlay
@@ -112,6 +113,31 @@ def test_a_simulated_zone_outage_is_shaded_where_the_engine_says_it_happened():
     fig = draw_timeline(result.timeline, events)
     assert spans(fig, "fault:zone_down") == {(round(down / 60, 4), round(up / 60, 4))}
     assert by_gid(fig, "flag:detected") and by_gid(fig, "flag:rollback_started")
+
+
+@pytest.mark.parametrize("engine", ["request", "fluid"])
+def test_a_simulated_dependency_failure_is_logged_and_shaded_as_staging_logs_it(engine):
+    """Both engines log the scenario's dependency failures as staging does when it injects them (kind and detail),
+    so a simulated run's timeline shades the same window; one that outlasts the run has no end."""
+    from simlab.scenario.loading import validate_scenario
+    from simlab.simulation import simulate
+
+    data = yaml.safe_load((ROOT / "experiments" / "staging-failures.yaml").read_text())
+    data["failures"] = [{"kind": "dependency", "at": "20s", "duration": "10s", "add_latency": "30ms", "error_rate": 0.02},
+                        {"kind": "dependency", "at": "50s", "duration": "1h", "error_rate": 0.01}]
+    data["duration"] = "70s"
+    result = simulate(validate_scenario(data), seed=3, engine=engine)
+    ev = result.events[result.events["kind"].str.startswith("dependency_failure")]
+    assert [(t, k, d) for t, k, d in zip(ev["time"], ev["kind"], ev["detail"])] == [
+        (20.0, "dependency_failure_started", {"add_latency": 0.03, "error_rate": 0.02}),
+        (30.0, "dependency_failure_ended", {}),
+        (50.0, "dependency_failure_started", {"add_latency": 0.0, "error_rate": 0.01})]
+    windows = fault_windows(result.events, 70.0)
+    assert [(a, b, label) for a, b, _, label in windows if "dependency" in label] == [
+        (20.0, 30.0, "dependency degraded (+30ms, 2% errors)"), (50.0, 70.0, "dependency degraded (1% errors)")]
+    fig = draw_timeline(result.timeline, result.events)
+    assert spans(fig, "fault:dependency_failure_started") == {(round(20 / 60, 4), round(30 / 60, 4)),
+                                                               (round(50 / 60, 4), round(70 / 60, 4))}
 
 
 def test_pair_overlay_shades_observed_faults_filled_and_predicted_hatched_and_marks_rollback_start():

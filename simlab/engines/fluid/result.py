@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 
 from simlab.engines.timeline import add_fleet_columns, utilization
-from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, Summary, events_frame, summarize
+from simlab.results import (CAUSES, TIMELINE_COLUMNS, Result, RunTotals, Summary, dependency_events, events_frame,
+                            summarize)
 
 
 def run_summary(sim, r: int) -> Summary:
@@ -52,5 +53,5 @@ def build_result(sim, r: int) -> Result:
         cols["in_flight"].append(float(rec["in_flight"][r, t]))
         cols["queued"].append(int(round(rec["queued"][r, t])))
     timeline = pd.DataFrame(cols)
-    events = [(e.time, e.kind, e.detail) for e in c.events] + list(sim.fleets[r].events)
+    events = [(e.time, e.kind, e.detail) for e in c.events] + list(sim.fleets[r].events) + dependency_events(s)
     return Result(run_summary(sim, r), timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})

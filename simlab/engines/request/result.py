@@ -6,7 +6,7 @@ import math
 import pandas as pd
 
 from simlab.engines.timeline import add_fleet_columns, utilization
-from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_frame, summarize
+from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, dependency_events, events_frame, summarize
 
 
 def build_result(engine) -> Result:
@@ -35,7 +35,7 @@ def build_result(engine) -> Result:
         cols["queued"].append(rec.queued[sec])
     timeline = pd.DataFrame(cols)
 
-    events = [(e.time, e.kind, e.detail) for e in c.events] + list(engine.events)
+    events = [(e.time, e.kind, e.detail) for e in c.events] + list(engine.events) + dependency_events(s)
     release_at = s.release.at if s.release else 0.0
     after = timeline[timeline["t"] >= release_at] if s.release else timeline
     instance_seconds = 0.0
