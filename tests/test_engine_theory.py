@@ -115,3 +115,22 @@ traffic:
     spike = offered[600:720].mean()
     assert spike == pytest.approx(expected[600:720].mean(), rel=0.03)
     assert spike > 2.2 * offered[420:540].mean() * 0.8
+
+
+def test_the_mean_offered_rate_summed_in_chunks_is_the_mean_over_every_second(monkeypatch):
+    """`OfferedLoad.mean_rate` (what `--engine auto` sizes a run by) holds a million seconds at a time, so a
+    long run's mean does not hold every second's λ at once; in chunks it is the one-shot mean to rounding."""
+    import numpy as np
+
+    import simlab.engines.traffic as traffic
+    from simlab.scenario import validate_scenario
+
+    s = validate_scenario({"name": "long", "duration": "3d", "fleet": {"instances": 2, "service_time": "20ms"},
+                           "traffic": {"rps": 10, "pattern": {"kind": "diurnal"},
+                                       "spikes": [{"at": "1h", "duration": "1h", "multiplier": 2}]}})
+    load = traffic.OfferedLoad(s)
+    whole = float(np.mean(load.rates(np.arange(int(s.duration)) + 0.5)))
+    assert load.mean_rate(s.duration) == whole  # one chunk: the same sum
+    monkeypatch.setattr(traffic, "MEAN_CHUNK", 1000)  # 260 chunks
+    assert load.mean_rate(s.duration) == pytest.approx(whole, rel=1e-12)
+    assert load.mean_rate(s.duration) != pytest.approx(10.0, rel=1e-3)  # the spike and the pattern count
