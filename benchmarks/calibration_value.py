@@ -12,11 +12,16 @@ For each scenario (experiments/staging-*.yaml, their staging form) on a real loc
    from) for bad requests, detection time (seconds after the release), p99 latency of successful requests and
    min capacity (fewest ready instances / fleet).
 
+Each error comes with its standard error: the observed mean's (for p99, a bootstrap of each held-out deploy's
+own requests, so that one deploy's sampling noise is counted; for the others the deploys' spread) and the
+prediction's (the runs' spread / sqrt(runs)), combined. An error smaller than about twice its standard error
+says nothing about which prediction is better.
+
 Prints JSON (every number) and a Markdown table of absolute errors (the README's).
 
-    .venv/bin/python benchmarks/calibration_value.py [--deploys 3] [--runs 30] [--scenarios staging-canary-bad,...]
+    .venv/bin/python benchmarks/calibration_value.py [--deploys 4] [--runs 30] [--scenarios staging-canary-bad,...]
 
-Takes about 20 minutes with the defaults: the deploys run on the wall clock (90-120 s each).
+Takes about 25 minutes with the defaults: the deploys run on the wall clock (90-120 s each).
 """
 from __future__ import annotations
 
@@ -42,17 +47,52 @@ FIGURES = ("bad", "detected_at_s", "latency_p99_ms", "min_capacity")
 SCENARIOS = ("staging-canary-bad", "staging-canary-good", "staging-failures")
 
 
+def _kept(values: list) -> list[float]:
+    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
 def mean(values: list) -> float | None:
-    kept = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    kept = _kept(values)
     return statistics.fmean(kept) if kept else None
 
 
+def se(values: list) -> float | None:
+    """Standard error of the mean of `values` (None with fewer than two)."""
+    kept = _kept(values)
+    return statistics.stdev(kept) / math.sqrt(len(kept)) if len(kept) > 1 else None
+
+
 def predicted(s, runs: int) -> dict:
-    """Mean of each figure over `runs` request-engine replications, and how many detected."""
+    """Mean of each figure over `runs` request-engine replications (and its standard error), how many detected."""
     summaries = [simulate(s, seed=i, engine="request").summary.to_dict() for i in range(runs)]
     out = {k: mean([x.get(k) for x in summaries]) for k in FIGURES}
+    out["se"] = {k: se([x.get(k) for x in summaries]) for k in FIGURES}
     out["detected_share"] = sum(x.get("detected_at_s") is not None for x in summaries) / runs
     out["outcomes"] = sorted({x["outcome"] for x in summaries})
+    return out
+
+
+def p99_se(out: Path, boots: int = 300) -> float | None:
+    """Bootstrap standard error (ms) of one deploy's p99 of successful user requests, from Locust's records."""
+    import numpy as np
+
+    from simlab.staging.load import classify, read_records, user_requests
+
+    rec = user_requests(read_records(out / "load"))
+    ok = rec["latency"][classify(rec, 1e9)["ok"]] * 1e3
+    if len(ok) < 100:
+        return None
+    rng = np.random.default_rng(0)
+    return float(np.std([np.percentile(rng.choice(ok, len(ok)), 99) for _ in range(boots)]))
+
+
+def observed_se(held_out: list[dict], dirs: list[Path]) -> dict:
+    """Standard error of the held-out mean of each figure (p99: each deploy's own sampling noise, bootstrapped;
+    others: the deploys' spread, None from one deploy)."""
+    out = {k: se([x.get(k) for x in held_out]) for k in FIGURES}
+    boot = [p99_se(d) for d in dirs]
+    if all(b is not None for b in boot):
+        out["latency_p99_ms"] = math.sqrt(sum(b * b for b in boot)) / len(boot)
     return out
 
 
@@ -82,12 +122,17 @@ def one_scenario(name: str, deploys: int, runs: int, work: Path) -> dict:
         predictions[when] = predicted(staging_scenario(overlay(raw, path)), runs)
         written[when] = {k: v for k, v in frag.items() if k != "calibration"}
     held_out = observed[1:] or observed
+    dirs = [work / name / f"deploy-{i}" for i in range(deploys)]
     obs = {k: mean([x.get(k) for x in held_out]) for k in FIGURES}
+    obs["se"] = observed_se(held_out, dirs[1:] or dirs)
     obs["each"] = [{k: x.get(k) for k in (*FIGURES, "outcome")} for x in observed]
     errors = {k: {when: (None if obs[k] is None or p[k] is None else abs(p[k] - obs[k]))
                   for when, p in predictions.items()} for k in FIGURES}
+    error_se = {k: {when: math.sqrt((obs["se"][k] or 0.0) ** 2 + (p["se"][k] or 0.0) ** 2)
+                    for when, p in predictions.items()} for k in FIGURES}
     return {"scenario": name, "observed": obs, "predicted": predictions, "absolute_error": errors,
-            "calibration_log": lines, "written": written, "seconds": round(time.monotonic() - t0, 1)}
+            "error_se": error_se, "calibration_log": lines, "written": written,
+            "seconds": round(time.monotonic() - t0, 1)}
 
 
 def cell(value: float | None, digits: int = 1) -> str:
@@ -98,22 +143,24 @@ WHEN = ("before", "live", "recorded")
 
 
 def table(results: list[dict]) -> str:
-    """Observed, predicted (before, after live, after recorded calibration) and the absolute errors."""
-    rows = ["| scenario | figure | observed | predicted: before / live / recorded | error: before / live / recorded |",
-            "|---|---|---|---|---|"]
+    """Observed (± its standard error), predicted (before, after live, after recorded calibration), the absolute
+    errors and the standard error of an error (observation and prediction noise together)."""
+    rows = ["| scenario | figure | observed ± se | predicted: before / live / recorded | "
+            "error: before / live / recorded | se of an error |", "|---|---|---|---|---|---|"]
     for r in results:
         for k in FIGURES:
             digits = 2 if k == "min_capacity" else 1
-            p, e = r["predicted"], r["absolute_error"][k]
-            rows.append(f"| {r['scenario']} | {k} | {cell(r['observed'][k], digits)} | "
+            p, e, o = r["predicted"], r["absolute_error"][k], r["observed"]
+            noise = max((v for v in r["error_se"][k].values() if v is not None), default=None)
+            rows.append(f"| {r['scenario']} | {k} | {cell(o[k], digits)} ± {cell(o['se'][k], digits)} | "
                         + " / ".join(cell(p[w][k], digits) for w in WHEN) + " | "
-                        + " / ".join(cell(e[w], digits) for w in WHEN) + " |")
+                        + " / ".join(cell(e[w], digits) for w in WHEN) + f" | {cell(noise, digits)} |")
     return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deploys", type=int, default=3, help="deploys observed per scenario (the first is also "
+    parser.add_argument("--deploys", type=int, default=4, help="deploys observed per scenario (the first is also "
                         "the recording calibrated from)")
     parser.add_argument("--runs", type=int, default=30, help="simulated replications per prediction")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))

@@ -32,10 +32,12 @@ def _when() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _fit_line(fit: fitting.ServiceFit) -> str:
+def _fit_line(fit: fitting.ServiceFit, path: str) -> str:
     best = fit.best
     return (f"service time: {fit.chosen} (mean {best.mean * 1e3:.2f}ms, p99 {best.p99 * 1e3:.2f}ms) from "
-            f"{fit.n} latencies; {fit.why}")
+            f"{fit.n} latencies; {fit.why}\n"
+            f"written as users see it, {path} ({fit.path_mean * 1e3:.2f}ms on average): mean "
+            f"{fit.seen_mean * 1e3:.2f}ms, p99 {fit.seen_p99 * 1e3:.2f}ms")
 
 
 def _open_or_start(raw: Scenario, staged: Scenario, state_dir: Path, say: Say) -> tuple[Staging, bool]:
@@ -59,7 +61,7 @@ def _open_or_start(raw: Scenario, staged: Scenario, state_dir: Path, say: Say) -
     return Staging.up(staged, state_dir), True
 
 
-def calibrate_live(raw: Scenario, state_dir: str | Path, *, samples: int = 1000, level_seconds: float = 2.0,
+def calibrate_live(raw: Scenario, state_dir: str | Path, *, samples: int = 4000, level_seconds: float = 2.0,
                    startups: int = 2, progress: Say | None = None) -> dict:
     """Measure the staging in `state_dir` and return the fragment for `raw` (a scenario as loaded)."""
     say = progress or (lambda line: None)
@@ -73,9 +75,9 @@ def calibrate_live(raw: Scenario, state_dir: str | Path, *, samples: int = 1000,
             f"{o['balancer_p50_ms']:+.3f}ms through HAProxy ({o['samples']} requests)")
         configured_mean = dists.from_spec(served.fleet.service_time).mean
         latencies = live.sample_latencies(st, samples, configured_mean, served.fleet.workers)
-        fit = fitting.fit_service_time(latencies, overhead.direct)
-        say(_fit_line(fit))
-        capacity = _capacity(st, served, fit.best.mean, level_seconds, say)
+        fit = fitting.fit_service_time(latencies, overhead.direct, overhead.via_balancer)
+        say(_fit_line(fit, "plus a request's way through HAProxy"))
+        capacity = _capacity(st, served, fit, level_seconds, say)
         timed = live.time_startup(st, count=startups)
         startup = fragment.startup_record(served, list(timed.rotation), list(timed.ready))
         say(f"start-up: ready {startup['to_ready_s']:.2f}s, in rotation {startup['to_rotation_s']:.2f}s after start "
@@ -90,7 +92,8 @@ def calibrate_live(raw: Scenario, state_dir: str | Path, *, samples: int = 1000,
     return fragment.build(raw, staged, fit, evidence, capacity, startup)
 
 
-def _capacity(st: Staging, served: Scenario, mean_service: float, seconds: float, say: Say) -> dict:
+def _capacity(st: Staging, served: Scenario, fit: fitting.ServiceFit, seconds: float, say: Say) -> dict:
+    mean_service = fit.best.mean
     modelled = served.fleet.workers / mean_service
     port = live.serving_ports(st)[0]
     levels = live.step_load(port, [f * modelled for f in LEVELS], seconds)
@@ -99,7 +102,7 @@ def _capacity(st: Staging, served: Scenario, mean_service: float, seconds: float
     top = max(levels, key=lambda lv: lv.ok_rps)
     saturated = any(lv.failed_share > 0.01 or lv.ok_rps < 0.95 * lv.offered_rps for lv in levels)
     record = fragment.capacity_record(served, mean_service, [lv.row() for lv in levels], top.ok_rps, saturated,
-                                      breaks_at, how)
+                                      breaks_at, how, written_mean=fit.seen_mean)
     said = ", ".join(f"{lv.offered_rps:.0f} rps p99 {lv.p99_s * 1e3:.0f}ms"
                      + (f" {lv.failed_share:.0%} failed" if lv.failed_share else "") for lv in levels)
     say(f"stepped load on one instance: {said}")
@@ -118,12 +121,12 @@ def calibrate_recorded(raw: Scenario, dirs: list[Path], progress: Say | None = N
     say(f"read {len(rec.latencies)} latencies of undisturbed stable requests from {len(dirs)} run(s)"
         + (f" (left out: {left})" if left else ""))
     fit = fitting.fit_service_time(rec.latencies)
-    say(_fit_line(fit) + " (overhead not measured: it is in the fitted time)")
+    say(_fit_line(fit, "plus the round trip fitted as a shift"))
     startup = fragment.startup_record(staged, list(rec.rotation)) if rec.rotation else None
     if startup is not None:
         say(f"start-up: in rotation {startup['to_rotation_s']:.2f}s after start ({len(rec.rotation)} rollout "
             f"start(s), 1 s resolution): fleet.startup {startup['startup_s']:.2f}s")
     evidence = {"measured": _when(), "source": "recorded: " + ", ".join(rec.runs), "left_out": rec.left_out,
-                "overhead": "not measured from recordings: the fitted service time includes the round trip "
-                            "through Locust and HAProxy"}
+                "overhead": "not measured from recordings: the round trip through Locust and HAProxy is in the "
+                            "fitted time, as a shift (service_time.path_overhead_ms)"}
     return fragment.build(raw, staged, fit, evidence, None, startup)

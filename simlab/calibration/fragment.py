@@ -15,9 +15,15 @@ Where each value goes:
   checks' delay as the simulator draws it (the first passing check uniform
   within an interval, then `healthy_after - 1` more), so a simulated instance
   enters rotation when a measured one did on average;
-- `workers` only when the measured capacity is under 85% of
-  `workers / mean service time` (the instance, not its workers, is the limit:
-  CPU on a busy machine); then the workers that give the measured capacity.
+- `service_time` is written as users see it (fitting.py): the service time
+  plus the overhead of their requests' way to the instance, which the
+  simulator cannot hold apart, so a simulated worker is held for it too;
+- `workers` when the measured capacity is under 85% of `workers / mean
+  service time` (the instance, not its workers, is the limit: CPU on a busy
+  machine): the workers that give the measured capacity with the written
+  mean; else `workers` x written mean / service mean, rounded, when that
+  differs from `workers` (so `workers / written mean` stays near the
+  measured service's capacity, which the overhead does not take).
 """
 from __future__ import annotations
 
@@ -63,15 +69,22 @@ def startup_record(staged: Scenario, rotation: list[float], ready: list[float] |
 
 
 def capacity_record(staged: Scenario, mean_service: float, levels: list[dict], per_instance: float,
-                    saturated: bool, breaks_at: float | None, how: str) -> dict:
-    """Measured and modelled capacity of one instance, the load at which p99 passes the SLO threshold."""
-    modelled = staged.fleet.workers / mean_service
+                    saturated: bool, breaks_at: float | None, how: str, written_mean: float | None = None) -> dict:
+    """Measured and modelled capacity of one instance, the load at which p99 passes the SLO threshold, and the
+    `workers` to write if any (see the module docstring)."""
+    workers = staged.fleet.workers
+    modelled = workers / mean_service
+    written = written_mean if written_mean is not None and math.isfinite(written_mean) else mean_service
     out = {"modelled_rps": round(modelled, 1), "per_instance_rps": round(per_instance, 1),
            "saturated": saturated, "p99_threshold_ms": round(staged.slo.latency_threshold * 1e3, 3),
            "p99_breaks_at_rps": None if breaks_at is None else round(breaks_at, 1), "p99_breaks_how": how,
-           "configured_workers": staged.fleet.workers, "levels": levels}
+           "configured_workers": workers, "levels": levels}
     if saturated and per_instance < CAPACITY_SHORTFALL * modelled:
-        out["workers"] = max(1, round(per_instance * mean_service))
+        out["workers"] = max(1, round(per_instance * written))
+        out["workers_why"] = "the measured capacity is under 85% of the modelled"
+    elif round(workers * written / mean_service) != workers:
+        out["workers"] = round(workers * written / mean_service)
+        out["workers_why"] = "the written service time carries the overhead of a request's way to the instance"
     return out
 
 
@@ -92,6 +105,8 @@ def build(raw: Scenario, staged: Scenario, service, evidence: dict, capacity: di
             "chosen": service.chosen, "why": service.why, "latencies": service.n,
             "overhead_ms": round(service.overhead_mean * 1e3, 4),
             "fitted_mean_ms": round(best.mean * 1e3, 4), "fitted_p99_ms": round(best.p99 * 1e3, 4),
+            "path_overhead_ms": round(service.path_mean * 1e3, 4),
+            "written_mean_ms": round(service.seen_mean * 1e3, 4), "written_p99_ms": round(service.seen_p99 * 1e3, 4),
             "configured": staged.fleet.service_time.model_dump(mode="json", exclude_none=True),
             "candidates": [c.row() for c in service.candidates],
         },
