@@ -56,11 +56,14 @@ class RolloutController:
         strategy = scenario.strategy
         has_metrics = scenario.analysis is not None and bool(scenario.analysis.metrics)
         self.analysis_spec = scenario.analysis if (strategy.analysis and has_metrics) else None
-        self._gate = AnalysisGate(self.analysis_spec, queries=queries) if self.analysis_spec is not None else None
+        self.baseline = bool(getattr(strategy, "baseline", False))  # a canary with a baseline fleet
+        self._gate = (AnalysisGate(self.analysis_spec, queries=queries, baseline=self.baseline)
+                      if self.analysis_spec is not None else None)
         self.events: list[ControlEvent] = []
         self.phase = Phase.STABLE
         self.step: int | None = None
         self.weight: float | None = None  # percent of traffic on the new version; None: by instance count
+        self.baseline_weight = 0.0  # percent of traffic on the canary's baseline
         self.outcome: Outcome = "no_release" if self.release is None else "incomplete"
         self.promoted_at: float | None = None
         self.detected_at: float | None = None
@@ -366,8 +369,9 @@ class RolloutController:
                 return [StartInstances(item.version, item.count - alive)]
             return [StopInstances(item.version, alive - item.count)] if item.count < alive else []
         if isinstance(item, SetWeight):
-            self.weight = item.new_percent
-            self._emit(now, "weight", {"new_percent": item.new_percent})
+            self.weight, self.baseline_weight = item.new_percent, item.baseline_percent
+            self._emit(now, "weight", {"new_percent": item.new_percent,
+                                       **({"baseline_percent": item.baseline_percent} if self.baseline else {})})
         if isinstance(item, StartMigration):
             self.phase = Phase.MIGRATING
         if isinstance(item, (StartInstances, StopInstances)) and item.count <= 0:

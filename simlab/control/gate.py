@@ -23,12 +23,16 @@ class Reading:
     decision: Decision
     dry_run: Measurement | None
     dry_run_decision: Decision
+    against: str | None = None  # with a canary baseline: whose samples were the baseline, baseline or stable
 
 
 class AnalysisGate:
-    def __init__(self, spec: Analysis, *, queries: bool = False):
+    def __init__(self, spec: Analysis, *, queries: bool = False, baseline: bool = False):
         """`queries`: the driver's monitoring evaluates the metrics' PromQL `query:` (staging). Without it (the
-        simulators) every metric must stand for a built-in one: ScenarioError naming each that does not."""
+        simulators) every metric must stand for a built-in one: ScenarioError naming each that does not.
+        `baseline`: the canary has a baseline fleet (strategy.canary.baseline): it is the baseline whenever it
+        served `min_requests` in the window, else the stable fleet as without one."""
+        self.fresh = baseline
         if not queries:
             spec.refuse_unsimulated()
         self.spec = spec
@@ -54,14 +58,19 @@ class AnalysisGate:
         least = max(self.spec.min_requests, 1)
         if self.judge is not None:
             n = self.judge.samples
-            new, old = metrics.version_samples("new", n), metrics.version_samples("old", n)
-            base = old if sum(w.requests for w in old) >= least else self._baseline
+            new = metrics.version_samples("new", n)
+            base, against = self._fresh(lambda: metrics.version_samples("baseline", n), least)
+            if base is None:
+                old = metrics.version_samples("old", n)
+                base = old if sum(w.requests for w in old) >= least else self._baseline
 
             def judge(checks):
                 return mann_whitney.judge(self.judge, checks, new, base, min_requests=self.spec.min_requests)
         else:
-            old = metrics.version_window("old")
-            base = old if old.requests >= least else self._baseline
+            base, against = self._fresh(lambda: metrics.version_window("baseline"), least)
+            if base is None:
+                old = metrics.version_window("old")
+                base = old if old.requests >= least else self._baseline
             window = metrics.version_window("new")
 
             def judge(checks):
@@ -69,7 +78,16 @@ class AnalysisGate:
         acting = judge(self.acting) if self.acting else None
         dry = judge(self.dry) if self.dry else None
         return Reading(acting, self.tally.add(acting.status) if acting else None,
-                       dry, self.dry_tally.add(dry.status) if dry else None)
+                       dry, self.dry_tally.add(dry.status) if dry else None, against)
+
+    def _fresh(self, ask, least: int):
+        """The canary baseline's window (or samples) and "baseline" when it served `least` requests in it;
+        (None, "stable") when it did not (not ready yet, stopped); (None, None) without a baseline."""
+        if not self.fresh:
+            return None, None
+        got = ask()
+        served = got.requests if isinstance(got, WindowStats) else sum(w.requests for w in got)
+        return (got, "baseline") if served >= least else (None, "stable")
 
     def detail(self, reading: Reading) -> dict:
         """The analysis event's detail: the acting measurement, its counts, the dry-run measurement apart."""
@@ -81,4 +99,6 @@ class AnalysisGate:
             detail = {"status": "dry_run_only"}
         if reading.dry_run is not None:
             detail["dry_run"] = {**reading.dry_run.as_detail(), "failures": self.dry_tally.failures}
+        if reading.against is not None:
+            detail["against"] = reading.against
         return detail

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-Version = Literal["old", "new"]
+Version = Literal["old", "new", "baseline"]  # baseline: fresh instances of the old version beside a canary
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,10 @@ class FleetState:
     old: VersionCount
     new: VersionCount
     migration: Literal["none", "running", "done"] = "none"
+    baseline: VersionCount = VersionCount(0, 0)  # a canary's baseline (strategy.canary.baseline), none without
 
     def of(self, version: Version) -> VersionCount:
-        return self.old if version == "old" else self.new
+        return self.old if version == "old" else self.new if version == "new" else self.baseline
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,14 @@ class StopInstances:
 
 @dataclass(frozen=True)
 class SetWeight:
-    """Percent of traffic for the new version; None spreads traffic over ready instances evenly."""
+    """Percent of traffic for the new version; None spreads traffic over ready instances evenly.
+
+    `baseline_percent`: the canary baseline's share (strategy.canary.baseline); the old version's stable fleet
+    gets the rest. A version with no instance in rotation passes its share to the stable fleet, and the stable
+    fleet to the new version, then the baseline."""
 
     new_percent: float | None
+    baseline_percent: float = 0.0
 
 
 @dataclass(frozen=True)

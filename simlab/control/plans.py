@@ -159,15 +159,36 @@ def canary(strategy: Canary, n: int, *, migration=None, analysis: bool = True, g
         yield Analysis(True)
     for i, step in enumerate(strategy.steps):
         want = n if step.weight >= 100 else max(1, math.ceil(n * step.weight / 100))
-        yield Mark("step_started", {"step": i, "weight": step.weight, "new_instances": want})
-        yield Scale("new", want)
-        yield Until(lambda f, w=want: f.new.ready >= w, f"{want} canary instances ready")
-        yield SetWeight(step.weight)
+        if strategy.baseline:
+            yield from _baseline_step(i, step, want)
+        else:
+            yield Mark("step_started", {"step": i, "weight": step.weight, "new_instances": want})
+            yield Scale("new", want)
+            yield Until(lambda f, w=want: f.new.ready >= w, f"{want} canary instances ready")
+            yield SetWeight(step.weight)
         if step.bake > 0:
             yield Bake(step.bake, need_pass=gate)
     yield Analysis(False)
     yield Mark("promoted", {})
     yield StopInstances("old", n)
+
+
+def _baseline_step(i: int, step, want: int) -> Plan:
+    """A canary step with a baseline: both scaled to `want`, the weight set once both are ready; at weight 100
+    the canary takes all traffic and the baseline is stopped."""
+    last = step.weight >= 100
+    size = 0 if last else want
+    yield Mark("step_started", {"step": i, "weight": step.weight, "new_instances": want, "baseline_instances": size})
+    yield Scale("new", want)
+    if not last:
+        yield Scale("baseline", want)
+        yield Until(lambda f, w=want: f.new.ready >= w and f.baseline.ready >= w,
+                    f"{want} canary and {want} baseline instances ready")
+        yield SetWeight(step.weight, step.weight)
+        return
+    yield Until(lambda f, w=want: f.new.ready >= w, f"{want} canary instances ready")
+    yield SetWeight(step.weight)
+    yield Scale("baseline", 0)
 
 
 def build(strategy, n: int, *, migration, analysis: bool, gate: bool = True) -> Plan:
@@ -199,10 +220,12 @@ def rollback(n: int, duration: float, fleet: Callable[[], FleetState]) -> Plan:
     # Whole means none stopped by the rollout; an old instance restarting after a crash still counts.
     if fleet().old.alive >= n:
         yield SetWeight(0)
+        yield from _stop_baseline(fleet)
         yield Scale("new", 0)
     else:
         # The stable fleet is gone (big bang, rolling, promoted): bring it back, then drain the new one.
         yield SetWeight(None)
+        yield from _stop_baseline(fleet)
         while fleet().new.alive > 0:
             f = fleet()
             keep = max(0, n - f.old.ready)
@@ -213,3 +236,9 @@ def rollback(n: int, duration: float, fleet: Callable[[], FleetState]) -> Plan:
         # New instances that never became ready are gone at once; service is back only with the old fleet.
         yield Until(lambda f: f.old.ready >= n, f"{n} old instances ready")
     yield Mark("rollback_finished", {})
+
+
+def _stop_baseline(fleet: Callable[[], FleetState]) -> Plan:
+    """A canary's baseline has nothing left to be compared with once a rollback starts."""
+    if fleet().baseline.alive:
+        yield Scale("baseline", 0)

@@ -34,12 +34,16 @@ class Divergence(SimlabError):
 
 # -- JSON forms ---------------------------------------------------------------
 def fleet_json(fleet: FleetState) -> dict:
-    return {"old": [fleet.old.alive, fleet.old.ready], "new": [fleet.new.alive, fleet.new.ready],
+    data = {"old": [fleet.old.alive, fleet.old.ready], "new": [fleet.new.alive, fleet.new.ready],
             "migration": fleet.migration}
+    if fleet.baseline.alive or fleet.baseline.ready:  # a canary's baseline; recordings without one as before
+        data["baseline"] = [fleet.baseline.alive, fleet.baseline.ready]
+    return data
 
 
 def fleet_from(data: dict) -> FleetState:
-    return FleetState(VersionCount(*data["old"]), VersionCount(*data["new"]), data["migration"])
+    return FleetState(VersionCount(*data["old"]), VersionCount(*data["new"]), data["migration"],
+                      VersionCount(*data.get("baseline", (0, 0))))
 
 
 def window_json(w: WindowStats) -> dict:
@@ -54,7 +58,10 @@ def window_from(data: dict) -> WindowStats:
 
 
 def action_json(action: Action) -> dict:
-    return {"action": type(action).__name__, **asdict(action)}
+    data = {"action": type(action).__name__, **asdict(action)}
+    if data.get("baseline_percent") == 0:
+        del data["baseline_percent"]  # no baseline share: a SetWeight reads as it always did
+    return data
 
 
 def _plain(value: Any) -> Any:

@@ -5,7 +5,7 @@ A measurement's window holds N ~ Poisson(mu) requests of the new version (the of
 traffic over the window monitoring shows, `simlab.metrics.visible_until`) and X | N ~ Bin(N, p) errors, p the
 error rate of the failures active then (a dependency's `error_rate`, a migration's `lock_error_rate`), averaged
 over the window's requests. The threshold judge fails it when N >= min_requests and X > c N, c the lowest
-error-rate bound of the acting metrics: `max`, or `max_ratio_to_baseline` times the baseline's error rate, itself
+error-rate bound of the acting metrics: `max`, or `max_ratio_to_baseline` times the baseline's error rate (the canary baseline's when the canary has one), itself
 binomial in the baseline's window (floored at one error, as `simlab/control/analysis.py` does), so a few errors
 in a thin window on either side are enough to cross it. Windows of successive measurements
 overlap only when the interval is shorter than the window; they are taken as independent. The measurements'
@@ -123,10 +123,15 @@ def predict(s: Scenario, plan: Schedule, rates) -> Prediction | None:
     for at in plan.measurements:
         start, end, cells = _window(s, float(at))
         lam, share, p = rates(cells), plan.share(cells), error_rate(s, cells)
-        new_n, old_n = float((lam * share).sum()), float((lam * (1 - share)).sum())
+        new_n = float((lam * share).sum())
         new_p = float((lam * share * p).sum() / new_n) if new_n > 0 else 0.0
-        if old_n >= least:
-            base_n, base_p, base = old_n, float((lam * (1 - share) * p).sum() / old_n), "the old version's"
+        fresh = np.where(share < 1.0, share, 0.0) if getattr(s.strategy, "baseline", False) else 0.0 * share
+        fresh_n = float((lam * fresh).sum())  # a canary baseline takes the canary's share below weight 100
+        old_n = float((lam * (1 - share - fresh)).sum())
+        if fresh_n >= least:
+            base_n, base_p, base = fresh_n, float((lam * fresh * p).sum() / fresh_n), "the canary baseline's"
+        elif old_n >= least:
+            base_n, base_p, base = old_n, float((lam * (1 - share - fresh) * p).sum() / old_n), "the old version's"
         else:
             base_n, base_p, base = pre_n, pre_p, "the pre-release baseline's"
         floor = 1.0 / base_n if base_n > 0 else 0.0

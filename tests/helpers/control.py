@@ -58,8 +58,8 @@ class FakeFleet:
     """Instances are ready-at times; a started instance is ready `startup(version, k)` seconds later."""
 
     def __init__(self, n: int, startup: Callable[[str, int], float], *, migration_duration: float = 0.0):
-        self.ready_at: dict[str, list[float]] = {"old": [0.0] * n, "new": []}
-        self.started = {"old": 0, "new": 0}
+        self.ready_at: dict[str, list[float]] = {"old": [0.0] * n, "new": [], "baseline": []}
+        self.started = {"old": 0, "new": 0, "baseline": 0}
         self.startup = startup
         self.migration_duration = migration_duration
         self.migration_done_at: float | None = None
@@ -86,7 +86,7 @@ class FakeFleet:
             migration = "none"
         else:
             migration = "done" if now >= self.migration_done_at else "running"
-        return FleetState(count("old"), count("new"), migration)
+        return FleetState(count("old"), count("new"), migration, count("baseline"))
 
 
 @dataclass
@@ -95,6 +95,7 @@ class ScriptedMetrics:
 
     new: Callable[[float], WindowStats] = lambda t: HEALTHY
     old: Callable[[float], WindowStats] = lambda t: HEALTHY
+    baseline: Callable[[float], WindowStats] | None = None  # a canary baseline's window (None: as the old's)
     total: Callable[[float, float], WindowStats] = lambda t, seconds: HEALTHY
     samples: Callable[[str, float, int], tuple[WindowStats, ...]] = lambda version, t, count: (HEALTHY,) * count
     now: float = 0.0
@@ -104,6 +105,8 @@ class ScriptedMetrics:
         return self
 
     def version_window(self, version: str) -> WindowStats:
+        if version == "baseline" and self.baseline is not None:
+            return self.baseline(self.now)
         return (self.new if version == "new" else self.old)(self.now)
 
     def total_window(self, seconds: float) -> WindowStats:
