@@ -16,7 +16,7 @@ import pandas as pd
 from simlab.control import RolloutController, SetWeight, StartInstances, StartMigration, StopInstances
 from simlab.engines.effects import Effects
 from simlab.engines.fluid.fleet import FluidFleet
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import OLD, index
 from simlab.engines.fluid.ledger import BLOCK_MAX
 from simlab.engines.fluid.monitoring import Monitoring, View
 from simlab.engines.fluid.plane import Plane
@@ -270,14 +270,14 @@ class Lockstep:
             self.trace["acted"].add((r, t))
         for action in actions:
             if isinstance(action, StartInstances):
-                v = NEW if action.version == "new" else OLD
-                fleet.launch_many(v, action.count, float(t))
+                fleet.launch_many(index(action.version), action.count, float(t))
                 if fleet.leaky_alive:
                     plane.leaky_reps.add(r)
             elif isinstance(action, StopInstances):
-                fleet.stop(NEW if action.version == "new" else OLD, action.count, float(t))
+                fleet.stop(index(action.version), action.count, float(t))
             elif isinstance(action, SetWeight):
                 plane.weight[r] = np.nan if action.new_percent is None else action.new_percent / 100.0
+                plane.base_weight[r] = action.baseline_percent / 100.0
             elif isinstance(action, StartMigration):
                 plane.mig[r] = 1
                 plane.mig_done_at[r] = t + self.s.release.migration.duration

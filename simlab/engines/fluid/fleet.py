@@ -27,7 +27,7 @@ from simlab.engines.effects import Effects, defect_active
 from simlab.engines.fluid.failures import draw_defects, failure_draws, time_to_failure
 from simlab.engines.fluid.instances import DOWN, READY, STARTING, STOPPED, Instances
 from simlab.engines.fluid.runs import Run
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import BASELINE, NEW, OLD, version_count
 from simlab.scenario.release import InstanceCrash, ZoneOutage
 
 
@@ -47,7 +47,8 @@ class FluidFleet:
         self.next_zone = 0
         self.zone_down: set[int] = set()
         self.zone_wait: list[int] = []  # instances waiting for their zone, in the order they went down
-        self.counts = [[0] * 5, [0] * 5]  # per version: alive, in rotation, live in rotation, dead in rotation, up
+        self.V = version_count(scenario)  # version slots: OLD, NEW (and BASELINE)
+        self.counts = [[0] * 5 for _ in range(self.V)]  # per version: alive, in rotation, live/dead in rotation, up
         self.changed = True
         self._fleet_state: FleetState | None = None
         self.migration = "none"
@@ -75,8 +76,10 @@ class FluidFleet:
 
     def fleet_state(self) -> FleetState:
         if self.changed or self._fleet_state is None or self._fleet_state.migration != self.migration:
-            o, n = self.counts
-            self._fleet_state = FleetState(VersionCount(o[0], o[1]), VersionCount(n[0], n[1]), self.migration)
+            o, n = self.counts[:2]
+            b = self.counts[BASELINE] if self.V > BASELINE else (0, 0)
+            self._fleet_state = FleetState(VersionCount(o[0], o[1]), VersionCount(n[0], n[1]), self.migration,
+                                           VersionCount(b[0], b[1]))
             self.changed = False
         return self._fleet_state
 
@@ -226,7 +229,7 @@ class FluidFleet:
         rot = ins.in_rot[up]
         ins.health[up] += 1
         ins.state[up], ins.up_since[up] = READY, t
-        for v in (OLD, NEW):
+        for v in range(self.V):
             mine = ins.version[up] == v
             if mine.any():
                 r = rot[mine].astype(np.int64)
@@ -280,7 +283,7 @@ class FluidFleet:
         idx, times = idx[ok], times[ok]
         ins.in_rot[idx] = True
         up = ins.state[idx] == READY
-        for v in (OLD, NEW):
+        for v in range(self.V):
             mine = ins.version[idx] == v
             if mine.any():
                 u = up[mine].astype(np.int64)
@@ -341,7 +344,7 @@ class FluidFleet:
         ins = self.ins
         alive = ins.alive_of(version)
         serving = (ins.state[alive] == READY) & ins.in_rot[alive]
-        age = -ins.created[alive] if version == NEW else ins.created[alive]
+        age = ins.created[alive] if version == OLD else -ins.created[alive]  # the newest new (or baseline) first
         chosen = alive[np.lexsort((age, serving))[:count]]  # a stable sort: ties stay oldest first
         if not len(chosen):
             return
@@ -372,7 +375,7 @@ class FluidFleet:
         """Draining instances done: stopped, no longer up (they left rotation when told to stop)."""
         ins = self.ins
         up = idx[ins.state[idx] == READY]
-        for v in (OLD, NEW):
+        for v in range(self.V):
             n = int(np.count_nonzero(ins.version[up] == v))
             if n:
                 self.counts[v][4] -= n
@@ -389,7 +392,7 @@ class FluidFleet:
 
     def snapshot(self) -> dict:
         """Instances by (version, timeline state), as request.py's _snapshot counts them."""
-        return self.ins.snapshot()
+        return self.ins.snapshot(self.V)
 
     def instance_seconds(self, duration: float) -> float:
         return self.ins.instance_seconds(duration)

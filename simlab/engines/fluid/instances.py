@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from simlab.engines.instance import DOWN as DOWN_NAME, DRAINING, READY as READY_NAME, STARTING as STARTING_NAME
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import NEW
 
 STARTING, READY, DOWN, STOPPED = 0, 1, 2, 3  # codes of engines.instance's states
 
@@ -82,8 +82,9 @@ class Instances:
         total = float(np.cumsum(growth)[-1]) if len(growth) else 0.0
         return 1.0 + total / float(count)
 
-    def snapshot(self) -> dict:
-        """Instances by (version, timeline state): engines.timeline.timeline_state of every one not stopped."""
+    def snapshot(self, versions: int = 2) -> dict:
+        """Instances by (version, timeline state): engines.timeline.timeline_state of every one not stopped
+        (`versions`: how many version indices there are, versions.version_count)."""
         n = self.n
         state, stopping, version = self.state[:n], self.stopping[:n], self.version[:n]
         running = state != STOPPED
@@ -92,7 +93,7 @@ class Instances:
         down = running & ~stopping & (state == DOWN)
         draining = running & stopping
         out = {}
-        for v in (OLD, NEW):
+        for v in range(versions):
             mine = version == v
             for name, mask in ((READY_NAME, ready), (STARTING_NAME, starting), (DOWN_NAME, down), (DRAINING, draining)):
                 out[(v, name)] = int(np.count_nonzero(mask & mine))

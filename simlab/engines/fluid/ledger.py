@@ -8,10 +8,13 @@ percentiles come from one mixture of grid CDFs.
 from __future__ import annotations
 
 import math
+from functools import reduce
+from operator import add
 
 import numpy as np
 
 from simlab.control.observations import WindowStats
+from simlab.engines.versions import version_count
 
 ERROR, REJECTED, TIMEOUT, RESET = 0, 1, 2, 3  # recorder.CAUSES order
 BLOCK_MAX = 64  # longest block of ticks drawn at once (fluid_block)
@@ -25,6 +28,7 @@ class Ledger:
         self.n = int(math.ceil(s.duration))
         self.release_at = s.release.at if s.release else 0.0
         self.workers = s.fleet.workers
+        self.V = V = version_count(s)  # version slots; the server counts' last slot is the requests no version took
         z = lambda *shape: np.zeros((reps,) + shape)  # noqa: E731
         self.requests, self.attempts, self.succeeded, self.slow, self.queued = z(), z(), z(), z(), z()
         self.failed = z(4)
@@ -36,16 +40,16 @@ class Ledger:
         # + BLOCK_MAX: a block writes that many seconds ahead of the windows read inside it
         self.Lc = int(math.ceil(mon.delay + mon.scrape_interval + longest)) + 4 + BLOCK_MAX
         self.Lq = int(math.ceil(mon.delay + mon.scrape_interval + mon.window)) + 4 + BLOCK_MAX
-        self.cum = np.zeros((reps, self.Lc, 3, 3))  # cumulative (version, requests/errors/slow) before each second
-        self.running = z(3, 3)
+        self.cum = np.zeros((reps, self.Lc, V + 1, 3))  # cumulative (version, requests/errors/slow) before each second
+        self.running = z(V + 1, 3)
         self.K = 8
         self.acc_keys = z(self.K)
         self.acc_slow = z(len(model.grid))
         # successes by (version, cached effect state), cumulative before each second: whole numbers, so a
         # window's counts are one exact subtraction (like `cum`)
-        self.qrun = np.zeros((reps, 2, self.K))
-        self.qcum = np.zeros((reps, self.Lq, 2, self.K))
-        self.qsum = np.zeros((reps, self.Lq, 2))
+        self.qrun = np.zeros((reps, V, self.K))
+        self.qcum = np.zeros((reps, self.Lq, V, self.K))
+        self.qsum = np.zeros((reps, self.Lq, V))
         self.qslow: list[dict] = [dict() for _ in range(reps)]
         self._totals: dict = {}
         if record:
@@ -59,17 +63,17 @@ class Ledger:
         self.tick_offered = offered
         self.tick_attempts = np.zeros(R, dtype=np.int64)
         self.tick_failed = np.zeros((R, 4), dtype=np.int64)
-        self.tick_ok = np.zeros((R, 2), dtype=np.int64)
+        self.tick_ok = np.zeros((R, self.V), dtype=np.int64)
         self.tick_slow = np.zeros(R, dtype=np.int64)
-        self.tick_served = np.zeros((R, 2), dtype=np.int64)
-        self.srv = np.zeros((R, 3, 3))
+        self.tick_served = np.zeros((R, self.V), dtype=np.int64)
+        self.srv = np.zeros((R, self.V + 1, 3))
         self._totals = {}  # windows of all replications, computed once per tick (see total_window)
 
     def outcomes(self, groups, p_rej, p_to, err, p_slow, rng) -> np.ndarray:
         """Draw what happens to this round of attempts; returns failures by cause (R, 4)."""
         failed = np.zeros((self.R, 4), dtype=np.int64)
         self.tick_attempts += groups.sum(axis=1)
-        for v, il, idd in ((0, 0, 1), (1, 2, 3)):
+        for v, il, idd in ((v, 2 * v, 2 * v + 1) for v in range(self.V)):
             n = groups[:, il]
             rej, rest = _take(rng, n, p_rej[:, v])
             to, rest = _take(rng, rest, p_to[:, v])
@@ -79,7 +83,7 @@ class Ledger:
             srv = self.srv[:, v]
             srv[:, 0] += n
             srv[:, 1] += rej + to + e
-            self.srv[:, 2, :2] += dead[:, None]  # a refused connection has no version's response (request.py)
+            self.srv[:, -1, :2] += dead[:, None]  # a refused connection has no version's response (request.py)
             srv[:, 2] += sl
             failed[:, ERROR] += e
             failed[:, REJECTED] += rej
@@ -88,9 +92,9 @@ class Ledger:
             self.tick_ok[:, v] += ok
             self.tick_served[:, v] += ok + e + to
             self.tick_slow += sl
-        none = groups[:, 4]
-        self.srv[:, 2, 0] += none
-        self.srv[:, 2, 1] += none
+        none = groups[:, -1]
+        self.srv[:, -1, 0] += none
+        self.srv[:, -1, 1] += none
         failed[:, REJECTED] += none
         return failed
 
@@ -115,7 +119,7 @@ class Ledger:
             return np.zeros(self.R, dtype=np.int64)
         h = np.floor(held + rng.random(held.shape)).astype(np.int64)
         h = np.minimum(h, self.tick_ok)
-        self.srv[:, :2, 1] += h
+        self.srv[:, :self.V, 1] += h
         total = h.sum(axis=1)
         retried = np.zeros(self.R, dtype=np.int64)
         if retry_tokens is not None:
@@ -176,13 +180,15 @@ class Ledger:
         R = self.R
         self.t = t + k - 1
         self._totals = {}
+        V = self.V
         zero = np.zeros((R, k), dtype=np.int64)
-        none = groups[:, :, 4]
-        refused = none + groups[:, :, 1] + groups[:, :, 3]  # no version's response (request.py)
+        none = groups[:, :, -1]
+        resets = reduce(add, (groups[:, :, 2 * v + 1] for v in range(V)))
+        refused = none + resets  # no version's response (request.py)
         errors, rejected, timeouts = zero, none, zero
-        ok_v, served, slow_v = [zero, zero], [zero, zero], [zero, zero]
-        srv = np.zeros((R, k, 3, 3))
-        for v, il in ((0, 0), (1, 2)):
+        ok_v, served, slow_v = [zero] * V, [zero] * V, [zero] * V
+        srv = np.zeros((R, k, V + 1, 3))
+        for v, il in ((v, 2 * v) for v in range(V)):
             n = groups[:, :, il]
             if not n.any():  # no traffic to this version in any replication (most of a run)
                 continue
@@ -195,11 +201,10 @@ class Ledger:
             srv[:, :, v, 2] = sl
             errors, rejected, timeouts = errors + e, rejected + rej, timeouts + to
             ok_v[v], served[v], slow_v[v] = ok, ok + e + to, sl
-        srv[:, :, 2, 0] = refused
-        srv[:, :, 2, 1] = refused
-        ok = ok_v[0] + ok_v[1]
-        slow_n = slow_v[0] + slow_v[1]
-        resets = groups[:, :, 1] + groups[:, :, 3]
+        srv[:, :, -1, 0] = refused
+        srv[:, :, -1, 1] = refused
+        ok = reduce(add, ok_v)
+        slow_n = reduce(add, slow_v)
         self.tick_attempts = offered[:, -1]
         requests = offered.sum(axis=1)
         self.requests += requests
@@ -208,16 +213,16 @@ class Ledger:
         for cause, counts in ((ERROR, errors), (REJECTED, rejected), (TIMEOUT, timeouts), (RESET, resets)):
             self.failed[:, cause] += counts.sum(axis=1)
         self.slow += slow_n.sum(axis=1)
-        queued = served[0] * pw[:, 0, None] + served[1] * pw[:, 1, None]
+        queued = reduce(add, (served[v] * pw[:, v, None] for v in range(V)))
         self.queued += queued.sum(axis=1)
-        ok_sums = np.stack([ok_v[0].sum(axis=1), ok_v[1].sum(axis=1)], axis=1)
+        ok_sums = np.stack([w.sum(axis=1) for w in ok_v], axis=1)
         self.lat_sum += (ok_sums * self.mean_latency).sum(axis=1)
         self.lat_n += ok_sums.sum(axis=1)
         running = self.running[:, None] + np.cumsum(srv, axis=1)
         self.cum[:, _ring(t + 1, k, self.Lc)] = running
         self.running = running[:, -1].copy()
         self._block_latency_counts(t, k, ok_v)
-        area = served[0] * mean[:, 0, None] + served[1] * mean[:, 1, None]
+        area = reduce(add, (served[v] * mean[:, v, None] for v in range(V)))
         capacity = up.sum(axis=1) * self.workers
         util = np.where(capacity[:, None] > 0, np.minimum(1.0, area / np.maximum(capacity, 1e-9)[:, None]),
                         (area > 1e-9).astype(float))
@@ -235,7 +240,7 @@ class Ledger:
             self.rec_failed[:, t:t + k] = np.stack([errors, rejected, timeouts, resets], axis=2)
             for r in range(R):
                 for j in range(k):
-                    cdf = self._tick_cdf(r, (ok_v[0][r, j], ok_v[1][r, j]))
+                    cdf = self._tick_cdf(r, [w[r, j] for w in ok_v])
                     rec["p50"][r, t + j], rec["p99"][r, t + j] = (np.nan if q is None else q
                                                                   for q in self.model.quantiles(cdf))
         assert (ok + failed == offered).all(), "every user request ends once"
@@ -249,7 +254,7 @@ class Ledger:
         self.qcum[:, slots] = self.qrun[:, None]
         rows = np.arange(self.R)
         at = np.arange(t + 1, t + k + 1) % self.Lq
-        for v in (0, 1):
+        for v in range(self.V):
             w = ok_v[v]
             if not w.any():
                 continue
@@ -280,7 +285,7 @@ class Ledger:
         slot = t % self.Lq
         self.qsum[:, slot] = ok_v * self.mean_latency
         rows = np.arange(self.R)
-        for v in (0, 1):
+        for v in range(self.V):
             w = np.where(fast[:, v], ok_v[:, v], 0)
             self.acc_keys[rows, keys[:, v]] += w  # one key per row: no repeated index
             self.qrun[rows, v, keys[:, v]] += w
@@ -294,7 +299,7 @@ class Ledger:
 
     def _tick_cdf(self, r, ok_v) -> np.ndarray:
         out = np.zeros(len(self.model.grid))
-        for v in (0, 1):
+        for v in range(self.V):
             if ok_v[v]:
                 cdf = self.cdfs.get((r, v))
                 out += ok_v[v] * (self.plane.k_cdf[self.keys[r, v]] if cdf is None else cdf)
@@ -332,7 +337,7 @@ class Ledger:
         return WindowStats(requests, errors, slow, float(total_lat / n_ok), p50, p99)
 
     def total_window(self, r: int, start: float, end: float) -> WindowStats:
-        """All versions' counts over [start, end): window(r, (0, 1, 2), ...), computed for every replication at once.
+        """All versions' counts over [start, end): window(r, every slot, ...), computed for every replication at once.
 
         Replications tick their controllers on a shared clock (alert evaluations every scrape), so a
         window asked for by one is asked for by most in the same tick.

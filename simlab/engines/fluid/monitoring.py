@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from simlab.control.observations import WindowStats, sub_windows
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import index
 
 
 class Monitoring:
@@ -95,11 +95,11 @@ class View:
 
     def version_window(self, version: str) -> WindowStats:
         m = self.monitoring
-        return m.window(self.rep, OLD if version == "old" else NEW, self.end - m.window_len, self.end)
+        return m.window(self.rep, index(version), self.end - m.window_len, self.end)
 
     def total_window(self, seconds: float) -> WindowStats:
         return self.monitoring.ledger.total_window(self.rep, self.end - seconds, self.end)
 
     def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
-        m, v = self.monitoring, OLD if version == "old" else NEW
+        m, v = self.monitoring, index(version)
         return tuple(m.window(self.rep, v, a, b) for a, b in sub_windows(self.end - m.window_len, self.end, count))

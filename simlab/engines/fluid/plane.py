@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import NEW, RUNS, version_count
 from simlab.engines.fluid.latency import NO_WAIT, LatencyModel
 from simlab.engines.fluid.ledger import Ledger
 from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
@@ -41,7 +41,9 @@ class Plane:
         self.redispatch = bool(getattr(fleet, "redispatch", False))
         self.pooled = self.balancer in ("least_outstanding", "power_of_two")
         self.model = LatencyModel(fleet.service_time, s.slo.latency_threshold, traffic.timeout)
-        z = lambda: np.zeros((reps, 2))  # noqa: E731
+        self.V = V = version_count(s)  # version pools: old, new (and a canary's baseline)
+        self.live_cols = list(range(0, 2 * V, 2))  # each pool's live column in the router's shares
+        z = lambda: np.zeros((reps, V))  # noqa: E731
         self.live, self.dead, self.up = z(), z(), z()
         self.live_avg, self.dead_avg = z(), z()
         self.lq = z()  # requests waiting in each version's pool (mean)
@@ -49,9 +51,10 @@ class Plane:
         self.stations = Stations()
         self._responses: dict = {}
         self.held_reset = z()  # in-flight work failed by crashes this tick
-        self.last_mean = np.full((reps, 2), self.model.dist.mean)
+        self.last_mean = np.full((reps, V), self.model.dist.mean)
         self.last_rate = z()
         self.weight = np.full(reps, np.nan)
+        self.base_weight = np.zeros(reps)  # the canary baseline's share (versions.BASELINE)
         self.mig = np.zeros(reps, dtype=np.int64)
         self.mig_done_at = np.full(reps, np.inf)
         self.changed = np.ones(reps, dtype=bool)  # the controller's FleetState may differ
@@ -59,7 +62,7 @@ class Plane:
         self.tokens = np.full(reps, max(10.0, self.retries.budget * traffic.rps * 10.0))
         self.token_cap = self.tokens[0]
         self.retry_factor = np.zeros(reps)
-        self.leak = np.ones((reps, 2))
+        self.leak = np.ones((reps, V))
         self.leaky_reps: set = set()
         self._keys: dict = {}
         self._table: list = []
@@ -68,7 +71,8 @@ class Plane:
         # Most ticks change nothing a formula reads: cache what only depends on slowly changing inputs.
         self._kind_memo = ElementMemo(self.station_kinds)
         self._law_memo = ArrayMemo(self.stations.law)
-        self.router = Router(reps=reps, balancer=self.balancer, workers=self.workers, redispatch=self.redispatch)
+        self.router = Router(reps=reps, balancer=self.balancer, workers=self.workers, redispatch=self.redispatch,
+                             versions=V)
         self._share_memo = ArrayMemo(self.router.shares)
         times = [_effect_change_times(fx.scenario) for fx in effects]  # each kind's release (a mixed batch)
         self._effect_times = None if None in times else sorted(set().union(*times))
@@ -92,7 +96,7 @@ class Plane:
         return k
 
     def effect_keys(self, t: int) -> np.ndarray:
-        """(R, 2) key of the effect state each replication's versions are in at second t.
+        """(R, V) key of the effect state each replication's versions are in at second t.
 
         Effects change only with the migration state and at a few known seconds (defect onsets,
         dependency failures), so the keys of one second hold until the next of those.
@@ -106,12 +110,12 @@ class Plane:
         return self._ek[1]
 
     def _effect_keys(self, t: int, combo: np.ndarray) -> np.ndarray:
-        out = np.empty((self.R, 2), dtype=np.int64)
+        out = np.empty((self.R, self.V), dtype=np.int64)
         for c in np.unique(combo):
             fx = self.effects[c // 3]
             mask = combo == c
-            for v in (OLD, NEW):
-                out[mask, v] = self.key(fx.at(v, float(t), MIGRATION[c % 3]))
+            for v in range(self.V):
+                out[mask, v] = self.key(fx.at(RUNS[v], float(t), MIGRATION[c % 3]))
         return out
 
     # -- called by the fleet -------------------------------------------------
@@ -167,7 +171,7 @@ class Plane:
                 capacity, per, ca2 = max(n * self.workers, 1e-9), 1.0, 1.0
                 c = _table_workers(capacity)
                 places = round(c * self.queue_limit / self.workers)
-                if self.balancer == "least_outstanding":  # on instances, each with its own queue
+                if self.balancer in ("least_outstanding", "power_of_two"):  # on instances, each with its own queue
                     instances = max(round(c / self.workers), 1)
             else:
                 per = max(round(n), 1)
@@ -178,7 +182,8 @@ class Plane:
                     round(f, 3))  # the same across runs
             service = None if exponential else (name, self._survival(cdf), self.model.mgf(comps))
             m3 = self.model.third_moment(comps) * mu**3
-            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances)
+            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances,
+                                             self.balancer)
             out[1][idx], out[2][idx] = per, capacity * mu
         return out
 
@@ -218,8 +223,8 @@ class Plane:
             else:
                 self.leak[r, NEW] = 1.0
         lam_att = self.lam[t] * (1.0 + self.retry_factor)
-        share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
-        lam_v = lam_att[:, None] * share[:, [0, 2]]
+        share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean, self.base_weight)
+        lam_v = lam_att[:, None] * share[:, self.live_cols]
         law = self.queue_step(keys, lam_v)
         pw, p_rej = law["pw"], law["B"]
         lat_keys, cdfs, p_to, p_slow, mean_latency = self._latency(keys, law, by_key=False)
@@ -268,8 +273,8 @@ class Plane:
             return False
         mean, err = self.k_mean[keys], self.k_err[keys]
         lam_att = lam[0] * (1.0 + self.retry_factor)
-        share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean)
-        lam_v = lam_att[:, None] * share[:, [0, 2]]
+        share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean, self.base_weight)
+        lam_v = lam_att[:, None] * share[:, self.live_cols]
         kinds, per, cmu = self._kind_memo(keys, self.leak, np.maximum(self.live_avg, 1e-9))
         law = self._law_memo(kinds, self.stations.u_of(lam_v / per / cmu))
         settled = np.abs(self.L - law["L"] * per) <= SETTLED * np.maximum(law["L"] * per, 1.0)
@@ -279,7 +284,7 @@ class Plane:
         live = self.live_avg > 1e-9
         self.L = np.where(live, law["L"] * per, 0.0)
         self.lq = np.where(live, law["Lq"] * per, 0.0)
-        lq = np.broadcast_to(self.lq[:, None, :], (self.R, k, 2))
+        lq = np.broadcast_to(self.lq[:, None, :], (self.R, k, self.V))
         # each pool's response-time law holds for the k ticks: a waiting pool's is counted under its own key
         lat_keys, _, p_to, p_slow, mean_latency = self._latency(keys, law, by_key=True)
         led = self.ledger

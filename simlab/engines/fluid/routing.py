@@ -1,8 +1,9 @@
 """The load balancer as the fluid engine sees it: each tick's attempts split over version pools.
 
-Shares over (old live, old dead, new live, new dead, no backend) as the request
-engine's `_pick` makes them (weight None: by ready instances; an explicit
-weight with fallback to the other pool), least-outstanding's preference for idle
+Shares over (old live, old dead, new live, new dead[, baseline live, baseline
+dead], no backend) as the request engine's `_pick` makes them (weight None: by
+ready instances; an explicit weight with fallback to the other pool; a canary
+baseline's share falls back to the stable pool), least-outstanding's preference for idle
 live instances over crashed ones still in rotation, `fleet.redispatch` of
 refused connections; then a multinomial split of the attempts by sequential
 binomials.
@@ -12,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from simlab.engines.fluid import queue as fq
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import BASELINE, NEW, OLD
 
 
 class Router:
-    def __init__(self, *, reps: int, balancer: str, workers: int, redispatch: bool):
+    def __init__(self, *, reps: int, balancer: str, workers: int, redispatch: bool, versions: int = 2):
         self.R, self.balancer, self.workers, self.redispatch = reps, balancer, workers, redispatch
+        self.V = versions  # version pools (versions.version_count)
 
     def _dead_share(self, dead, live, lam, mean):
         """Share of a pool's traffic sent to crashed instances still in rotation (connection refused)."""
@@ -33,38 +35,62 @@ class Router:
             return np.divide(dead, den, out=naive.copy(), where=den > 0)
         return np.minimum(1.0, naive * (1.0 + (1.0 - p0) * np.divide(live, total, out=np.zeros_like(live), where=total > 0)))
 
-    def shares(self, lam_att, L, D, w, last_mean) -> np.ndarray:
-        """(R, 5) probabilities: old live, old dead, new live, new dead, no backend."""
+    def shares(self, lam_att, L, D, w, last_mean, b=None) -> np.ndarray:
+        """(R, 2V + 1) probabilities: old live, old dead, new live, new dead(, baseline live, baseline dead), no
+        backend; `w` the new version's weight (NaN: by ready instances), `b` the baseline's."""
+        V = self.V
         mean = last_mean.mean(axis=1)
-        out = np.zeros((self.R, 5))
+        out = np.zeros((self.R, 2 * V + 1))
         rot = L + D
         by_count = np.isnan(w)
         if by_count.any():
             Lt, Dt = L.sum(axis=1), D.sum(axis=1)
             ds = self._dead_share(Dt, Lt, lam_att, mean)
-            for v, (il, idd) in enumerate(((0, 1), (2, 3))):
+            for v, (il, idd) in enumerate((2 * u, 2 * u + 1) for u in range(V)):
                 out[:, il] = np.where(by_count, (1 - ds) * np.divide(L[:, v], Lt, out=np.zeros(self.R), where=Lt > 0), out[:, il])
                 out[:, idd] = np.where(by_count, ds * np.divide(D[:, v], Dt, out=np.zeros(self.R), where=Dt > 0), out[:, idd])
         if (~by_count).any():
             ww = np.where(by_count, 0.0, np.clip(np.nan_to_num(w) , 0.0, 1.0))
-            p_new = np.where(rot[:, NEW] <= 0, 0.0, np.where(rot[:, OLD] <= 0, 1.0, ww))
-            for v, (il, idd), p in ((OLD, (0, 1), 1 - p_new), (NEW, (2, 3), p_new)):
+            if V == 2:
+                p_new = np.where(rot[:, NEW] <= 0, 0.0, np.where(rot[:, OLD] <= 0, 1.0, ww))
+                parts = (1 - p_new, p_new)
+            else:
+                parts = _with_baseline(rot > 0, ww, np.where(by_count, 0.0, np.clip(b, 0.0, 1.0)))
+            for v, p in enumerate(parts):
+                il, idd = 2 * v, 2 * v + 1
                 ds = self._dead_share(D[:, v], L[:, v], lam_att * p, mean)
                 out[:, il] = np.where(by_count, out[:, il], p * (1 - ds) * (rot[:, v] > 0))
                 out[:, idd] = np.where(by_count, out[:, idd], p * ds * (rot[:, v] > 0))
         if self.redispatch and D.any():
-            # a refused connection is retried once on an up instance of the same pool, else of any pool
-            for v, il, idd in ((OLD, 0, 1), (NEW, 2, 3)):
+            # a refused connection is retried once on an up instance of the same pool, else of any pool (the first
+            # with one, in index order)
+            for v in range(V):
+                il, idd = 2 * v, 2 * v + 1
                 move = np.where(L[:, v] > 0, out[:, idd], 0.0)
                 out[:, il] += move
                 out[:, idd] -= move
-            for v, il, idd, other in ((OLD, 0, 1, 2), (NEW, 2, 3, 0)):
-                move = np.where(L[:, 1 - v] > 0, out[:, idd], 0.0)
-                out[:, other] += move
-                out[:, idd] -= move
-        out[:, 4] = np.clip(1.0 - out[:, :4].sum(axis=1), 0.0, 1.0)
-        out[rot.sum(axis=1) <= 0] = (0, 0, 0, 0, 1)
+            for v in range(V):
+                idd = 2 * v + 1
+                for u in (u for u in range(V) if u != v):
+                    move = np.where(L[:, u] > 0, out[:, idd], 0.0)
+                    out[:, 2 * u] += move
+                    out[:, idd] -= move
+        out[:, -1] = np.clip(1.0 - out[:, :-1].sum(axis=1), 0.0, 1.0)
+        out[rot.sum(axis=1) <= 0] = (0,) * (2 * V) + (1,)
         return out
+
+
+def _with_baseline(has: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The old, new and baseline pools' shares when the new version gets w and the baseline b (each (R,)): a pool
+    with no instance in rotation passes its share to the old pool, the old pool to the new one, then the baseline
+    (the request engine's `_pick`)."""
+    p_new = np.where(has[:, NEW], w, 0.0)
+    p_base = np.where(has[:, BASELINE], b, 0.0)
+    rest = 1.0 - p_new - p_base
+    p_old = np.where(has[:, OLD], rest, 0.0)
+    p_new = p_new + np.where(~has[:, OLD] & has[:, NEW], rest, 0.0)
+    p_base = p_base + np.where(~has[:, OLD] & ~has[:, NEW], rest, 0.0)
+    return p_old, p_new, p_base
 
 
 def split(rng, n: np.ndarray, p: np.ndarray, *, sparse: bool = False) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from simlab.control.observations import WindowStats, sub_windows
 from simlab.engines.request.histogram import LogHistogram
 from simlab.errors import SimulationError
-from simlab.engines.versions import NEW, NO_BACKEND, OLD
+from simlab.engines.versions import BASELINE, NEW, NO_BACKEND, OLD, index
 from simlab.metrics import visible_until
 from simlab.results import CAUSES
 
@@ -43,13 +43,13 @@ class Recorder:
         self.closed = 0  # user seconds below this are closed
         self.run_latency = LogHistogram()  # every closed second's successful user requests
         self._sums: list[float] = []  # their latency sums, one per closed second (math.fsum at the end)
-        # servers' ledger, by version (OLD, NEW, NO_BACKEND) and completion second; served: the successful
-        # attempts, as many as their latencies (counted when those are forgotten)
-        self.srv_served = [[0] * n for _ in range(3)]
-        self.srv_errors = [[0] * n for _ in range(3)]
-        self.srv_slow = [[0] * n for _ in range(3)]
+        # servers' ledger, by version (OLD, NEW, BASELINE, NO_BACKEND) and completion second; served: the
+        # successful attempts, as many as their latencies (counted when those are forgotten)
+        self.srv_served = [[0] * n for _ in range(4)]
+        self.srv_errors = [[0] * n for _ in range(4)]
+        self.srv_slow = [[0] * n for _ in range(4)]
         # successful attempts' latencies by version and completion second, in completion order; None: none, or forgotten
-        self.srv_latency: list[list[array | None]] = [[None] * n for _ in range(3)]
+        self.srv_latency: list[list[array | None]] = [[None] * n for _ in range(4)]
         self.forgotten = 0  # server latencies of seconds below this are dropped
 
     # -- the servers' ledger -------------------------------------------------
@@ -137,13 +137,13 @@ class MonitoringView:
         return self.end - self.window_len
 
     def version_window(self, version: str) -> WindowStats:
-        v = OLD if version == "old" else NEW
+        v = index(version)
         return self.recorder.window((v,), self.start, self.end, quantiles=True)
 
     def total_window(self, seconds: float) -> WindowStats:
-        return self.recorder.window((OLD, NEW, NO_BACKEND), self.end - seconds, self.end, quantiles=False)
+        return self.recorder.window((OLD, NEW, BASELINE, NO_BACKEND), self.end - seconds, self.end, quantiles=False)
 
     def version_samples(self, version: str, count: int) -> tuple[WindowStats, ...]:
-        v = OLD if version == "old" else NEW
+        v = index(version)
         return tuple(self.recorder.window((v,), a, b, quantiles=True)
                      for a, b in sub_windows(self.start, self.end, count))
