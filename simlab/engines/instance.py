@@ -11,7 +11,7 @@ class Instance:
     __slots__ = (
         "id", "version", "zone", "state", "stopping", "in_rotation", "busy", "queue", "outstanding",
         "created_at", "up_since", "stopped_at", "timer_armed", "ok_checks",
-        "bad_checks", "crashy", "leaky", "looping", "restarts",
+        "bad_checks", "crashy", "leaky", "looping", "restarts", "lo_prev", "lo_next", "lo_since",
     )
 
     def __init__(self, ident: int, version: int, zone: int, now: float):
@@ -32,6 +32,10 @@ class Instance:
         self.leaky = False
         self.looping = False
         self.restarts = 0
+        # least-outstanding's index (balancing.py): neighbours at its count, in the order they entered it
+        self.lo_prev: Instance | None = None
+        self.lo_next: Instance | None = None
+        self.lo_since = 0  # when it entered its count (a stamp of the index)
 
     @property
     def alive(self) -> bool:

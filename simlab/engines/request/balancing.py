@@ -23,7 +23,6 @@ reads the choice in constant time per attempt, whatever the fleet's size.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from itertools import count
 from typing import TYPE_CHECKING, Callable
 
@@ -37,14 +36,16 @@ if TYPE_CHECKING:  # pragma: no cover
 class OutstandingIndex:
     """In-rotation instances by version and outstanding count, each count's in the order they entered it.
 
-    Bucket k of a version is an OrderedDict (C: constant-time append, delete and first) of its instances
-    with k outstanding, oldest entry first, each valued by its stamp from one counter over both versions:
-    the first of the lowest bucket is a version's choice, and of two versions' firsts at the same count
-    the smaller stamp entered it first.
+    The instances of a version at count k form a ring through their `lo_prev` and `lo_next` around a head
+    (a bare Instance, so that every link the hot paths follow is of one type): appended at the tail when
+    they enter k, unlinked when they leave it, the first after the head is the oldest. Each entry takes a
+    stamp (`lo_since`) from one counter over both versions, so the oldest of two versions' firsts at one
+    count is the one with the smaller stamp. An OrderedDict per count (C, but hashed and allocating) cost
+    140 ns more per request (pick, up and down: 215 ns here), at any fleet size.
     """
 
     def __init__(self) -> None:
-        self.buckets: tuple[list[OrderedDict], list[OrderedDict]] = ([OrderedDict()], [OrderedDict()])
+        self.heads: tuple[list[Instance], list[Instance]] = ([_head()], [_head()])
         self.low = [0, 0]  # no instance of the version has fewer outstanding than this
         self.count = [0, 0]  # instances in rotation, by version
         self.stamps = count()
@@ -56,66 +57,84 @@ class OutstandingIndex:
 
     def remove(self, inst: Instance) -> None:
         """`inst` has just rotated out."""
-        del self.buckets[inst.version][inst.outstanding][inst]
+        prev, after = inst.lo_prev, inst.lo_next
+        prev.lo_next, after.lo_prev = after, prev
+        inst.lo_prev = inst.lo_next = None
         self.count[inst.version] -= 1
 
     def up(self, inst: Instance, k: int) -> None:
         """An in-rotation instance went from k outstanding to k + 1 (`moved`, for the dispatch path)."""
-        buckets = self.buckets[inst.version]
-        del buckets[k][inst]
-        if k + 1 == len(buckets):
-            buckets.append(OrderedDict())
-        buckets[k + 1][inst] = next(self.stamps)
+        prev, after = inst.lo_prev, inst.lo_next
+        prev.lo_next, after.lo_prev = after, prev
+        heads = self.heads[inst.version]
+        if k + 1 == len(heads):
+            heads.append(_head())
+        head = heads[k + 1]
+        tail = head.lo_prev
+        tail.lo_next, inst.lo_prev, inst.lo_next, head.lo_prev = inst, tail, head, inst
+        inst.lo_since = next(self.stamps)
 
     def down(self, inst: Instance, k: int) -> None:
         """An in-rotation instance went from k outstanding to k - 1 (`moved`, for the completion path)."""
         v = inst.version
-        buckets = self.buckets[v]
-        del buckets[k][inst]
-        buckets[k - 1][inst] = next(self.stamps)
+        prev, after = inst.lo_prev, inst.lo_next
+        prev.lo_next, after.lo_prev = after, prev
+        head = self.heads[v][k - 1]
+        tail = head.lo_prev
+        tail.lo_next, inst.lo_prev, inst.lo_next, head.lo_prev = inst, tail, head, inst
+        inst.lo_since = next(self.stamps)
         if k - 1 < self.low[v]:
             self.low[v] = k - 1
 
     def moved(self, inst: Instance, old: int, new: int) -> None:
         """An in-rotation instance's outstanding count went from `old` to `new` (no change: it keeps its place)."""
         if new != old:
-            del self.buckets[inst.version][old][inst]
+            prev, after = inst.lo_prev, inst.lo_next
+            prev.lo_next, after.lo_prev = after, prev
             self._enter(inst, new)
 
     def requeue(self, inst: Instance) -> None:
         """An in-rotation instance took an attempt and dropped it at once: behind the others at its count."""
-        bucket = self.buckets[inst.version][inst.outstanding]
-        del bucket[inst]
-        bucket[inst] = next(self.stamps)
+        prev, after = inst.lo_prev, inst.lo_next
+        prev.lo_next, after.lo_prev = after, prev
+        self._enter(inst, inst.outstanding)
 
-    def rank(self, inst: Instance) -> tuple[int, int]:
+    @staticmethod
+    def rank(inst: Instance) -> tuple[int, int]:
         """An in-rotation instance's place in the order of choice: its count, then when it entered it."""
-        return inst.outstanding, self.buckets[inst.version][inst.outstanding][inst]
+        return inst.outstanding, inst.lo_since
 
     def _enter(self, inst: Instance, k: int) -> None:
         v = inst.version
-        buckets = self.buckets[v]
-        while len(buckets) <= k:
-            buckets.append(OrderedDict())
-        buckets[k][inst] = next(self.stamps)
+        heads = self.heads[v]
+        while len(heads) <= k:
+            heads.append(_head())
+        head = heads[k]
+        tail = head.lo_prev
+        tail.lo_next, inst.lo_prev, inst.lo_next, head.lo_prev = inst, tail, head, inst
+        inst.lo_since = next(self.stamps)
         if k < self.low[v]:
             self.low[v] = k
 
-    def _lowest(self, version: int) -> int:
-        """The fewest outstanding in the version's (non-empty) pool."""
-        buckets, k = self.buckets[version], self.low[version]
-        while not buckets[k]:
+    def _first(self, version: int) -> Instance:
+        """The oldest entry of the version's lowest non-empty count (its pool is not empty)."""
+        heads, k = self.heads[version], self.low[version]
+        head = heads[k]
+        while head.lo_next is head:
             k += 1
+            head = heads[k]
         self.low[version] = k
-        return k
+        return head.lo_next
 
     def least(self, version: int) -> Instance:
         """The version's instance that has had the fewest outstanding the longest."""
-        buckets, k = self.buckets[version], self.low[version]  # _lowest, inline: this runs once per request
-        while not buckets[k]:
+        heads, k = self.heads[version], self.low[version]  # _first, inline: this runs once per request
+        head = heads[k]
+        while head.lo_next is head:
             k += 1
+            head = heads[k]
         self.low[version] = k
-        return next(iter(buckets[k]))
+        return head.lo_next
 
     def least_in_rotation(self) -> Instance | None:
         """The same over every instance in rotation, of either version (None when there is none)."""
@@ -124,13 +143,18 @@ class OutstandingIndex:
         return self.least(OLD) if self.count[OLD] else None
 
     def least_of_both(self) -> Instance:
-        """The same over both versions' (non-empty) pools: one ebtree in HAProxy, two here, stamps to merge."""
-        k_old, k_new = self._lowest(OLD), self._lowest(NEW)
-        b_old, b_new = self.buckets[OLD][k_old], self.buckets[NEW][k_new]
-        if k_old != k_new:
-            return next(iter(b_old)) if k_old < k_new else next(iter(b_new))
-        a, b = next(iter(b_old)), next(iter(b_new))
-        return a if b_old[a] < b_new[b] else b
+        """The same over both versions' (non-empty) pools: one ebtree in HAProxy, two rings here, stamps to merge."""
+        a, b = self._first(OLD), self._first(NEW)
+        if a.outstanding != b.outstanding:
+            return a if a.outstanding < b.outstanding else b
+        return a if a.lo_since < b.lo_since else b
+
+
+def _head() -> Instance:
+    """The head of an empty ring."""
+    head = Instance(-1, -1, -1, 0.0)
+    head.lo_prev = head.lo_next = head
+    return head
 
 
 class Balancing:
