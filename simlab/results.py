@@ -61,7 +61,20 @@ TIMELINE_COLUMNS = (
     "queued",  # attempts sent this second that had to wait in an instance queue
 )
 
+BASELINE_COLUMNS = (
+    "baseline_weight",  # percent of traffic routed to the canary's baseline
+    "baseline_ready", "baseline_starting", "baseline_down", "baseline_draining",  # its instances, as old_* and new_*
+)
+"""The columns a run with a canary baseline (strategy.canary.baseline) adds after TIMELINE_COLUMNS; its instances
+are of the old version but not in old_*, which stay the stable fleet."""
+
 EVENT_COLUMNS = ("time", "kind", "detail")
+
+
+def timeline_columns(scenario: "Scenario") -> tuple[str, ...]:
+    """A run's timeline columns: TIMELINE_COLUMNS, and BASELINE_COLUMNS when its canary has a baseline."""
+    baseline = getattr(scenario.strategy, "baseline", False) and scenario.release is not None
+    return TIMELINE_COLUMNS + (BASELINE_COLUMNS if baseline else ())
 
 
 def clean(value: Any) -> Any:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from simlab.engines.instance import DOWN, DRAINING, READY, STARTING
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import BASELINE, NEW, OLD, VERSION_NAMES
 
 STATES = ((READY, "ready"), (STARTING, "starting"), (DOWN, "down"), (DRAINING, "draining"))
 
@@ -18,15 +18,27 @@ def timeline_state(state: str, stopping: bool, in_rotation: bool) -> str:
     return DOWN  # crashed or restarting (possibly still in rotation until checks notice)
 
 
-def add_fleet_columns(cols: dict[str, list], counts: dict, weight: float | None) -> None:
-    """Append one second's new-version share and {old,new}_{ready,starting,down,draining} counts."""
+def add_fleet_columns(cols: dict[str, list], counts: dict, weight: float | None, base_weight: float = 0.0) -> None:
+    """Append one second's new-version share and {old,new}_{ready,starting,down,draining} counts, and the
+    baseline's (results.BASELINE_COLUMNS) when `cols` has them."""
+    baseline = "baseline_ready" in cols
     ready_old, ready_new = counts[(OLD, READY)], counts[(NEW, READY)]
-    if weight is None:  # traffic spread over ready instances: the new version's share is its share of them
-        weight = 100.0 * ready_new / (ready_old + ready_new) if ready_old + ready_new else 0.0
+    if weight is None:  # traffic spread over ready instances: each version's share is its share of them
+        ready = ready_old + ready_new + (counts[(BASELINE, READY)] if baseline else 0)
+        weight = 100.0 * ready_new / ready if ready else 0.0
+        base_weight = 100.0 * counts[(BASELINE, READY)] / ready if baseline and ready else 0.0
     cols["new_weight"].append(weight)
-    for v, version in ((OLD, "old"), (NEW, "new")):
+    for v in (OLD, NEW, BASELINE) if baseline else (OLD, NEW):
         for state, name in STATES:
-            cols[f"{version}_{name}"].append(counts[(v, state)])
+            cols[f"{VERSION_NAMES[v]}_{name}"].append(counts[(v, state)])
+    if baseline:
+        cols["baseline_weight"].append(base_weight)
+
+
+def ready_instances(timeline):
+    """Instances in rotation each second: old and new, and the canary baseline's when the timeline has them."""
+    ready = timeline["old_ready"] + timeline["new_ready"]
+    return ready + timeline["baseline_ready"] if "baseline_ready" in timeline else ready
 
 
 def utilization(area: float, capacity: float) -> float:

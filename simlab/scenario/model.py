@@ -29,6 +29,15 @@ class HealthCheck(Frozen):
     healthy_after: whole(ge=1, le=1000) = 2
 
 
+class Warmup(Frozen):
+    """A fresh process is slower at first (cold caches, JIT, connection pools): its service time is multiplied by
+    `slowdown` when it comes up, falling linearly to 1 over `duration`. The fleet running when a run starts is warm."""
+
+    duration: PositiveDuration
+    slowdown: number(ge=1.0, le=MAX_MULTIPLIER) = Field(
+        default=2.0, description="service-time multiplier of an instance that has just come up")
+
+
 class Fleet(Frozen):
     instances: whole(ge=1, le=MAX_INSTANCES)
     zones: whole(ge=1, le=1000) = 1
@@ -43,6 +52,8 @@ class Fleet(Frozen):
         "instance by the load balancer (HAProxy `option redispatch`, Envoy connect-failure retry)",
     )
     health_check: HealthCheck = HealthCheck()
+    warmup: Warmup | None = Field(default=None, description="instances that come up during the run start slow "
+                                  "(a canary's against a warm fleet: what a canary baseline corrects)")
 
 
 class Constant(Frozen):

@@ -147,7 +147,8 @@ class Lockstep:
             if self.record:
                 for r in range(self.R):
                     c, w, snap = self.controllers[r], plane.weight[r], self.fleets[r].snapshot()
-                    self.rows[r] += [(u, snap, None if np.isnan(w) else w * 100.0, c.phase) for u in range(t, t + k)]
+                    b = plane.base_weight[r] * 100.0
+                    self.rows[r] += [(u, snap, None if np.isnan(w) else w * 100.0, c.phase, b) for u in range(t, t + k)]
             t += k
         return self
 

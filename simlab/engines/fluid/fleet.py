@@ -39,6 +39,7 @@ class FluidFleet:
         self.failure_rng, self.defect_rng = failure_rng, defect_rng
         fleet = scenario.fleet
         self.hc, self.startup, self.zones = fleet.health_check, fleet.startup, fleet.zones
+        self.warmup = fleet.warmup
         self.crash_failures = tuple(f for f in scenario.failures if isinstance(f, InstanceCrash))
         self.restart_delay = max([0.0] + [f.restart - fleet.startup for f in self.crash_failures])
         self.ins = Instances(capacity=2 * fleet.instances + 16)  # room for a full second version
@@ -141,6 +142,8 @@ class FluidFleet:
             return
         idx = self._add(version, count, t, t)
         ins, rng, interval = self.ins, self.failure_rng, self.hc.interval
+        if self.warmup is not None:
+            ins.up_since[idx] = -math.inf  # running before the run started: warm
         draws = failure_draws(ins, idx, self.fx, self.crash_failures)
         z = np.empty(int(draws.sum()))
         if not len(z):
@@ -196,6 +199,7 @@ class FluidFleet:
         # up, and live instead of dead if still in rotation; alive and in-rotation counts stay
         rot, v = int(ins.in_rot[i]), int(ins.version[i])
         ins.state[i], ins.up_since[i] = READY, t
+        self._warming(t)
         self._moved(v, (0, 0, rot, -rot, 1))
         self.plane.fleet_changed(self.rep, v, rot, -rot, 1, t, False)
         if not rot:
@@ -229,6 +233,7 @@ class FluidFleet:
         rot = ins.in_rot[up]
         ins.health[up] += 1
         ins.state[up], ins.up_since[up] = READY, t
+        self._warming(t)
         for v in range(self.V):
             mine = ins.version[up] == v
             if mine.any():
@@ -383,6 +388,20 @@ class FluidFleet:
         ins.state[idx], ins.stopped_at[idx] = STOPPED, times
 
     # -- what the data plane and the timeline read ---------------------------
+    def _warming(self, t: float) -> None:
+        """Instances came up at t: with fleet.warmup, the plane follows their slowdown until they are warm."""
+        if self.warmup is not None:
+            plane, rep = self.plane, self.rep
+            plane.warming[rep] = max(plane.warming.get(rep, t), t + self.warmup.duration)
+
+    def slowdown(self, version: int, t: float) -> float:
+        """Mean service-time slowdown of the version's live instances: a memory leak's, and warming up's (rounded
+        to 0.01, so that the data plane's caches see few values)."""
+        if self.warmup is None:
+            return self.leak_factor(version, t)
+        leak = self.fx.memory_leak if version == NEW and self.leaky_alive else None
+        return round(self.ins.slowdown(version, t, leak, self.warmup), 2)
+
     def leak_factor(self, version: int, t: float) -> float:
         """Mean service-time slowdown of the version's live instances from the memory leak."""
         if version != NEW or not self.leaky_alive:

@@ -64,6 +64,7 @@ class Plane:
         self.retry_factor = np.zeros(reps)
         self.leak = np.ones((reps, V))
         self.leaky_reps: set = set()
+        self.warming: dict = {}  # replication -> when its last instance to come up is warm (fleet.warmup)
         self._keys: dict = {}
         self._table: list = []
         self._grow_table()
@@ -214,13 +215,15 @@ class Plane:
         A = self.arrivals[:, t]
         keys = self.effect_keys(t)
         mean, scv, err = self.k_mean[keys], self.k_scv[keys], self.k_err[keys]
-        for r in self.leaky_reps:
-            f = fleets[r].leak_factor(NEW, t + 0.5)
-            if f != 1.0:
-                _, m1, s2, _ = self.model.service(self._table[keys[r, NEW]][4], f)
-                mean[r, NEW], scv[r, NEW], self.leak[r, NEW] = m1, s2, f
-            else:
-                self.leak[r, NEW] = 1.0
+        slow = (NEW,) if not self.warming else range(self.V)  # the versions whose slowdown can change
+        for r in self.leaky_reps | self._warm_reps(t):
+            for v in slow:
+                f = fleets[r].slowdown(v, t + 0.5)
+                if f != 1.0:
+                    _, m1, s2, _ = self.model.service(self._table[keys[r, v]][4], f)
+                    mean[r, v], scv[r, v], self.leak[r, v] = m1, s2, f
+                else:
+                    self.leak[r, v] = 1.0
         lam_att = self.lam[t] * (1.0 + self.retry_factor)
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean, self.base_weight)
         lam_v = lam_att[:, None] * share[:, self.live_cols]
@@ -264,6 +267,8 @@ class Plane:
         """
         if self.retries.max or self.leaky_reps or self.held_reset.any() or self._effect_times is None:
             return False
+        if self._warm_reps(t):
+            return False
         lam = self.lam[t:t + k]
         if len(lam) < k or (lam != lam[0]).any():
             return False
@@ -295,6 +300,15 @@ class Plane:
         self.retry_factor = np.zeros(self.R)  # attempts equal arrivals without retries
         self.last_mean, self.last_rate = mean, lam_v
         return True
+
+    def _warm_reps(self, t: int) -> set:
+        """Replications with an instance still warming up at tick t (one tick more, to set its slowdown back to 1)."""
+        if not self.warming:
+            return set()
+        done = [r for r, until in self.warming.items() if until + 1.0 <= t]
+        for r in done:
+            del self.warming[r]
+        return set(self.warming)
 
     def _latency(self, keys, law, by_key: bool):
         """Latency keys, CDFs, P(timeout), P(slow | done) and served mean of each pool under its station's law.

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 
 from simlab.engines.timeline import add_fleet_columns, utilization
-from simlab.results import (CAUSES, TIMELINE_COLUMNS, Result, RunTotals, Summary, dependency_events, events_frame,
-                            summarize)
+from simlab.results import (CAUSES, Result, RunTotals, Summary, dependency_events, events_frame, summarize,
+                            timeline_columns)
 
 
 def run_summary(sim, r: int) -> Summary:
@@ -36,8 +36,8 @@ def build_result(sim, r: int) -> Result:
     """The Result of replication r of a recorded run (timeline, events, summary)."""
     s, led, c = sim.s, sim.ledger, sim.controllers[r]
     rec = led.rec
-    cols: dict[str, list] = {k: [] for k in TIMELINE_COLUMNS}
-    for t, counts, weight, phase in sim.rows[r]:
+    cols: dict[str, list] = {k: [] for k in timeline_columns(s)}
+    for t, counts, weight, phase, base_weight in sim.rows[r]:
         failed = led.rec_failed[r, t]
         cols["t"].append(t)
         for name in ("offered", "attempts", "succeeded", "slow"):
@@ -47,7 +47,7 @@ def build_result(sim, r: int) -> Result:
             cols[f"failed_{cause}"].append(int(failed[i]))
         cols["latency_p50_ms"].append(rec["p50"][r, t] * 1000.0)
         cols["latency_p99_ms"].append(rec["p99"][r, t] * 1000.0)
-        add_fleet_columns(cols, counts, weight)
+        add_fleet_columns(cols, counts, weight, base_weight)
         cols["utilization"].append(utilization(rec["area"][r, t], rec["capacity"][r, t]))
         cols["phase"].append(phase)
         cols["in_flight"].append(float(rec["in_flight"][r, t]))

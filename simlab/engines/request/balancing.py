@@ -27,7 +27,7 @@ from itertools import count
 from typing import TYPE_CHECKING, Callable
 
 from simlab.engines.instance import READY, Instance
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import BASELINE, NEW, OLD
 
 if TYPE_CHECKING:  # pragma: no cover
     from simlab.engines.draws import Draws
@@ -45,9 +45,9 @@ class OutstandingIndex:
     """
 
     def __init__(self) -> None:
-        self.heads: tuple[list[Instance], list[Instance]] = ([_head()], [_head()])
-        self.low = [0, 0]  # no instance of the version has fewer outstanding than this
-        self.count = [0, 0]  # instances in rotation, by version
+        self.heads: tuple[list[Instance], ...] = ([_head()], [_head()], [_head()])  # OLD, NEW, BASELINE
+        self.low = [0, 0, 0]  # no instance of the version has fewer outstanding than this
+        self.count = [0, 0, 0]  # instances in rotation, by version
         self.stamps = count()
 
     def add(self, inst: Instance) -> None:
@@ -137,7 +137,10 @@ class OutstandingIndex:
         return head.lo_next
 
     def least_in_rotation(self) -> Instance | None:
-        """The same over every instance in rotation, of either version (None when there is none)."""
+        """The same over every instance in rotation, of any version (None when there is none)."""
+        if self.count[BASELINE]:  # a canary's baseline in rotation: the oldest entry of the lowest count of all
+            firsts = [self._first(v) for v in (OLD, NEW, BASELINE) if self.count[v]]
+            return min(firsts, key=self.rank)
         if self.count[NEW]:
             return self.least_of_both() if self.count[OLD] else self.least(NEW)
         return self.least(OLD) if self.count[OLD] else None
@@ -159,9 +162,10 @@ def _head() -> Instance:
 
 class Balancing:
     weight: float | None  # share of traffic for the new version, None: by instance
-    pools: tuple[list[Instance], list[Instance]]  # instances in rotation, by version
+    base_weight: float  # share of traffic for a canary's baseline (with an explicit weight)
+    pools: tuple[list[Instance], ...]  # instances in rotation, by version (OLD, NEW, BASELINE)
     pool_all: list[Instance]  # every instance in rotation
-    rr: list[int]  # round robin's position in the old pool, the new pool and pool_all
+    rr: list[int]  # round robin's position in the old, new and baseline pools and pool_all
     u_lb: "Draws"  # the balancer's uniform draws
     lo: OutstandingIndex | None  # least-outstanding's index (None under the other policies)
     _choose: Callable[[list[Instance]], Instance]  # the policy, bound by `_policy`
@@ -177,6 +181,8 @@ class Balancing:
         w = self.weight
         if w is None:
             pool = self.pool_all
+        elif self.base_weight:
+            pool = self._with_baseline(w)
         else:
             use_new = w >= 1.0 or (w > 0.0 and self.u_lb.next() < w)
             pool = self.pools[NEW] if use_new else self.pools[OLD]
@@ -186,8 +192,16 @@ class Balancing:
             return None
         return self._choose(pool)
 
+    def _with_baseline(self, w: float) -> list[Instance]:
+        """The pool of a canary with a baseline: one draw splits new (w), baseline (base_weight) and old (the rest);
+        an empty pool passes its share to the old one, an empty old pool to the new one, then the baseline."""
+        u = self.u_lb.next()
+        pools = self.pools
+        pool = pools[NEW] if u < w else pools[BASELINE] if u < w + self.base_weight else pools[OLD]
+        return pool or pools[OLD] or pools[NEW] or pools[BASELINE]
+
     def _round_robin(self, pool):
-        key = 2 if pool is self.pool_all else pool[0].version
+        key = 3 if pool is self.pool_all else pool[0].version
         self.rr[key] += 1
         return pool[self.rr[key] % len(pool)]
 
@@ -198,7 +212,7 @@ class Balancing:
         pools = self.pools
         if pool is self.pool_all:
             return self.lo.least_in_rotation()
-        if pool is pools[OLD] or pool is pools[NEW]:
+        if pool is pools[OLD] or pool is pools[NEW] or pool is pools[BASELINE]:
             return self.lo.least(pool[0].version)
         return min(pool, key=self.lo.rank)  # a redispatch's list of up instances
 

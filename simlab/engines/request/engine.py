@@ -25,7 +25,7 @@ from simlab.engines.instance import DONE, END, ERROR, INST, READY, T, T0, TRIES,
 from simlab.engines.request.arrivals import Arrivals
 from simlab.engines.request.balancing import Balancing
 from simlab.engines.request.recorder import Recorder
-from simlab.engines.versions import NO_BACKEND, OLD
+from simlab.engines.versions import NO_BACKEND, OLD, version_count
 from simlab.engines.request.fleet import FleetProcesses
 from simlab.engines.request.result import build_result
 from simlab.engines.traffic import OfferedLoad
@@ -78,12 +78,16 @@ class RequestEngine(Balancing, FleetProcesses):
         self.heap, self.event_ids = self.env._queue, self.env._eid  # simpy's heap and its event-id counter
         self.controller = RolloutController(scenario)
         self.instances: list[Instance] = []
-        self.pools: tuple[list[Instance], list[Instance]] = ([], [])
+        self.V = version_count(scenario)  # version indices in use: OLD, NEW (and BASELINE)
+        self.pools: tuple[list[Instance], ...] = ([], [], [])  # in rotation, by version (OLD, NEW, BASELINE)
         self.pool_all: list[Instance] = []
-        self.rr = [0, 0, 0]
+        self.rr = [0, 0, 0, 0]
         self.weight: float | None = None  # share of traffic for the new version, None: by instance
+        self.base_weight = 0.0  # share of traffic for a canary's baseline (versions.BASELINE)
+        warm = fleet.warmup  # a fresh instance's slowdown: (how long, extra service-time factor as it comes up)
+        self.warm = None if warm is None else (warm.duration, warm.slowdown - 1.0)
         self.migration = "none"
-        self._eff_sec, self._eff = -1, (NONE, NONE)
+        self._eff_sec, self._eff = -1, (NONE, NONE, NONE)
         self.zone_down: set[int] = set()
         self.zone_up: dict[int, simpy.Event] = {}
         self.procs: dict[int, simpy.Process] = {}
@@ -213,7 +217,8 @@ class RequestEngine(Balancing, FleetProcesses):
         sec = int(now)
         if sec != self._eff_sec:
             self._eff_sec = sec
-            self._eff = (self.effects.at(0, now, self.migration), self.effects.at(1, now, self.migration))
+            old = self.effects.at(0, now, self.migration)
+            self._eff = (old, self.effects.at(1, now, self.migration), old)  # the baseline serves as the old version
         eff = self._eff[inst.version]
         if eff is not NONE:
             svc = svc * eff.multiplier + eff.add
@@ -225,6 +230,8 @@ class RequestEngine(Balancing, FleetProcesses):
         if inst.leaky:
             leak = self.effects.memory_leak
             svc *= 1.0 + (leak.max_slowdown - 1.0) * min(1.0, (now - inst.up_since) / leak.oom_after)
+        if self.warm is not None and now - inst.up_since < self.warm[0]:
+            svc *= 1.0 + self.warm[1] * (1.0 - (now - inst.up_since) / self.warm[0])
         att[END] = end = now + svc
         if int(end) == sec:
             self.work[sec] += svc

@@ -14,7 +14,7 @@ from simlab.control import PERIOD, FleetState, SetWeight, StartInstances, StartM
 from simlab.engines.effects import defect_active
 from simlab.engines.instance import DONE, DOWN, DRAINING, END, READY, STARTING, STOPPED, Instance
 from simlab.engines.request.recorder import MonitoringView
-from simlab.engines.versions import NEW, OLD
+from simlab.engines.versions import BASELINE, NEW, OLD, index
 from simlab.engines.timeline import timeline_state
 from simlab.scenario.release import InstanceCrash, ZoneOutage
 
@@ -36,8 +36,8 @@ class FleetProcesses:
 
     def _launch(self, version: int, ready: bool = False) -> Instance:
         inst = self._new_instance(version)
-        if ready:  # part of the fleet when the run starts: up and in rotation
-            inst.state, inst.up_since = READY, self.env.now
+        if ready:  # part of the fleet when the run starts: up and in rotation, and warm
+            inst.state, inst.up_since = READY, (-math.inf if self.s.fleet.warmup else self.env.now)
             inst.ok_checks = self.s.fleet.health_check.healthy_after
             self._rotate_in(inst)
         self.procs[inst.id] = self.env.process(self._lifecycle(inst, ready))
@@ -156,7 +156,7 @@ class FleetProcesses:
         now = self.env.now
         alive = [i for i in self.instances if i.version == version and i.alive]
         # not-ready instances first, then the oldest
-        alive.sort(key=lambda i: (i.state == READY and i.in_rotation, -i.created_at if version == NEW else i.created_at))
+        alive.sort(key=lambda i: (i.state == READY and i.in_rotation, i.created_at if version == OLD else -i.created_at))
         for inst in alive[:count]:
             inst.stopping = True
             self._rotate_out(inst)
@@ -192,13 +192,14 @@ class FleetProcesses:
 
     # -- control plane -------------------------------------------------------
     def fleet_state(self) -> FleetState:
-        counts = [[0, 0], [0, 0]]
+        counts = [[0, 0], [0, 0], [0, 0]]
         for inst in self.instances:
             if inst.alive:
                 counts[inst.version][0] += 1
                 if inst.in_rotation:
                     counts[inst.version][1] += 1
-        return FleetState(VersionCount(*counts[OLD]), VersionCount(*counts[NEW]), self.migration)
+        return FleetState(VersionCount(*counts[OLD]), VersionCount(*counts[NEW]), self.migration,
+                          VersionCount(*counts[BASELINE]))
 
     def _control(self):
         env, mon = self.env, self.s.monitoring
@@ -217,11 +218,12 @@ class FleetProcesses:
     def _apply(self, action) -> None:
         if isinstance(action, StartInstances):
             for _ in range(action.count):
-                self._launch(NEW if action.version == "new" else OLD)
+                self._launch(index(action.version))
         elif isinstance(action, StopInstances):
-            self._stop(NEW if action.version == "new" else OLD, action.count)
+            self._stop(index(action.version), action.count)
         elif isinstance(action, SetWeight):
             self.weight = None if action.new_percent is None else action.new_percent / 100.0
+            self.base_weight = action.baseline_percent / 100.0
         elif isinstance(action, StartMigration):
             self.migration = "running"
             self._eff_sec = -1
@@ -237,7 +239,7 @@ class FleetProcesses:
         self.rec.close_user_seconds(sec - int(math.ceil(self.drain)))  # no request that arrived then is still running
         counts = {}
         capacity = 0
-        for v in (OLD, NEW):
+        for v in range(self.V):
             for state in (READY, STARTING, DOWN, DRAINING):
                 counts[(v, state)] = 0
         for inst in self.instances:
@@ -252,4 +254,4 @@ class FleetProcesses:
         in_flight = self.pending_retries + sum(i.outstanding for i in self.instances if i.state != STOPPED)
         c = self.controller
         weight = (None if self.weight is None else self.weight * 100.0)
-        self.rows.append((sec, counts, area, capacity, weight, c.phase, in_flight))
+        self.rows.append((sec, counts, area, capacity, weight, c.phase, in_flight, self.base_weight * 100.0))

@@ -5,8 +5,8 @@ import math
 
 import pandas as pd
 
-from simlab.engines.timeline import add_fleet_columns, utilization
-from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, dependency_events, events_frame, summarize
+from simlab.engines.timeline import add_fleet_columns, ready_instances, utilization
+from simlab.results import CAUSES, Result, RunTotals, dependency_events, events_frame, summarize, timeline_columns
 
 
 def build_result(engine) -> Result:
@@ -15,8 +15,8 @@ def build_result(engine) -> Result:
     rec.close_user_seconds(n)  # the run is over: every request has its outcome
     p50, p99 = rec.user_p50, rec.user_p99
     rows = engine.rows
-    cols: dict[str, list] = {k: [] for k in TIMELINE_COLUMNS}
-    for sec, counts, area, capacity, weight, phase, in_flight in rows:
+    cols: dict[str, list] = {k: [] for k in timeline_columns(s)}
+    for sec, counts, area, capacity, weight, phase, in_flight, base_weight in rows:
         failed = [rec.failed[cause][sec] for cause in CAUSES]
         cols["t"].append(sec)
         cols["offered"].append(rec.offered[sec])
@@ -28,7 +28,7 @@ def build_result(engine) -> Result:
         cols["slow"].append(rec.slow[sec])
         cols["latency_p50_ms"].append(p50[sec] * 1000.0)
         cols["latency_p99_ms"].append(p99[sec] * 1000.0)
-        add_fleet_columns(cols, counts, weight)
+        add_fleet_columns(cols, counts, weight, base_weight)
         cols["utilization"].append(utilization(area, capacity))
         cols["phase"].append(phase)
         cols["in_flight"].append(in_flight)
@@ -50,7 +50,7 @@ def build_result(engine) -> Result:
         latency_mean_s=rec.latency_mean(),
         latency_p50_s=rec.run_latency.quantile(0.50),  # within histogram.RELATIVE_ERROR of the exact quantile
         latency_p99_s=rec.run_latency.quantile(0.99),
-        min_ready=float((after["old_ready"] + after["new_ready"]).min()) if len(after) else None,
+        min_ready=float(ready_instances(after).min()) if len(after) else None,
         peak_utilization=float(timeline["utilization"].max()) if len(timeline) else None,
         instance_seconds=instance_seconds,
         queued_attempts=int(sum(rec.queued[:n])),
