@@ -77,6 +77,12 @@ def timeline_columns(scenario: "Scenario") -> tuple[str, ...]:
     return TIMELINE_COLUMNS + (BASELINE_COLUMNS if baseline else ())
 
 
+def ready_instances(timeline: pd.DataFrame) -> pd.Series:
+    """Instances in rotation each second: old and new, and a canary baseline's when the timeline has them."""
+    ready = timeline["old_ready"] + timeline["new_ready"]
+    return ready + timeline["baseline_ready"] if "baseline_ready" in timeline else ready
+
+
 def clean(value: Any) -> Any:
     """JSON-safe scalar: numpy types to Python, NaN to None."""
     if hasattr(value, "item"):

@@ -35,12 +35,6 @@ def add_fleet_columns(cols: dict[str, list], counts: dict, weight: float | None,
         cols["baseline_weight"].append(base_weight)
 
 
-def ready_instances(timeline):
-    """Instances in rotation each second: old and new, and the canary baseline's when the timeline has them."""
-    ready = timeline["old_ready"] + timeline["new_ready"]
-    return ready + timeline["baseline_ready"] if "baseline_ready" in timeline else ready
-
-
 def utilization(area: float, capacity: float) -> float:
     """Busy worker-seconds over worker-seconds of up instances, capped at 1 (capacity is sampled once a second)."""
     return min(1.0, max(0.0, area / capacity)) if capacity else 0.0

@@ -76,6 +76,10 @@ class Behaviour:
             t += dep["add_latency"]
             if dep["error_rate"] > 0.0:
                 error = error or bool(self.rng.random() < dep["error_rate"])
+        warm = self.scenario.fleet.warmup
+        if warm is not None and self.release_epoch > 0 and now - started < warm.duration:
+            # a deploy's instance (`staging up`'s, started with no release epoch, count as warm) warming up
+            t *= 1.0 + (warm.slowdown - 1.0) * (1.0 - max(0.0, now - started) / warm.duration)
         return Plan(t, error)
 
     def leak_slowdown(self, leak: MemoryLeak, now: float, started: float) -> float:

@@ -22,7 +22,7 @@ from simlab.control import (
 )
 from simlab.control.recording import RecordingController
 from simlab.errors import ScenarioError, StagingError
-from simlab.results import CAUSES, TIMELINE_COLUMNS, Result, RunTotals, events_frame, summarize
+from simlab.results import CAUSES, Result, RunTotals, events_frame, ready_instances, summarize, timeline_columns
 from simlab.rng import stream
 from simlab.scenario import Scenario
 from simlab.scenario.staging import Target
@@ -89,6 +89,8 @@ class Deployment:
         self._new_served = False  # one of them was in rotation at a tick
         # The scenario's failures on the wall clock: drawn from the run's own stream, like the simulator's.
         self.faults = FaultSchedule(scenario, stream(scenario.seed, "staging/failures"))
+        if self.controller.baseline and fleet.kind != "local":  # no command template starts or weighs one
+            raise ScenarioError("strategy.baseline: expected false on an external target (no canary baseline), found true")
         if not self.faults.empty and not fleet.injects_faults:
             kinds = sorted({f.kind for f in scenario.failures})
             raise StagingError(
@@ -209,6 +211,7 @@ class Deployment:
             old=VersionCount(counts["old_alive"], counts["old_ready"]),
             new=VersionCount(counts["new_alive"], counts["new_ready"]),
             migration=self.migration,
+            baseline=VersionCount(counts["baseline_alive"], counts["baseline_ready"]),
         )
         seen = len(self.controller.events)
         actions = self._decider.tick(now, fleet, self.metrics)
@@ -217,23 +220,25 @@ class Deployment:
                 self.fleet.milestone(event.kind)
         for action in actions:
             self._apply(action, now)
-        self.fleet.hold_weight(self.controller.weight)
+        self.fleet.hold_weight(self.controller.weight, self.controller.baseline_weight)
         self._report()
-        self._instance_seconds += PERIOD * (counts["old_alive"] + counts["new_alive"])
+        self._instance_seconds += PERIOD * (counts["old_alive"] + counts["new_alive"] + counts["baseline_alive"])
         in_flight = self.client.scalar("sum(simlab_in_flight)") or 0.0
         queued = self.client.scalar("sum(simlab_queued)") or 0.0
         waited = self.client.scalar("sum(simlab_waited_total)") or 0.0
         waited_now, self._waited = max(0.0, waited - self._waited), max(waited, self._waited)
-        capacity = self.s.fleet.workers * (counts["old_ready"] + counts["new_ready"])
-        weight = self.controller.weight
+        ready = counts["old_ready"] + counts["new_ready"] + counts["baseline_ready"]
+        capacity, weight, base_weight = self.s.fleet.workers * ready, self.controller.weight, self.controller.baseline_weight
         if weight is None:
-            ready = counts["old_ready"] + counts["new_ready"]
             weight = 100.0 * counts["new_ready"] / ready if ready else 0.0
+            base_weight = 100.0 * counts["baseline_ready"] / ready if ready else 0.0
+        versions = ("old", "new", "baseline")[:3 if self.controller.baseline else 2]
         self.rows.append({
             "t": second, "new_weight": weight, "phase": self.controller.phase,
             "utilization": min(1.0, in_flight / capacity) if capacity else 0.0,
             "in_flight": int(in_flight + queued), "queued": int(waited_now),
-            **{f"{v}_{k}": counts[f"{v}_{k}"] for v in ("old", "new") for k in ("ready", "starting", "down", "draining")},
+            **{f"{v}_{k}": counts[f"{v}_{k}"] for v in versions for k in ("ready", "starting", "down", "draining")},
+            **({"baseline_weight": base_weight} if self.controller.baseline else {}),
         })
 
     def _inject(self, now: float) -> None:
@@ -269,11 +274,11 @@ class Deployment:
         n = int(math.ceil(s.duration))
         # A second the loop skipped (a slow target command) repeats the fleet state last seen.
         timeline = pd.DataFrame(self.rows).set_index("t").reindex(range(n)).ffill().bfill()
-        counted = [c for c in timeline.columns if c.startswith(("old_", "new_")) or c in ("in_flight", "queued")]
+        counted = [c for c in timeline.columns if c.endswith(("_ready", "_starting", "_down", "_draining", "flight", "queued"))]
         timeline[counted] = timeline[counted].astype(int)
         timeline = timeline.rename_axis("t").reset_index()
         users = per_second(read_records(self.load_dir), s, self.t0, n) if self.with_load else empty_seconds(n)
-        timeline = users.merge(timeline, on="t", how="left")[list(TIMELINE_COLUMNS)]
+        timeline = users.merge(timeline, on="t", how="left")[list(timeline_columns(s))]
         release_at = s.release.at if s.release else 0.0
         requests = int(timeline["offered"].sum())
         lat = users.attrs.get("ok_latency", np.array([]))
@@ -288,7 +293,7 @@ class Deployment:
             latency_mean_s=float(lat.mean()) if len(lat) else None,
             latency_p50_s=float(np.percentile(lat, 50)) if len(lat) else None,
             latency_p99_s=float(np.percentile(lat, 99)) if len(lat) else None,
-            min_ready=float((after["old_ready"] + after["new_ready"]).min()) if len(after) else None,
+            min_ready=float(ready_instances(after).min()) if len(after) else None,
             peak_utilization=float(timeline["utilization"].max()) if len(timeline) else None,
             instance_seconds=self._instance_seconds,
             queued_attempts=None,  # Locust does not see an instance's queue: the key stays out of staging's summary

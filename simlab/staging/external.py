@@ -174,7 +174,7 @@ class ExternalFleet(DeployTarget):
     def stop(self, version: str, count: int) -> list[TargetEvent]:
         return self._scale(version, max(0, self._alive[version] - count))
 
-    def hold_weight(self, new_percent: float | None) -> None:
+    def hold_weight(self, new_percent: float | None, baseline_percent: float = 0.0) -> None:
         """A command only when the split changes: the target's own load balancer keeps it meanwhile."""
         if new_percent != self._weight:
             self.run("set_weight", percent="even" if new_percent is None else f"{new_percent:g}")

@@ -215,13 +215,17 @@ class RuntimeAPI:
         return 0.0
 
 
-def split_weights(new_percent: float | None, old: list[str], new: list[str]) -> dict[str, int]:
-    """Per-server weights giving the new version `new_percent` of traffic (None: every server equal).
+def split_weights(new_percent: float | None, old: list[str], new: list[str], baseline: list[str] = (),
+                  baseline_percent: float = 0.0) -> dict[str, int]:
+    """Per-server weights giving the new version `new_percent` of traffic (None: every server equal), a canary's
+    baseline `baseline_percent`, the old version the rest.
 
     The busiest group's servers get the maximum weight so that small shares (1%) stay representable.
     """
     if new_percent is None:
-        return {name: 100 for name in old + new}
+        return {name: 100 for name in [*old, *new, *baseline]}
+    if baseline or baseline_percent:
+        return _three_way(new_percent, baseline_percent, {"old": old, "new": new, "baseline": list(baseline)})
     if not old:
         return {name: (MAX_WEIGHT if new_percent > 0 or not new else 0) for name in new}
     if not new:
@@ -235,4 +239,24 @@ def split_weights(new_percent: float | None, old: list[str], new: list[str]) -> 
         weights.update({name: max(1, weights[name]) for name in new})
     if new_percent < 100:
         weights.update({name: max(1, weights[name]) for name in old})
+    return weights
+
+
+def _three_way(new_percent: float, baseline_percent: float, groups: dict[str, list[str]]) -> dict[str, int]:
+    """split_weights with a canary baseline: a group with no server passes its share to the old version's, the old
+    version's to the new one's, then the baseline's (as the simulator's load balancer does)."""
+    share = {"old": 100.0 - new_percent - baseline_percent, "new": new_percent, "baseline": baseline_percent}
+    for v in ("new", "baseline"):
+        if not groups[v]:
+            share["old"], share[v] = share["old"] + share[v], 0.0
+    if not groups["old"]:
+        heir = "new" if groups["new"] else "baseline"
+        share[heir], share["old"] = share[heir] + share["old"], 0.0
+    per = {v: share[v] / len(names) for v, names in groups.items() if names}
+    top = max(per.values(), default=0.0)
+    scale = MAX_WEIGHT / top if top > 0 else 0.0
+    weights = {}
+    for v, names in groups.items():
+        for name in names:
+            weights[name] = max(1, round(per[v] * scale)) if share[v] > 0 else 0
     return weights

@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m simlab.staging.instance_main",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", required=True, help="the staging scenario as JSON")
-    parser.add_argument("--version", choices=("old", "new"))
+    parser.add_argument("--version", choices=("old", "new", "baseline"))
     parser.add_argument("--instance")
     parser.add_argument("--port", type=int)
     parser.add_argument("--host-socket", type=Path, default=None,

@@ -41,7 +41,8 @@ class LocalFleet(DeployTarget):
         drain. Returns the instances stopped.
         """
         n = self.st.scenario.fleet.instances
-        old, new = self.st.instances("old"), self.st.instances("new")
+        old = self.st.instances("old")
+        new = self.st.instances("new") + self.st.instances("baseline")  # a canary baseline an interrupted deploy left
         if not new and len(old) >= n:
             return []
         for _ in range(max(0, n - len(old))):
@@ -109,9 +110,10 @@ class LocalFleet(DeployTarget):
             events.append(("instance_stopping", {"instance": name}))
         return events
 
-    def hold_weight(self, new_percent: float | None) -> None:
-        """Every tick: per-server weights giving the new version `new_percent` of what the ready servers get."""
-        apply_split(self.st, new_percent)
+    def hold_weight(self, new_percent: float | None, baseline_percent: float = 0.0) -> None:
+        """Every tick: per-server weights giving the new version `new_percent` of what the ready servers get (a
+        canary's baseline `baseline_percent`)."""
+        apply_split(self.st, new_percent, baseline_percent)
 
     # -- faults: the scenario's failures (see faults.FaultSchedule) --------------
     def running_instances(self) -> list[str]:
@@ -155,14 +157,14 @@ class LocalFleet(DeployTarget):
                 for _ in range(max(0, instances - len(st.instances("old")))):
                     st.start_instance("old")
                 for name, m in list(st.members.items()):
-                    if m.record.version == "new" and not m.stopping:
+                    if m.record.version in ("new", "baseline") and not m.stopping:
                         st.api.set_weight(name, 0)
                 for name, m in st.members.items():
                     if m.record.version == "old" and not m.stopping:
                         st.api.set_weight(name, 100)
         except StagingError:
             pass  # HAProxy died meanwhile: the new version is stopped all the same, below
-        new = [n for n, m in st.members.items() if m.record.version == "new"]
+        new = [n for n, m in st.members.items() if m.record.version in ("new", "baseline")]
         try:
             st.stop_instances(new, grace=5.0)
         except StagingError:
@@ -172,7 +174,7 @@ class LocalFleet(DeployTarget):
     def _condition(self, instances: int) -> str:
         """The staging's state in a few words, from the processes and HAProxy as they are now."""
         st = self.st
-        left = [n for n, m in st.members.items() if m.record.version == "new" and st.alive(n)]
+        left = [n for n, m in st.members.items() if m.record.version in ("new", "baseline") and st.alive(n)]
         said = [f"new instances still running: {', '.join(left)}" if left else "new version stopped"]
         if not st.balancer_runs():
             running = [n for n in st.members if st.alive(n)]
@@ -191,16 +193,18 @@ class LocalFleet(DeployTarget):
         return "; ".join(said)
 
 
-def apply_split(st: Staging, new_percent: float | None) -> None:
-    """Set HAProxy weights so the new version gets `new_percent` of traffic (None: every ready server equal)."""
+def apply_split(st: Staging, new_percent: float | None, baseline_percent: float = 0.0) -> None:
+    """Set HAProxy weights so the new version gets `new_percent` of traffic (None: every ready server equal), a
+    canary's baseline `baseline_percent`."""
     servers = st.api.servers()
-    groups: dict[str, list[str]] = {"old": [], "new": []}
+    groups: dict[str, list[str]] = {"old": [], "new": [], "baseline": []}
     for name, m in st.members.items():
         if not m.stopping:
             groups[m.record.version].append(name)
     in_rotation = {v: [n for n in names if n in servers and servers[n].in_rotation] or names
                    for v, names in groups.items()}
-    split = haproxy.split_weights(new_percent, in_rotation["old"], in_rotation["new"])
+    split = haproxy.split_weights(new_percent, in_rotation["old"], in_rotation["new"], in_rotation["baseline"],
+                                  baseline_percent)
     per_version = {v: (split[names[0]] if names else 0) for v, names in in_rotation.items()}
     for v, names in groups.items():
         for name in names:

@@ -68,7 +68,7 @@ class Member:
 class Allocation:
     """Names, zones, hosts and ports handed out so far: what changes as instances come and go."""
 
-    next_index: dict[str, int] = field(default_factory=lambda: {"old": 0, "new": 0})
+    next_index: dict[str, int] = field(default_factory=lambda: {"old": 0, "new": 0, "baseline": 0})
     next_zone: int = 0  # zones round-robin over every instance ever started
     next_host: int = 0
     spare_ports: list[int] = field(default_factory=list)  # ports Prometheus scrapes already (see take_port)

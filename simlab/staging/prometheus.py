@@ -310,10 +310,10 @@ class PrometheusMetrics(MetricsView):
     def total_window(self, seconds: float) -> WindowStats:
         """Every request the load balancer answered (its own 503s included); slow and latency from the fleet."""
         if self.total_from == "fleet":  # a target without HAProxy's exporter: what the instances answered
-            return self._stats('version=~"old|new"', seconds)
+            return self._stats('version=~"old|new|baseline"', seconds)
         w = duration(seconds)
         return self._stats(
-            'version=~"old|new"', seconds,
+            'version=~"old|new|baseline"', seconds,
             requests=f'sum(increase(haproxy_frontend_http_requests_total{{proxy="fe"}}[{w}]))',
             errors=f'sum(increase(haproxy_frontend_http_responses_total{{proxy="fe",code="5xx"}}[{w}]))',
         )

@@ -132,7 +132,7 @@ class _Record(BaseModel):
     port: Port | None = None
     started: int
     argv: list[str] = []
-    version: Literal["old", "new"] | None = None
+    version: Literal["old", "new", "baseline"] | None = None
     log: str | None = None
 
 
@@ -147,6 +147,7 @@ class _Instance(_Record):
 class _Index(BaseModel):
     old: int = Field(default=0, ge=0)
     new: int = Field(default=0, ge=0)
+    baseline: int = Field(default=0, ge=0)  # a canary's baseline: instances of the old version (baseline-N)
 
 
 class _StateFile(BaseModel):

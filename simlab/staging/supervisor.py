@@ -221,7 +221,7 @@ class Staging(InstanceFaults):
 
     def start_instance(self, version: str, release_epoch: float = 0.0, weight: int = 100) -> str:
         """Start one instance and add it to HAProxy (it takes traffic once its health checks pass)."""
-        index = self.alloc.next_index[version]
+        index = self.alloc.next_index.get(version, 0)  # a state file from before baselines has no count for one
         self.alloc.next_index[version] = index + 1
         name = f"{version}-{index}"
         port, listen, taken = self.placement.take_port(at_once=self.scenario.fleet.instances + 1)  # a blue-green
@@ -370,7 +370,7 @@ class Staging(InstanceFaults):
 
     def ready_counts(self) -> dict[str, int]:
         """Instances of each version in HAProxy rotation (health checks passing, not draining)."""
-        counts = {"old": 0, "new": 0}
+        counts = {"old": 0, "new": 0, "baseline": 0}
         for name in self.in_rotation():
             counts[self.members[name].record.version] += 1
         return counts

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from simlab.staging.procs import ProcRecord
     from simlab.staging.prometheus import PromQL
 
-COUNT_KEYS = tuple(f"{v}_{k}" for v in ("old", "new") for k in ("alive", "ready", "starting", "down", "draining"))
-"""The fleet counts a target reports every tick (`counts()`)."""
+COUNT_KEYS = tuple(f"{v}_{k}" for v in ("old", "new", "baseline") for k in ("alive", "ready", "starting", "down", "draining"))
+"""The fleet counts a target reports every tick (`counts()`); baseline_*: a canary's baseline, 0 without one."""
 
 TargetEvent = tuple[str, dict]  # (kind, detail) of something the target did
 
@@ -52,8 +52,9 @@ class DeployTarget(Protocol):
 
     def stop(self, version: str, count: int) -> list[TargetEvent]: ...
 
-    def hold_weight(self, new_percent: float | None) -> None:
-        """Every tick: the new version gets `new_percent` of traffic (None: even by instance)."""
+    def hold_weight(self, new_percent: float | None, baseline_percent: float = 0.0) -> None:
+        """Every tick: the new version gets `new_percent` of traffic (None: even by instance), a canary's baseline
+        `baseline_percent`, the stable version the rest."""
 
     def milestone(self, kind: str) -> None:
         """The controller promoted or started a rollback."""

@@ -5,8 +5,9 @@ import math
 
 import pandas as pd
 
-from simlab.engines.timeline import add_fleet_columns, ready_instances, utilization
-from simlab.results import CAUSES, Result, RunTotals, dependency_events, events_frame, summarize, timeline_columns
+from simlab.engines.timeline import add_fleet_columns, utilization
+from simlab.results import (CAUSES, Result, RunTotals, dependency_events, events_frame, ready_instances, summarize,
+                            timeline_columns)
 
 
 def build_result(engine) -> Result:
