@@ -3,9 +3,15 @@ windows it would get one replication at a time (`Ledger.window`), and so the sam
 
 Scenarios: the Mann-Whitney judge (sub-window samples), the threshold judge (windows, baseline ratios, a dry-run
 metric) and the SLO burn-rate alert, with a slow release that saturates its pools so that windows mix
-per-second CDFs of slow pools (`Ledger.qslow`) too. About 3 s.
+per-second CDFs of slow pools (`Ledger.qslow`) too. About 3 s; the two Monte Carlo benchmarks at a small
+size, as the README runs them, about 10 s more.
 """
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +108,16 @@ def test_windows_mixing_many_effect_states_add_in_the_same_order_as_one_replicat
             batch = Windows(led, rows, version, a, b)
             for i, r in enumerate(rows.tolist()):
                 assert batch.stats(i) == led.window(r, (version,), a, b, quantiles=True), (version, a, b, r)
+
+
+@pytest.mark.parametrize("script", ["reference_monte_carlo.py", "monte_carlo_scale.py"])
+def test_the_monte_carlo_benchmarks_run_as_the_readme_runs_them(script):
+    """benchmarks/reference_monte_carlo.py and monte_carlo_scale.py (the local pool) at 8 runs of 6 minutes."""
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--runs", "8", "--hours", "0.1"],
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["runs"] == 8 and out["wall_s"] >= 0
+    assert out["cpu_s" if script.startswith("reference") else "cpu_s_all_processes"] > 0
+    if script.startswith("monte"):
+        assert out["peak_rss_mb_all_processes"] > 50
