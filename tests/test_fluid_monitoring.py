@@ -1,10 +1,10 @@
 """The fluid engine's monitoring computed for all due replications at once gives each controller exactly the
 windows it would get one replication at a time (`Ledger.window`), and so the same decisions.
 
-Scenarios: the Mann-Whitney judge (sub-window samples), the threshold judge (windows, baseline ratios, a dry-run
-metric) and the SLO burn-rate alert, with a slow release that saturates its pools so that windows mix
-per-second CDFs of slow pools (`Ledger.qslow`) too. About 3 s; the two Monte Carlo benchmarks at a small
-size, as the README runs them, about 10 s more.
+Scenarios: the Mann-Whitney judge (sub-window samples; against the stable fleet or a canary baseline), the
+threshold judge (windows, baseline ratios, a dry-run metric) and the SLO burn-rate alert, with a slow release
+that saturates its pools so that windows mix per-second CDFs of slow pools (`Ledger.qslow`) too. About 4 s;
+the two Monte Carlo benchmarks at a small size, as the README runs them, about 8 s more.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ SLOW_AND_FAILING = [{"kind": "latency", "multiplier": 4.0}, {"kind": "error_rate
 CASES = {
     "mann_whitney": {"analysis": MW},
     "threshold": {"analysis": THRESHOLD, "rollback.automatic": False},  # the alert fires before the on-call acts
+    "mann_whitney_baseline": {"analysis": MW, "strategy.baseline": True},  # the canary against its baseline's windows
 }
 
 
@@ -80,7 +81,7 @@ def test_batched_windows_equal_one_replication_windows_and_make_the_same_decisio
     batched = _lockstep(case, Compared)
     m = batched.monitoring
     assert m.compared > 100 and m.with_latency > 100 and m.with_slow_pools > 10
-    assert m.keys == ({6} if case == "mann_whitney" else {30})  # five sub-windows of the 30 s window, or the window
+    assert m.keys == ({6} if case.startswith("mann_whitney") else {30})  # five sub-windows of the 30 s window, or the window
     alone = _lockstep(case, OneAtATime)
     events = [[(e.time, e.kind, e.detail) for e in c.events] for c in batched.controllers]
     assert events == [[(e.time, e.kind, e.detail) for e in c.events] for c in alone.controllers]
@@ -89,6 +90,8 @@ def test_batched_windows_equal_one_replication_windows_and_make_the_same_decisio
     assert {"analysis", "rollback_started"} <= kinds
     if case == "threshold":
         assert "alert" in kinds
+    if case.endswith("baseline"):
+        assert {e[2].get("against") for run in events for e in run if e[1] == "analysis"} == {"baseline"}
 
 
 def test_windows_mixing_many_effect_states_add_in_the_same_order_as_one_replication():
