@@ -97,3 +97,31 @@ def test_a_ratio_to_baseline_divides_by_the_baseline():
     assert run.controller.outcome == "promoted"
     ratios = {d["error_rate_ratio_to_baseline"] for _, kind, d in run.trace if kind == "analysis"}
     assert ratios == {1.0}
+
+
+def test_a_step_over_50_with_a_baseline_is_one_line_naming_file_line_field_value_and_expectation(tmp_path):
+    from simlab.errors import ScenarioError
+    from simlab.scenario import load_scenario
+
+    path = tmp_path / "over.yaml"
+    path.write_text("name: over\nduration: 10m\nfleet: {instances: 4, service_time: 40ms}\ntraffic: {rps: 100}\n"
+                    "release: {at: 1m}\nstrategy:\n  kind: canary\n  baseline: true\n  steps:\n"
+                    "    - {weight: 10, bake: 1m}\n    - {weight: 60, bake: 1m}\n    - {weight: 100}\n")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    lines = [line for line in str(err.value).splitlines() if "steps" in line]
+    assert lines == [f"  - {path}:11: strategy.steps[1].weight: expected at most 50 with baseline: true (the canary "
+                     f"and the baseline each take the step's weight, the stable fleet the rest; only the last step, "
+                     f"100, goes past), found 60"]
+
+
+def test_haproxy_weights_give_the_baseline_its_share_and_an_empty_group_s_to_the_stable_version():
+    from simlab.staging.haproxy import MAX_WEIGHT, split_weights
+
+    old, new, base = [f"old-{i}" for i in range(8)], ["new-0"], ["baseline-0"]
+    w = split_weights(10, old, new, base, 10)
+    total = sum(w.values())
+    assert w["new-0"] / total == pytest.approx(0.1, abs=0.005) and w["baseline-0"] / total == pytest.approx(0.1, abs=0.005)
+    assert split_weights(10, old[:1], new, [], 10) == {"old-0": MAX_WEIGHT, "new-0": round(MAX_WEIGHT * 10 / 90)}
+    assert split_weights(100, old[:1], new, base, 0) == {"old-0": 0, "new-0": MAX_WEIGHT, "baseline-0": 0}
+    assert split_weights(20, old[:2], new, []) == split_weights(20, old[:2], new)  # no baseline: as before
