@@ -125,3 +125,49 @@ def test_haproxy_weights_give_the_baseline_its_share_and_an_empty_group_s_to_the
     assert split_weights(10, old[:1], new, [], 10) == {"old-0": MAX_WEIGHT, "new-0": round(MAX_WEIGHT * 10 / 90)}
     assert split_weights(100, old[:1], new, base, 0) == {"old-0": 0, "new-0": MAX_WEIGHT, "baseline-0": 0}
     assert split_weights(20, old[:2], new, []) == split_weights(20, old[:2], new)  # no baseline: as before
+
+
+BRIDGED = """\
+name: bridged
+duration: 30m
+fleet: {instances: 10, service_time: 50ms}
+traffic: {rps: 100}
+release: {at: 1m}
+strategy:
+  kind: canary
+  baseline: true
+  steps: [{weight: 10, bake: 5m}, {weight: 40, bake: 5m}, {weight: 100}]
+analysis: {judge: {kind: mann_whitney}, metrics: [{metric: error_rate}]}
+"""
+
+
+def test_argo_writes_a_baseline_as_weighted_experiments_and_reads_them_back(tmp_path):
+    import yaml
+
+    from simlab.bridges import UnmodelledWarning, export_argo, export_flagger, import_argo
+
+    base = tmp_path / "bridged.yaml"
+    base.write_text(BRIDGED)
+    with pytest.warns(UnmodelledWarning, match="strategy.baseline: written as a weighted experiment per step"):
+        text = export_argo(base)
+    rollout = next(d for d in yaml.safe_load_all(text) if d and d["kind"] == "Rollout")
+    assert rollout["spec"]["strategy"]["canary"]["steps"] == [
+        {"experiment": {"duration": "5m", "templates": [
+            {"name": "baseline", "specRef": "stable", "replicas": replicas, "weight": weight},
+            {"name": "canary", "specRef": "canary", "replicas": replicas, "weight": weight}]}}
+        for replicas, weight in ((1, 10), (4, 40))]
+    path = tmp_path / "rollout.yaml"
+    path.write_text(text)
+    with pytest.warns(UnmodelledWarning, match="a baseline \\(specRef stable\\) and a canary at 10% each"):
+        back = import_argo(path, base=base)
+    assert back.strategy.baseline and [(s.weight, s.bake) for s in back.strategy.steps] == [
+        (10, 300), (40, 300), (100, 0)]
+    # Argo's experiment weights add up as simlab's: a baseline and a canary at 60% each is refused where written.
+    path.write_text(text.replace("weight: 40", "weight: 60"))
+    from simlab.bridges import ManifestError
+
+    with pytest.raises(ManifestError, match=r"rollout.yaml:\d+: Rollout bridged: spec.strategy.canary.steps\[1\]"
+                                            r".experiment.templates\[1\].weight: expected at most 50"):
+        import_argo(path, base=base)
+    with pytest.warns(UnmodelledWarning, match="strategy.baseline: true: Flagger has no baseline"):
+        export_flagger(base)

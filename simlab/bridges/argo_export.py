@@ -62,6 +62,9 @@ class ArgoExport:
             steps: list[dict] = []
             for i, step in enumerate(st.steps):
                 last = i == len(st.steps) - 1
+                if st.baseline and step.weight < 100:
+                    steps.append(self.experiment(i, step, n))
+                    continue
                 if not (last and step.weight >= 100 and step.bake == 0):  # Argo promotes after its last step
                     steps.append({"setWeight": _weight(step.weight, notes, f"strategy.steps[{i}].weight")})
                 if step.bake > 0:
@@ -69,6 +72,12 @@ class ArgoExport:
             canary: dict = {"steps": steps}
             if self.analysed:
                 canary = {"analysis": self.refs, **canary}
+            if st.baseline:
+                notes.warn("strategy.baseline", "written as a weighted experiment per step (a specRef: stable and a "
+                           "specRef: canary template at the step's weight; Argo starts fresh pods for each, simlab "
+                           "keeps one baseline and resizes it); weighted experiments need a trafficRouting (SMI or "
+                           "ALB), to add. The analysis stays the rollout's: to compare with the baseline, point its "
+                           "queries at the experiment's pods ({{templates.baseline.podTemplateHash}} as an arg)")
             return {"canary": canary}
         if st.kind == "blue_green":
             green: dict = {"activeService": self.name, "previewService": f"{self.name}-preview"}
@@ -99,6 +108,17 @@ class ArgoExport:
         if self.analysed:
             canary = {"analysis": self.refs, **canary}
         return {"canary": canary}
+
+    def experiment(self, i: int, step, n: int) -> dict:
+        """A canary step with a baseline: Argo's weighted baseline-vs-canary experiment for its bake."""
+        weight = _weight(step.weight, self.notes, f"strategy.steps[{i}].weight")
+        want = max(1, math.ceil(n * step.weight / 100))
+        if step.bake <= 0:
+            self.notes.warn(f"strategy.steps[{i}].bake", "0: an Argo experiment without a duration runs until "
+                                                         "stopped; written as 1s")
+        return {"experiment": {"duration": format_duration(max(step.bake, 1.0)), "templates": [
+            {"name": "baseline", "specRef": "stable", "replicas": want, "weight": weight},
+            {"name": "canary", "specRef": "canary", "replicas": want, "weight": weight}]}}
 
     def template(self) -> dict:
         a, notes = self.s.analysis, self.notes
@@ -151,7 +171,9 @@ class ArgoExport:
                 "metricsAccountName": "prometheus", "configurationAccountName": "config",
                 "storageAccountName": "storage",
                 "threshold": {"pass": _seconds(judge.pass_score), "marginal": _seconds(judge.marginal_score)},
-                "scopes": [{"name": "default", "controlScope": {"scope": "stable", **scope},
+                "scopes": [{"name": "default",
+                            "controlScope": {"scope": "baseline" if getattr(self.s.strategy, "baseline", False) else "stable",
+                                             **scope},
                             "experimentScope": {"scope": "canary", **scope}}]}
 
 

@@ -2,7 +2,9 @@
 
 - `canary.steps`: each `setWeight` starts a step; `pause {duration}` (a bare number is seconds) and an
   `analysis` step (its measurements: count × interval) add to that step's bake; `pause: {}` waits for a
-  person, modelled as `rollback.on_call.ack`. A canary without steps goes straight to 100% as a Kubernetes
+  person, modelled as `rollback.on_call.ack`. A weighted `experiment` of a `specRef: stable` and a
+  `specRef: canary` template at one weight (Kayenta's baseline vs canary) is a step at that weight baking its
+  duration, with `strategy.baseline` (its analyses are measured as a step's). A canary without steps goes straight to 100% as a Kubernetes
   rolling update within `maxSurge`/`maxUnavailable` (simlab's rolling strategy, one batch of 100%).
 - `blueGreen`: `autoPromotionSeconds` is the warm-up before the switch (`autoPromotionEnabled: false`: the
   on-call's acknowledgement time), `scaleDownDelaySeconds` the time the old fleet is kept, the analysis is
@@ -145,9 +147,17 @@ class ArgoImport:
             if doc.get(path + (key,)) is not None:
                 notes.warn(doc.where(path + (key,)), "not modelled with steps: simlab's canary adds ⌈n × weight⌉ "
                                                      "instances beside the whole old fleet")
+        self.baseline_steps: list[int] = []  # steps holding a weighted baseline-vs-canary experiment
         steps, inline = self.steps(path + ("steps",))
         measured += inline
-        return {"kind": "canary", "steps": steps, "analysis": bool(measured)}, measured
+        out = {"kind": "canary", "steps": steps, "analysis": bool(measured)}
+        if self.baseline_steps:
+            out["baseline"] = True
+            plain = [i for i, s in enumerate(steps) if i not in self.baseline_steps and s["weight"] < 100]
+            if plain:
+                notes.warn(doc.where(path + ("steps",)), "simlab runs its baseline beside the canary at every step "
+                           f"below 100; steps {', '.join(map(str, plain))} had no experiment and get one too")
+        return out, measured
 
     def steps(self, path: FieldPath) -> tuple[list[dict], list[Measured]]:
         doc, notes = self.doc, self.notes
@@ -183,9 +193,14 @@ class ArgoImport:
                 measured += run
                 hold = self.seconds(run, doc.where(here + ("analysis",)))
             elif action == "experiment":
-                hold = doc.go_duration(here + ("experiment", "duration"), 0.0)
-                notes.warn(doc.where(here + ("experiment",)), "experiments are not modelled" +
-                           (f"; the step waits its duration ({format_duration(hold)})" if hold else ""))
+                hold, weight, run = self.experiment(here + ("experiment",))
+                measured += run
+                if weight is not None and (not steps or weight > steps[-1][0]):
+                    steps.append([weight, 0.0])
+                    self.baseline_steps.append(len(steps) - 1)
+                elif weight is not None:
+                    notes.warn(doc.where(here + ("experiment",)), f"weight {weight:g}: simlab's weights rise step "
+                                                                  "by step; this experiment joins the previous step")
             else:
                 notes.warn(doc.where(here + (action,)), "not modelled by simlab; left out")
             if steps:
@@ -196,6 +211,35 @@ class ArgoImport:
         if not steps or steps[-1][0] < 100:
             steps.append([100.0, 0.0])  # after its last step Argo promotes to 100%
         return [{"weight": _number(w), "bake": format_duration(b)} for w, b in steps], measured
+
+    def experiment(self, path: FieldPath) -> tuple[float, float | None, list[Measured]]:
+        """An experiment step: its duration, the weight of a baseline-vs-canary experiment (None for any other,
+        which is not modelled), and its analyses' metrics."""
+        doc, notes = self.doc, self.notes
+        notes.unknown_keys(doc, path, {"duration", "templates", "analyses"}, {"dryRun", "analysisRunMetadata"})
+        hold = doc.go_duration(path + ("duration",), 0.0)
+        measured = []
+        for j in range(len(doc.items(path + ("analyses",)))):
+            ref = path + ("analyses", j)
+            template = find_template(doc, ref, self.templates)
+            for k in range(len(template.items(("spec", "metrics")))):
+                measured.append(measure(template, k, False, notes, "step", self.args(template, ref)))
+        templates = {doc.text(path + ("templates", i, "specRef"), ""): path + ("templates", i)
+                     for i in range(len(doc.items(path + ("templates",))))}
+        weights = {ref: doc.get(t + ("weight",)) for ref, t in templates.items()}
+        w = weights.get("canary")
+        if set(templates) == {"stable", "canary"} and isinstance(w, int) and 0 < w < 100 and weights["stable"] == w:
+            if w > 50:
+                raise doc.error(templates["canary"] + ("weight",), f"expected at most 50 (the baseline and the canary "
+                                                                   f"each take it, the stable set the rest), found {w}")
+            notes.warn(doc.where(path), f"a baseline (specRef stable) and a canary at {w}% each: a canary step with "
+                                        "strategy.baseline, sized ⌈instances × weight⌉ (replicas not kept); simlab "
+                                        "keeps one baseline across steps and resizes it, Argo starts fresh pods for "
+                                        "each experiment")
+            return hold, float(w), measured
+        notes.warn(doc.where(path), "experiments other than a baseline and a canary at one weight are not modelled" +
+                   (f"; the step waits its duration ({format_duration(hold)})" if hold else ""))
+        return hold, None, measured
 
     def rolling(self, path: FieldPath, analysis: bool) -> dict:
         surge = self.doc.count_or_percent(path + ("maxSurge",))

@@ -50,6 +50,9 @@ class FlaggerExport:
         a = self.s.analysis
         threshold = a.failure_limit if a is not None else 1
         if st.kind == "canary":
+            if st.baseline:
+                notes.warn("strategy.baseline", "true: Flagger has no baseline (it checks the canary against "
+                                                "thresholds, and its primary is the stable fleet); left out")
             return {**self.steps([(step.weight, step.bake) for step in st.steps]), "threshold": threshold}
         if st.kind == "blue_green":
             iterations = max(1, round(st.warmup / self.interval))
