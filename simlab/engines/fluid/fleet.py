@@ -27,6 +27,7 @@ from simlab.engines.effects import Effects, defect_active
 from simlab.engines.fluid.failures import draw_defects, failure_draws, time_to_failure
 from simlab.engines.fluid.instances import DOWN, READY, STARTING, STOPPED, Instances
 from simlab.engines.fluid.runs import Run
+from simlab.engines.fluid.slowdown import came_up
 from simlab.engines.versions import BASELINE, NEW, OLD, version_count
 from simlab.scenario.release import InstanceCrash, ZoneOutage
 
@@ -199,7 +200,7 @@ class FluidFleet:
         # up, and live instead of dead if still in rotation; alive and in-rotation counts stay
         rot, v = int(ins.in_rot[i]), int(ins.version[i])
         ins.state[i], ins.up_since[i] = READY, t
-        self._warming(t)
+        came_up(self, t)
         self._moved(v, (0, 0, rot, -rot, 1))
         self.plane.fleet_changed(self.rep, v, rot, -rot, 1, t, False)
         if not rot:
@@ -233,7 +234,7 @@ class FluidFleet:
         rot = ins.in_rot[up]
         ins.health[up] += 1
         ins.state[up], ins.up_since[up] = READY, t
-        self._warming(t)
+        came_up(self, t)
         for v in range(self.V):
             mine = ins.version[up] == v
             if mine.any():
@@ -388,27 +389,6 @@ class FluidFleet:
         ins.state[idx], ins.stopped_at[idx] = STOPPED, times
 
     # -- what the data plane and the timeline read ---------------------------
-    def _warming(self, t: float) -> None:
-        """Instances came up at t: with fleet.warmup, the plane follows their slowdown until they are warm."""
-        if self.warmup is not None:
-            plane, rep = self.plane, self.rep
-            plane.warming[rep] = max(plane.warming.get(rep, t), t + self.warmup.duration)
-
-    def slowdown(self, version: int, t: float) -> float:
-        """Mean service-time slowdown of the version's live instances: a memory leak's, and warming up's (rounded
-        to 0.01, so that the data plane's caches see few values)."""
-        if self.warmup is None:
-            return self.leak_factor(version, t)
-        leak = self.fx.memory_leak if version == NEW and self.leaky_alive else None
-        return round(self.ins.slowdown(version, t, leak, self.warmup), 2)
-
-    def leak_factor(self, version: int, t: float) -> float:
-        """Mean service-time slowdown of the version's live instances from the memory leak."""
-        if version != NEW or not self.leaky_alive:
-            return 1.0
-        leak = self.fx.memory_leak
-        return self.ins.leak_factor(leak.max_slowdown, leak.oom_after, t)
-
     def snapshot(self) -> dict:
         """Instances by (version, timeline state), as request.py's _snapshot counts them."""
         return self.ins.snapshot(self.V)

@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from simlab.engines.instance import DOWN as DOWN_NAME, DRAINING, READY as READY_NAME, STARTING as STARTING_NAME
-from simlab.engines.versions import NEW
 
 STARTING, READY, DOWN, STOPPED = 0, 1, 2, 3  # codes of engines.instance's states
 
@@ -70,32 +69,6 @@ class Instances:
         return first + (k + (nth - 1)) * interval
 
     # -- what the data plane, the timeline and the summary read ----------------
-    def leak_factor(self, slowdown: float, oom_after: float, t: float) -> float:
-        """Mean service-time slowdown of the new version's live instances (1 + mean of the leaky ones' growth)."""
-        n = self.n
-        live = (self.version[:n] == NEW) & self.in_rot[:n] & (self.state[:n] == READY)
-        count = int(np.count_nonzero(live))
-        if not count:
-            return 1.0
-        leaky = np.flatnonzero(live & self.leaky[:n])
-        growth = (slowdown - 1.0) * np.minimum(1.0, (t - self.up_since[leaky]) / oom_after)
-        total = float(np.cumsum(growth)[-1]) if len(growth) else 0.0
-        return 1.0 + total / float(count)
-
-    def slowdown(self, version: int, t: float, leak, warmup) -> float:
-        """Mean service-time slowdown of the version's live instances from a memory leak (`leak`: the release's
-        MemoryLeak, or None) and warming up (`warmup`: fleet.warmup); each instance's factors multiply."""
-        n = self.n
-        idx = np.flatnonzero((self.version[:n] == version) & self.in_rot[:n] & (self.state[:n] == READY))
-        if not len(idx):
-            return 1.0
-        up = self.up_since[idx]
-        f = 1.0 + (warmup.slowdown - 1.0) * np.clip(1.0 - (t - up) / warmup.duration, 0.0, 1.0)
-        if leak is not None:
-            leaky = self.leaky[idx]
-            f[leaky] *= 1.0 + (leak.max_slowdown - 1.0) * np.minimum(1.0, (t - up[leaky]) / leak.oom_after)
-        return float(f.mean())
-
     def snapshot(self, versions: int = 2) -> dict:
         """Instances by (version, timeline state): engines.timeline.timeline_state of every one not stopped
         (`versions`: how many version indices there are, versions.version_count)."""

@@ -21,6 +21,7 @@ from simlab.engines.fluid.ledger import Ledger
 from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
 from simlab.dists import Exponential
 from simlab.engines.fluid.routing import Router, split
+from simlab.engines.fluid.slowdown import pool_slowdown
 from simlab.engines.fluid.station import Stations
 from simlab.scenario.release import Dependency
 
@@ -218,7 +219,7 @@ class Plane:
         slow = (NEW,) if not self.warming else range(self.V)  # the versions whose slowdown can change
         for r in self.leaky_reps | self._warm_reps(t):
             for v in slow:
-                f = fleets[r].slowdown(v, t + 0.5)
+                f = pool_slowdown(fleets[r], v, t + 0.5)
                 if f != 1.0:
                     _, m1, s2, _ = self.model.service(self._table[keys[r, v]][4], f)
                     mean[r, v], scv[r, v], self.leak[r, v] = m1, s2, f
