@@ -1,5 +1,6 @@
-"""Least-outstanding dispatch in the fluid engine (simlab/engines/fluid/shortest_queue.py): its chain against
-exact M/M/c results where it must reduce to them, and against the request engine's least-outstanding balancer."""
+"""Dispatch in the fluid engine: least-outstanding's chain (shortest_queue.py) and round robin's simulated
+E_n/G/c queue (round_robin.py), each against exact results where it must reduce to them (M/M/c, E_n/M/c) and
+against the request engine."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from simlab import queueing as q
+from simlab.engines.fluid import round_robin as rr
 from simlab.engines.fluid import shortest_queue as sq
 from simlab.experiment.fidelity import Row, _stats, station
 from simlab.scenario import validate_scenario
@@ -49,3 +51,78 @@ def test_the_chain_mean_wait_matches_the_request_engine_within_3_percent(instanc
               request=truth, fluid=chain, fluid_se=0.0, tolerance=0.03, absolute=False)
     assert row.passed, f"request {truth:.3f} ± {1.96 * se:.3f} ms, chain {chain:.3f} ms, pooled {pooled:.3f} ms"
     assert abs(pooled - truth) > abs(chain - truth) and not math.isclose(pooled, chain, rel_tol=0.05)
+
+
+# -- round robin's E_n/G/c queue (round_robin.py) ------------------------------------------------------------------
+def _erlang_arrivals_exponential_service(n: int, c: int, rho: float, levels: int = 400) -> tuple[float, float]:
+    """E_n/M/c exactly: P(wait) and the mean wait (units of 1/μ) from the chain on (arrival phase, number in
+    system), seen by arrivals (the phase-n completions)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    lam = rho * c
+    size = n * (levels + 1)
+    here = np.arange(size)
+    m, k = np.divmod(here, n)
+    targets = [(k < n - 1, here + 1, np.full(size, n * lam)),  # the next arrival phase
+               (k == n - 1, np.minimum(m + 1, levels) * n, np.full(size, n * lam)),  # an arrival
+               (m > 0, here - n, np.minimum(m, c).astype(float))]  # a completion
+    rows = np.concatenate([here[w] for w, _, _ in targets])
+    cols = np.concatenate([t[w] for w, t, _ in targets])
+    vals = np.concatenate([r[w] for w, _, r in targets])
+    rate = sp.csr_matrix((vals, (rows, cols)), shape=(size, size))
+    rate.setdiag(0.0)
+    out = np.asarray(rate.sum(axis=1)).ravel()
+    a = (rate.T - sp.diags(out)).tolil()
+    a[0, :] = 1.0
+    b = np.zeros(size)
+    b[0] = 1.0
+    p = spsolve(a.tocsc(), b).reshape(levels + 1, n)[:, n - 1]
+    p /= p.sum()
+    found = np.arange(levels + 1)
+    return float(p[found >= c].sum()), float((p * np.maximum(found - c + 1, 0)).sum() / c)
+
+
+EXPONENTIAL_QUANTILE = lambda u: -np.log1p(-u)  # noqa: E731
+
+
+@pytest.mark.parametrize("n,c", [(1, 2), (4, 2), (8, 1)])
+def test_the_simulated_erlang_queue_is_exact_for_exponential_service(n, c):
+    """n = 1 is M/M/c (Erlang C); n > 1 the chain on (arrival phase, number in system): within 1.96 standard
+    errors of the simulation, plus the float32 free times' 0.5 %."""
+    loads = np.array([0.5, 0.8, 0.9])
+    start = np.array([q.mmc_mean_wait(c, r * c, 1.0) * (1.0 / n + 1.0) / 2.0 for r in loads])  # as wait_law starts
+    sim = rr.simulate(n, c, EXPONENTIAL_QUANTILE, loads=loads, chains=500, steps=rr.STEPS, start=start)
+    for i, rho in enumerate(loads):
+        pw, wait = ((q.erlang_c(c, rho * c), q.mmc_mean_wait(c, rho * c, 1.0)) if n == 1
+                    else _erlang_arrivals_exponential_service(n, c, float(rho)))
+        assert abs(sim["wait"][i] - wait) <= 1.96 * sim["se"][i] + 0.005 * wait, (rho, sim["wait"][i], wait)
+        assert sim["pw"][i] == pytest.approx(pw, rel=0.03)
+        assert sim["scv"][i] == pytest.approx(1.0, abs=0.06)  # the wait given a wait is exponential (GI/M/c)
+
+
+def test_round_robin_wait_law_reads_its_grid_and_interpolates_between():
+    from scipy.stats import lognorm
+
+    sigma, mean = 0.845, 0.04
+    survival = lambda x: lognorm.sf(x, sigma, scale=mean * math.exp(-sigma**2 / 2))  # noqa: E731
+    cs2 = math.expm1(sigma**2)
+    rho = np.array([0.5, 0.8, 0.99, 1.0])
+    law = (None, survival, mean)  # no name: the law's key is its CDF
+    pw4, wait4, scv4 = rr.wait_law(4, 2, cs2, law, rho)
+    start = rr._erlang_c(2, np.array([0.8])) / (2 * 0.2) * (0.25 + cs2) / 2  # Allen–Cunneen, as wait_law starts
+    sim = rr.simulate(4, 2, rr._quantiles(rr._LAWS[rr._law_key(survival, mean)]), loads=np.array([0.8]),
+                      chains=500, steps=rr.STEPS, seed=7, start=start)  # another seed: an independent estimate
+    assert abs(wait4[1] - sim["wait"][0]) <= 1.96 * math.hypot(sim["se"][0], 0.01 * wait4[1])
+    assert np.isnan(wait4[3]) and pw4[2] > 0.95  # heavy traffic: P(wait) → 1
+    # the grid case of the fidelity grid: the lognormal waits like exponential service, not 3.5 % longer
+    exp_pw, exp_wait = _erlang_arrivals_exponential_service(4, 2, 0.8)
+    assert wait4[1] == pytest.approx(1.02 * exp_wait, rel=0.02) and scv4[1] > 1.15
+    _, wait6, _ = rr.wait_law(6, 2, cs2, law, rho)
+    _, wait8, _ = rr.wait_law(8, 2, cs2, law, rho)
+    assert wait8[1] < wait6[1] < wait4[1]  # smoother arrivals wait less; 6 lies between its grid neighbours
+    # a law is known by its key: a named one (a leak's slower copy) shares the simulation, bit for bit
+    named = rr.wait_law(4, 2, cs2, (("lognormal", sigma), survival, mean), rho)
+    slower = rr.wait_law(4, 2, cs2, (("lognormal", sigma), lambda x: survival(x / 3), 3 * mean), rho)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(named, slower))
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(named, (pw4, wait4, scv4)))

@@ -99,7 +99,7 @@ def test_response_cdf_adds_the_mmc_waiting_time():
 @pytest.mark.parametrize("ca2", [0.25, 0.5])
 @pytest.mark.parametrize("c", [1, 2, 4])
 def test_wait_decay_rate_is_gi_m_cs_for_exponential_service(ca2, c):
-    from simlab.engines.fluid.station import _decay_rate, _gi_sigma
+    from simlab.engines.fluid.round_robin import decay_rate as _decay_rate, gi_sigma as _gi_sigma
 
     mu, rho = 10.0, np.array([0.3, 0.6, 0.8, 0.95])
     eta = _decay_rate(rho * c * mu, c, ca2, lambda s: np.where(s < mu, mu / np.maximum(mu - s, 1e-300), np.inf))
@@ -107,7 +107,7 @@ def test_wait_decay_rate_is_gi_m_cs_for_exponential_service(ca2, c):
 
 
 def test_wait_decay_rate_is_the_tail_of_m_d_1s_exact_wait():
-    from simlab.engines.fluid.station import _decay_rate
+    from simlab.engines.fluid.round_robin import decay_rate as _decay_rate
 
     lam, d = 7.0, 0.1
     eta = float(_decay_rate(np.array([lam]), 1, 1.0, lambda s: np.exp(s * d))[0])

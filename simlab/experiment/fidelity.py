@@ -227,9 +227,7 @@ def cases() -> list[Case]:
     return _exact_cases() + _engine_cases()
 
 
-KNOWN_GAPS = {
-    ("4 x M/G/2 lognormal round_robin", "wait mean ms"), ("4 x M/G/2 lognormal round_robin", "latency p50 ms"),
-}
+KNOWN_GAPS: set[tuple[str, str]] = set()
 """(case, figure) rows the fluid engine does not yet hold within tolerance; simlab.engines.fluid.domain flags
 each one's regime, so `--engine auto` runs the request engine there. A row leaves this set when it passes."""
 

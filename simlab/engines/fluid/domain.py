@@ -3,13 +3,14 @@
 `outside(scenario)` names the reason a scenario falls where the grid found the
 fluid engine outside its tolerances, or None. `--engine auto` sends such a
 scenario to the request engine. The regimes are those the grid flags today;
-each entry goes when the grid's rows for it pass.
+each entry goes when the grid's rows for it pass (round robin with lognormal
+service left when one instance's E_n/G/c queue was simulated: round_robin.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from simlab.dists import LogNormal, from_spec
+from simlab.dists import from_spec
 from simlab.engines.traffic import OfferedLoad
 from simlab.scenario import Scenario
 
@@ -35,9 +36,6 @@ def outside(scenario: Scenario) -> str | None:
     if rho < WAITS:
         return None
     where = f"at peak utilisation {rho:.2f}"
-    if fleet.load_balancer == "round_robin" and isinstance(dist, LogNormal):
-        return (f"round-robin dispatch with heavy-tailed (lognormal) service times (SCV {scv:.2f}) {where}: the "
-                f"fluid engine's mean wait and p50 latency are outside their tolerances there")
     if fleet.load_balancer == "power_of_two" and rho >= POOLED_WAITS:
         return (f"power-of-two dispatch {where}: the fluid engine pools its queues, which understates waits "
                 f"there (by 13% for least-outstanding before it was modelled per instance)")

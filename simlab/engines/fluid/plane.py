@@ -182,7 +182,9 @@ class Plane:
             exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
             name = (self.model.dist, float(self.model.grid[-1]), len(self.model.grid), self._table[key][4],
                     round(f, 3))  # the same across runs
-            service = None if exponential else (name, self._survival(cdf), self.model.mgf(comps))
+            _, mean1, _, cdf1 = self.model.service(self._table[key][4], 1.0)  # the law up to a leak's scale
+            service = None if exponential else (name, self._survival(cdf), self.model.mgf(comps),
+                                                (name[:-1], self._survival(cdf1), mean1))
             m3 = self.model.third_moment(comps) * mu**3
             out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances)
             out[1][idx], out[2][idx] = per, capacity * mu

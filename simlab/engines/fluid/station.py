@@ -7,9 +7,11 @@ station kind, with two truncations and whichever holds the shorter queue:
   q = sρ/(1 − ρ + sρ), s = (c_a² + c_s²)/2 (times the Kraemer–Langenbach-Belz
   factor for smooth arrivals) — exactly M/M/c/K when s = 1, and Allen–Cunneen's
   mean wait when K is unbounded; an arrival finding K waiting is rejected
-  (blocking at every ρ, including above 1). Round robin's smoother arrivals take
-  GI/M/c's conditional-wait rate; below saturation the conditional wait is a
-  gamma law of M/G/1's (Takács) squared coefficient of variation;
+  (blocking at every ρ, including above 1). Round robin's smoother arrivals:
+  one instance's E_n/G/c queue (round_robin.py: the tail's decay rate for
+  light-tailed service, a simulated wait law for heavy tails); below saturation
+  the conditional wait is otherwise a gamma law of M/G/1's (Takács) squared
+  coefficient of variation;
 - deadline, only at the rates where a wait can reach it: Brandt's M/M/c+G with
   the patience D − S on the wait (`_patience_law`), or for M/M/1 the exact law
   of the admitted workload, density w_0·(λ/s)·e^(−θv) on (0, D) with θ = (cμ − λ)/s
@@ -27,7 +29,7 @@ import math
 import numpy as np
 from scipy.special import gammaincc, gammaln
 
-from simlab.engines.fluid import shortest_queue
+from simlab.engines.fluid import round_robin, shortest_queue
 
 RHO_MAX = 8.0
 GRID = 2048
@@ -68,18 +70,19 @@ def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
 
 
 def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
-               instances: int = 1, rho: np.ndarray = RHO, survival=None, mgf=None) -> dict:
+               instances: int = 1, rho: np.ndarray = RHO, survival=None, mgf=None, shape=None) -> dict:
     """The stationary law per ρ (arrays over rho): L, B, P(wait | admitted), wait law (θ, truncation), Lq, and
     P(timeout) where the deadline binds (NaN where the response-time law gives it). `survival(x)` is P(S > x) of
     the service time (None: exponential with rate mu); ca2 and cs2 the squared coefficients of variation of
     the inter-arrival and service times, m3 the service time's third moment over its mean cubed; `mgf(s)` E[e^(sS)] (None: exponential, or no
     exponential moments when `survival` is given). `instances` > 1:
     the c workers sit on that many instances fed by least-outstanding dispatch (shortest_queue.py), not in one
-    pooled queue."""
+    pooled queue. `shape`: (a key, survival, mean) of the service law
+    up to scale, for round robin's simulated wait (round_robin.smooth)."""
     rho = np.maximum(np.asarray(rho, dtype=float), 1e-12)
     lam = rho * c * mu
     a = lam / mu
-    s = np.maximum((ca2 + cs2) / 2.0 * _klb(rho, ca2, cs2), 1e-3)
+    s = np.maximum((ca2 + cs2) / 2.0 * round_robin.klb(rho, ca2, cs2), 1e-3)
     # weights relative to w_{c-1} = a^(c-1)/(c-1)!
     log_w1 = (c - 1.0) * np.log(a) - gammaln(c)
     with np.errstate(divide="ignore"):
@@ -109,18 +112,16 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
         bound = th * span < 30.0
         th = np.where(bound, _fit_truncated_exp(np.minimum(wait_mean, span), span), th)
         trunc = np.where(bound, span, trunc)
-    if ca2 < 1.0:  # smoother arrivals (round robin): an exponential wait with the tail's decay rate η
-        if survival is None:  # GI/M/c: η = cμ(1 − σ), exact
-            th_gi = c * mu * (1.0 - _gi_sigma(rho, ca2))
-        elif mgf is not None:  # light-tailed service: η of E[e^(ηS/c)]·E[e^(−ηA)] = 1 (exact for M and D)
-            th_gi = _decay_rate(rho * c * mu, c, ca2, mgf)
-        else:  # heavy-tailed service: GI/M/c's rate, scaled by 2/(1 + c_s²)
-            th_gi = c * mu * (1.0 - _gi_sigma(rho, ca2)) * 2.0 / (1.0 + cs2)
+    gi = np.zeros(lam.shape, dtype=bool)
+    if ca2 < 1.0:  # smoother arrivals (round robin): one instance's E_n/G/c queue (round_robin.py)
         mean_wq = np.divide(lq, admitted, out=np.zeros_like(lq), where=admitted > 0)  # E[Wq], Little
-        gi = (rho < 1.0) & (span * th_gi > 10.0) & (mean_wq > 0)
-        pw = np.where(gi, np.clip(mean_wq * th_gi, 0.0, 1.0), pw)
-        th = np.where(gi, th_gi, th)
+        rr = round_robin.smooth(rho, c, mu, ca2, cs2, mean_wq, survival, mgf, shape)
+        gi = (rho < 1.0) & (span * rr["theta"] > 10.0) & (rr["wait"] > 0)
+        pw = np.where(gi, rr["pw"], pw)
+        th = np.where(gi, rr["theta"], th)
         trunc = np.where(gi, BIG, trunc)
+        if rr["simulated"]:
+            lq = np.where(gi, admitted * rr["wait"], lq)
     if instances > 1:  # least-outstanding dispatch: waits less often than one pooled queue, and longer
         share, longer = shortest_queue.factors(instances, round(c / instances), rho)
         free = (rho < 1.0) & (trunc >= BIG) & (wait_mean > 0)
@@ -133,8 +134,8 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
     r = np.clip(rho, 0.0, 1.0)
     scv_wait = 1.0 + (2.0 * r + 4.0 * m3 * (1.0 - r) / (3.0 * (1.0 + cs2) ** 2) - 2.0) / (c / instances)
     shape = np.where((rho < 1.0) & (trunc >= BIG), 1.0 / np.clip(scv_wait, 0.1, 10.0), 1.0)
-    if ca2 < 1.0 and (survival is None or mgf is not None):
-        shape = np.where(gi, 1.0, shape)  # the decay rate sets the wait's tail; its mean sets P(wait)
+    if ca2 < 1.0:  # light tails: the decay rate sets the wait's tail, its mean P(wait); else as simulated
+        shape = np.where(gi, rr["shape"], shape)
     table = {"L": busy + lq, "B": block, "pw": np.clip(pw, 0.0, 1.0), "theta": th,
              "trunc": trunc, "Lq": lq, "pto": np.full_like(lam, np.nan), "shape": shape}
     # the deadline can bind only where the places let a wait reach it and the wait's tail gets there
@@ -154,52 +155,6 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
             table[f][rows] = np.where(use_d, d_law[f], table[f][rows])
     table["L"] = np.maximum.accumulate(np.nan_to_num(table["L"], nan=0.0, posinf=1e300))  # monotone for inversion
     return table
-
-
-def _klb(rho: np.ndarray, ca2: float, cs2: float) -> np.ndarray:
-    """Kraemer–Langenbach-Belz factor on Allen–Cunneen's mean wait for smooth arrivals (c_a² < 1), else 1."""
-    if ca2 >= 1.0 or ca2 + cs2 <= 0:
-        return np.ones_like(rho)
-    r = np.clip(rho, 1e-6, 1.0)
-    return np.exp(-2.0 * (1.0 - r) * (1.0 - ca2) ** 2 / (3.0 * r * (ca2 + cs2)))
-
-
-def _decay_rate(lam: np.ndarray, c: float, ca2: float, mgf) -> np.ndarray:
-    """The wait tail's decay rate η of GI/G/c with gamma inter-arrival times (rate λ, SCV ca2): the root η > 0 of
-    log E[e^(ηS/c)] + log E[e^(−ηA)] = 0, E[e^(−ηA)] = (1 + η·ca2/λ)^(−1/ca2). It is exact for exponential service
-    (GI/M/c) and for constant service (GI/D/c serves in cyclic order: every c-th arrival per worker)."""
-    lam = np.maximum(np.asarray(lam, dtype=float), 1e-12)
-
-    def f(eta):
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            return np.log(mgf(eta / c)) - np.log1p(eta * ca2 / lam) / ca2
-
-    hi = np.full_like(lam, 1.0)
-    for _ in range(200):  # grow until past the root (f > 0 there, or infinite past the abscissa)
-        grow = ~(f(hi) > 0)
-        if not grow.any():
-            break
-        hi = np.where(grow, hi * 2.0, hi)
-    lo = np.zeros_like(lam)
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        above = f(mid) > 0
-        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
-    return 0.5 * (lo + hi)
-
-
-def _gi_sigma(rho: np.ndarray, ca2: float) -> np.ndarray:
-    """σ of GI/M/c with gamma inter-arrival times of SCV ca2: σ = A*(cμ(1 − σ)), in units where cμ = 1.
-
-    A*(s) = (1 + s·ca2/ρ)^(−1/ca2) (the Laplace transform of a gamma law of mean 1/ρ); σ = ρ for Poisson.
-    """
-    r = np.clip(rho, 1e-9, 1.0 - 1e-9)
-    lo, hi = np.zeros_like(r), np.ones_like(r) - 1e-12
-    for _ in range(60):  # f(σ) = σ − A*(1 − σ) is below zero at 0 and crosses once before 1 when ρ < 1
-        mid = 0.5 * (lo + hi)
-        f = mid - (1.0 + (1.0 - mid) * ca2 / r) ** (-1.0 / ca2)
-        lo, hi = np.where(f < 0, mid, lo), np.where(f < 0, hi, mid)
-    return np.where(rho < 1.0, 0.5 * (lo + hi), 1.0)
 
 
 def _busy(log_mass, log_below, log_busy_below, c):
@@ -294,7 +249,8 @@ def _fit_truncated_exp(mean: np.ndarray, d: float) -> np.ndarray:
 
 TABLES_KEPT = 256
 """Station tables kept across runs in a process (about 130 kB each): Monte Carlo runs of one scenario meet
-the same kinds again, and a table costs milliseconds (least-outstanding's dispatch chain up to a second)."""
+the same kinds again, and a table costs milliseconds (least-outstanding's dispatch chain up to a second, round
+robin's simulated E_n/G/c law for lognormal service 0.2–0.8 s per instance count of its grid)."""
 _TABLES: dict[tuple, dict] = {}
 
 
@@ -302,7 +258,8 @@ def _table(key: tuple, service) -> dict:
     row = _TABLES.pop(key, None)
     if row is None:
         row = stationary(*key[:8], survival=None if service is None else service[1],
-                         mgf=None if service is None else service[2])
+                         mgf=None if service is None else service[2],
+                         shape=None if service is None or len(service) < 4 else service[3])
         if len(_TABLES) >= TABLES_KEPT:
             _TABLES.pop(next(iter(_TABLES)))
     _TABLES[key] = row  # most recently used last
@@ -320,7 +277,8 @@ class Stations:
     def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
              service=None, instances: int = 1) -> int:
         """Id of the station kind; `service` is (a hashable name of the service law that determines it, its
-        survival function, its moment generating function or None), or None for an exponential law of rate mu;
+        survival function, its moment generating function or None[, (a name of the law up to scale, the survival
+        and mean of one fixed scale)]), or None for an exponential law of rate mu;
         `instances` as in `stationary`."""
         key = (float(c), float(K), round(float(mu), 9), round(float(ca2), 3), round(float(cs2), 4), float(deadline),
                round(float(m3), 3), int(instances), None if service is None else service[0])
