@@ -370,9 +370,10 @@ class Staging(InstanceFaults):
 
     def ready_counts(self) -> dict[str, int]:
         """Instances of each version in HAProxy rotation (health checks passing, not draining)."""
-        counts = {"old": 0, "new": 0, "baseline": 0}
+        counts = {"old": 0, "new": 0}  # and "baseline" while a canary's baseline is in rotation
         for name in self.in_rotation():
-            counts[self.members[name].record.version] += 1
+            version = self.members[name].record.version
+            counts[version] = counts.get(version, 0) + 1
         return counts
 
     def in_rotation(self, version: str | None = None) -> list[str]:
