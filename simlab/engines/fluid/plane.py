@@ -173,7 +173,7 @@ class Plane:
                 capacity, per, ca2 = max(n * self.workers, 1e-9), 1.0, 1.0
                 c = _table_workers(capacity)
                 places = round(c * self.queue_limit / self.workers)
-                if self.balancer == "least_outstanding":  # on instances, each with its own queue
+                if self.balancer in ("least_outstanding", "power_of_two"):  # on instances, each with its own queue
                     instances = max(round(c / self.workers), 1)
             else:
                 per = max(round(n), 1)
@@ -186,7 +186,8 @@ class Plane:
             service = None if exponential else (name, self._survival(cdf), self.model.mgf(comps),
                                                 (name[:-1], self._survival(cdf1), mean1))
             m3 = self.model.third_moment(comps) * mu**3
-            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances)
+            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances,
+                                             self.balancer)
             out[1][idx], out[2][idx] = per, capacity * mu
         return out
 

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from scipy.special import gammaincc, gammaln
 
-from simlab.engines.fluid import round_robin, shortest_queue
+from simlab.engines.fluid import round_robin, shortest_queue, two_choices
 
 RHO_MAX = 8.0
 GRID = 2048
@@ -70,14 +70,15 @@ def _truncated_exp_mean(theta: np.ndarray, d: float) -> np.ndarray:
 
 
 def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
-               instances: int = 1, rho: np.ndarray = RHO, survival=None, mgf=None, shape=None) -> dict:
+               instances: int = 1, rho: np.ndarray = RHO, survival=None, mgf=None,
+               dispatch: str = "least_outstanding", shape=None) -> dict:
     """The stationary law per ρ (arrays over rho): L, B, P(wait | admitted), wait law (θ, truncation), Lq, and
     P(timeout) where the deadline binds (NaN where the response-time law gives it). `survival(x)` is P(S > x) of
     the service time (None: exponential with rate mu); ca2 and cs2 the squared coefficients of variation of
     the inter-arrival and service times, m3 the service time's third moment over its mean cubed; `mgf(s)` E[e^(sS)] (None: exponential, or no
     exponential moments when `survival` is given). `instances` > 1:
-    the c workers sit on that many instances fed by least-outstanding dispatch (shortest_queue.py), not in one
-    pooled queue. `shape`: (a key, survival, mean) of the service law
+    the c workers sit on that many instances fed by `dispatch`, least-outstanding (shortest_queue.py) or
+    power-of-two (two_choices.py), not in one pooled queue. `shape`: (a key, survival, mean) of the service law
     up to scale, for round robin's simulated wait (round_robin.smooth)."""
     rho = np.maximum(np.asarray(rho, dtype=float), 1e-12)
     lam = rho * c * mu
@@ -122,7 +123,18 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
         trunc = np.where(gi, BIG, trunc)
         if rr["simulated"]:
             lq = np.where(gi, admitted * rr["wait"], lq)
-    if instances > 1:  # least-outstanding dispatch: waits less often than one pooled queue, and longer
+    p2 = None
+    if instances > 1 and dispatch == "power_of_two":  # each instance its own queue, joined by the shorter of two
+        per = round(c / instances)
+        mean_wq = np.divide(lq, admitted, out=np.zeros_like(lq), where=admitted > 0)
+        first = two_choices.first_completion(survival, 1.0 / mu, per)
+        p2 = two_choices.station_law(instances, per, rho, pw, mean_wq * mu, s, first)
+        free = (rho < 1.0) & (trunc >= BIG) & np.isfinite(p2["wait"]) & (p2["pw"] > 0)
+        pw = np.where(free, np.clip(np.nan_to_num(p2["pw"]), 0.0, 1.0), pw)
+        wait_mean = np.where(free, np.nan_to_num(p2["wait"]) / mu / np.maximum(pw, 1e-300), wait_mean)
+        th = np.where(free, 1.0 / np.maximum(wait_mean, 1.0 / BIG), th)
+        lq = np.where(free, admitted * pw * wait_mean, lq)
+    elif instances > 1:  # least-outstanding dispatch: waits less often than one pooled queue, and longer
         share, longer = shortest_queue.factors(instances, round(c / instances), rho)
         free = (rho < 1.0) & (trunc >= BIG) & (wait_mean > 0)
         pw = np.where(free, np.clip(pw * share, 0.0, 1.0), pw)
@@ -133,6 +145,8 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
     # 2ρ + 4·m3·(1 − ρ)/(3(1 + cs²)²) − 1 (1 for exponential service), pulled toward 1 as workers pool
     r = np.clip(rho, 0.0, 1.0)
     scv_wait = 1.0 + (2.0 * r + 4.0 * m3 * (1.0 - r) / (3.0 * (1.0 + cs2) ** 2) - 2.0) / (c / instances)
+    if p2 is not None:  # the mixture of Erlang waits across the levels an arrival joins
+        scv_wait = np.where(free, np.nan_to_num(p2["scv"], nan=1.0) + scv_wait - 1.0, scv_wait)
     shape = np.where((rho < 1.0) & (trunc >= BIG), 1.0 / np.clip(scv_wait, 0.1, 10.0), 1.0)
     if ca2 < 1.0:  # light tails: the decay rate sets the wait's tail, its mean P(wait); else as simulated
         shape = np.where(gi, rr["shape"], shape)
@@ -258,7 +272,7 @@ def _table(key: tuple, service) -> dict:
     row = _TABLES.pop(key, None)
     if row is None:
         row = stationary(*key[:8], survival=None if service is None else service[1],
-                         mgf=None if service is None else service[2],
+                         mgf=None if service is None else service[2], dispatch=key[9],
                          shape=None if service is None or len(service) < 4 else service[3])
         if len(_TABLES) >= TABLES_KEPT:
             _TABLES.pop(next(iter(_TABLES)))
@@ -275,13 +289,14 @@ class Stations:
         self._stack: dict[str, np.ndarray] = {}
 
     def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
-             service=None, instances: int = 1) -> int:
+             service=None, instances: int = 1, dispatch: str = "least_outstanding") -> int:
         """Id of the station kind; `service` is (a hashable name of the service law that determines it, its
         survival function, its moment generating function or None[, (a name of the law up to scale, the survival
         and mean of one fixed scale)]), or None for an exponential law of rate mu;
-        `instances` as in `stationary`."""
+        `instances` and `dispatch` as in `stationary`."""
         key = (float(c), float(K), round(float(mu), 9), round(float(ca2), 3), round(float(cs2), 4), float(deadline),
-               round(float(m3), 3), int(instances), None if service is None else service[0])
+               round(float(m3), 3), int(instances), None if service is None else service[0],
+               dispatch if instances > 1 else None)
         i = self._ids.get(key)
         if i is None:
             i = self._ids[key] = len(self._ids)
