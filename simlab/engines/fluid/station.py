@@ -37,6 +37,8 @@ _U = np.linspace(0.0, 1.0, GRID)
 RHO = RHO_MAX * _U**2  # dense near 0 and 1, where the laws bend most
 FIELDS = ("L", "B", "pw", "theta", "trunc", "Lq", "pto", "shape")
 BIG = 1e12  # stands for an unbounded wait law (θ or truncation) in the tables, which interpolate
+NEAREST = ("theta", "trunc", "shape")  # fields read at the nearer grid point (they may stand for unbounded)
+FEW = 8  # up to this many stations a step is solved in Python floats (a single run), else in arrays
 
 
 def _log_geometric(log_q: np.ndarray, K: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -310,14 +312,20 @@ class Stations:
         return i
 
     def _at(self, field: str, ids: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return self._read((field,), ids, u)[field]
+
+    def _read(self, fields, ids: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
         pos = np.clip(u, 0.0, 1.0) * (GRID - 1)
         i0 = np.minimum(pos.astype(np.int64), GRID - 2)
         f = pos - i0
-        t = self._stack[field]
-        lo, hi = t[ids, i0], t[ids, i0 + 1]
-        if field in ("theta", "trunc", "shape"):  # may stand for unbounded (BIG): take the nearer grid point
-            return np.where(f < 0.5, lo, hi)
-        return lo * (1.0 - f) + hi * f
+        g, near = 1.0 - f, f < 0.5
+        out = {}
+        for field in fields:
+            t = self._stack[field]
+            lo, hi = t[ids, i0], t[ids, i0 + 1]
+            # theta, trunc and shape may stand for unbounded (BIG): take the nearer grid point
+            out[field] = np.where(near, lo, hi) if field in NEAREST else lo * g + hi * f
+        return out
 
     @staticmethod
     def u_of(rho: np.ndarray) -> np.ndarray:
@@ -329,7 +337,7 @@ class Stations:
 
     def law(self, ids: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
         """The stationary law at grid position u (u_of(ρ)) of each element's kind."""
-        return {f: self._at(f, ids, u) for f in FIELDS}
+        return self._read(FIELDS, ids, u)
 
     def step(self, ids: np.ndarray, L0: np.ndarray, lam: np.ndarray, cmu: np.ndarray, h: float = 1.0,
              iterations: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -338,6 +346,8 @@ class Stations:
         Per station: L0 its mean number in system, lam its arrival rate, cmu its full service rate. The left
         side grows with λₑ and the right side shrinks, so bisection on the grid position converges.
         """
+        if np.size(ids) <= FEW:
+            return self._step_few(ids, L0, lam, cmu, h, iterations)
         lo, hi = np.zeros_like(L0), np.ones_like(L0)
         flat = np.ravel(ids)
         t_l, t_b = self._stack["L"][flat], self._stack["B"][flat]  # each element's rows, gathered once
@@ -354,4 +364,27 @@ class Stations:
             hi = np.where(above, mid, hi)
             lo = np.where(above, lo, mid)
         u = 0.5 * (lo + hi)
+        return self._at("L", ids, u), u
+
+    def _step_few(self, ids, L0, lam, cmu, h, iterations):
+        """`step` for a handful of stations (a single run's pools), in floats: the same operations in the same
+        order as the array version, so the same numbers, without numpy's cost per call on two elements."""
+        ids, L0, lam, cmu = np.broadcast_arrays(ids, L0, lam, cmu)
+        u = np.empty(np.shape(L0))
+        for idx in np.ndindex(u.shape):
+            t_l, t_b = self._stack["L"][ids[idx]], self._stack["B"][ids[idx]]
+            l0, la, cm = float(L0[idx]), float(lam[idx]), float(cmu[idx])
+            lo, hi = 0.0, 1.0
+            for _ in range(iterations):
+                mid = 0.5 * (lo + hi)
+                pos = mid * (GRID - 1)
+                i0 = min(int(pos), GRID - 2)
+                f = pos - i0
+                level = float(t_l[i0]) * (1.0 - f) + float(t_l[i0 + 1]) * f
+                block = float(t_b[i0]) * (1.0 - f) + float(t_b[i0 + 1]) * f
+                if level - l0 - h * (la - RHO_MAX * mid * mid * cm) * (1.0 - block) > 0:
+                    hi = mid
+                else:
+                    lo = mid
+            u[idx] = 0.5 * (lo + hi)
         return self._at("L", ids, u), u
