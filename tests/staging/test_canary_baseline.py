@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import yaml
 
-from simlab.control.recording import read
+from simlab.control.recording import read, replay_file
 from simlab.scenario import parse_scenario
 from simlab.scenario.loading import staging_scenario
 from simlab.staging.deployer import deploy
@@ -43,6 +43,7 @@ def test_a_bad_canary_with_a_baseline_is_rolled_back_by_mann_whitney_against_the
                 if a["ask"] == "version_samples" and a["arg"][0] == "baseline"]
     assert baseline and sum(w["requests"] for w in baseline[-1]) >= 20, baseline[-1:]
     assert sum(w["errors"] for w in baseline[-1]) <= 2  # the old version: no defect
+    assert replay_file(record).events == result.extras["controller"].events  # the baseline's counts recorded too
     tl = result.timeline
     assert tl["baseline_ready"].max() == 1 and tl["baseline_weight"].max() == 30.0
     assert tl["baseline_ready"].iloc[-1] == 0 and tl["old_ready"].iloc[-1] == 3
