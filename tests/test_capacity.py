@@ -1,11 +1,11 @@
-"""simlab capacity: the search lands on the Erlang C answer where the fleet is one pooled M/M/c queue, the
+"""simlab capacity: the search lands on the closed-form answer where the fleet is n independent M/M/1 queues, the
 conditions take out what they say, and the command prints the answer and the size below it.
 
-The pooled queue: the fluid engine models power-of-two dispatch as one station of n x c workers
-(simlab/engines/fluid/plane.py: station_kinds) and least-outstanding as n instances each with its own queue
-(shortest_queue.py), so one worker per instance under power-of-two is M/M/n. Exponential service of 100 ms
-(mu = 10/s) at 50 requests per second, a p99 target of 550 ms: Erlang C's p99 of the time in system is 613 ms
-with 6 servers and 488 ms with 7, so the answer is 7 (`simlab.planning.theory.erlang_servers`). About 1 s each.
+Random dispatch over single-worker instances splits a Poisson stream into n Poisson streams, one M/M/1 queue
+each (both engines model it so; power-of-two and least-outstanding balancing couple the queues). Exponential
+service of 100 ms (mu = 10/s) at 50 requests per second, a p99 target of 1 s: M/M/1's time in system is
+exponential with rate mu - 50/n, its p99 ln(100)/(mu - 50/n) is 1,036 ms at 9 instances and 921 ms at 10, so
+the answer is 10. About 1 s each.
 """
 from __future__ import annotations
 
@@ -23,12 +23,17 @@ from simlab.planning.theory import erlang_servers, mmc_quantile
 from simlab.scenario import validate_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-MU, TARGET = 10.0, 0.55
+MU, TARGET = 10.0, 1.0
+
+
+def independent(rps: float) -> int:
+    """The fewest instances whose M/M/1 queues (random dispatch, one worker each) keep p99 within TARGET."""
+    return next(n for n in range(1, 1000) if mmc_quantile(1, rps / n, MU) <= TARGET)
 
 
 def mmc(rps: float, **fleet) -> dict:
     return {"name": "mmc", "duration": "20m",
-            "fleet": {"instances": 4, "zones": 3, "workers": 1, "queue_limit": 1000, "load_balancer": "power_of_two",
+            "fleet": {"instances": 4, "zones": 3, "workers": 1, "queue_limit": 1000, "load_balancer": "random",
                       "service_time": {"dist": "exponential", "mean": "100ms"}, **fleet},
             "traffic": {"rps": rps, "timeout": "30s"}, "slo": {"availability": 99.0}}
 
@@ -37,22 +42,25 @@ def search(data: dict, runs: int = 8, **options):
     return capacity(validate_scenario(data), p99=f"{TARGET * 1000:g}ms", runs=runs, executor="serial", **options)
 
 
-@pytest.mark.parametrize("rps, erlang", [(50, 7), (80, 10)])
-def test_a_pooled_fleet_is_sized_as_erlang_c_says(rps, erlang):
-    assert erlang_servers(rps, MU, TARGET) == erlang  # 50 rps: 613 ms at 6, 488 ms at 7; 80 rps: 623 at 9, 495 at 10
+@pytest.mark.parametrize("rps, answer", [(50, 10), (80, 15)])
+def test_independent_queues_are_sized_as_m_m_1_says(rps, answer):
+    assert independent(rps) == answer  # 50 rps: 1,036 ms at 9, 921 ms at 10; 80 rps: 1,075 at 14, 987 at 15
     result = search(mmc(rps))
-    assert result.instances == erlang
-    for n in (erlang, erlang - 1):  # the simulated p99 within 3% of the closed form, on both sides of the answer
+    assert result.instances == answer
+    for n in (answer, answer - 1):  # the simulated p99 within 3% of the closed form, on both sides of the answer
         row = result.at(n)
-        assert row["runs"] == 16 and row["latency_p99_ms"] == pytest.approx(mmc_quantile(n, rps, MU) * 1000, rel=0.03)
+        closed = mmc_quantile(1, rps / n, MU) * 1000
+        assert row["runs"] == 16 and row["latency_p99_ms"] == pytest.approx(closed, rel=0.03)
         assert row["utilization"] == pytest.approx(rps / (n * MU), rel=0.02)
-    assert result.at(erlang)["holds"] and not result.at(erlang - 1)["holds"]
+    assert result.at(answer)["holds"] and not result.at(answer - 1)["holds"]
 
 
-def test_per_instance_queues_never_need_fewer_instances_than_the_pooled_one():
-    """Least-outstanding over single-worker instances waits per instance: 8 where the pool needs 7."""
-    result = search(mmc(50, load_balancer="least_outstanding"))
-    assert result.instances >= erlang_servers(50, MU, TARGET)
+def test_coupled_queues_never_need_more_instances_than_independent_ones_nor_fewer_than_one_pool():
+    """Least-outstanding and power-of-two balance the same single-worker instances: between one pooled M/M/c
+    (Erlang C: 6 servers) and independent M/M/1 queues (10)."""
+    for balancer in ("least_outstanding", "power_of_two"):
+        result = search(mmc(50, load_balancer=balancer))
+        assert erlang_servers(50, MU, TARGET) <= result.instances <= independent(50), balancer
     assert result.at(result.instances)["holds"] and not result.at(result.instances - 1)["holds"]
 
 
@@ -75,16 +83,16 @@ def test_conditions_take_out_what_they_say():
 
 
 def test_combined_conditions_move_the_answer_to_the_size_whose_serving_instances_suffice():
-    """7 serving instances hold at 50 rps; with the largest of 3 zones down and a rolling rollout taking one out,
-    the smallest n with n - ceil(n/3) - 1 >= 7 is 12. The diurnal peak is 50 rps for a mean of 33.3."""
+    """10 serving instances hold at 50 rps; with the largest of 3 zones down and a rolling rollout taking one
+    out, the smallest n with n - ceil(n/3) - 1 >= 10 is 17. The diurnal peak is 50 rps for a mean of 33.3."""
     data = {**mmc(50), "strategy": {"kind": "rolling", "max_unavailable": 1}}
     result = search(data, runs=4, duration="10m", zone_down=True, during_rollout=True)
-    assert result.instances == 12 and result.at(12)["serving"] == 7 and result.at(11)["serving"] == 6
+    assert result.instances == 17 and result.at(17)["serving"] == 10 and result.at(16)["serving"] == 9
     assert result.to_dict()["conditions"] == ["during_rollout", "zone_down"]
     peaky = {**mmc(50 / 1.5), "traffic": {"rps": 50 / 1.5, "timeout": "30s",
                                           "pattern": {"kind": "diurnal", "peak_to_trough": 3, "peak_at": "12h"}}}
-    assert search(peaky, runs=4, duration="10m", at_peak=True).instances == 7
-    assert search(peaky, runs=4, duration="10m").instances < 7  # the first 20 minutes of the day are its trough
+    assert search(peaky, runs=4, duration="10m", at_peak=True).instances == 10
+    assert search(peaky, runs=4, duration="10m").instances < 10  # the first 20 minutes of the day are its trough
 
 
 def test_what_no_fleet_can_meet_is_said_before_anything_runs():
@@ -99,7 +107,7 @@ def test_what_no_fleet_can_meet_is_said_before_anything_runs():
 def test_the_result_renders_as_a_table_and_a_figure():
     result = search(mmc(50))
     html = result._repr_html_()
-    assert "<table" in html and "7 instances keep p99" in html
+    assert "<table" in html and "10 instances keep p99" in html
     picture = result.plot()
     assert picture._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n" and len(picture.figure.axes) == 2
 
@@ -107,15 +115,15 @@ def test_the_result_renders_as_a_table_and_a_figure():
 def test_the_command_prints_json_with_the_answer_and_the_size_below(tmp_path, capsys):
     path = tmp_path / "mmc.yaml"
     path.write_text(json.dumps(mmc(50)))
-    code = main(["capacity", str(path), "--p99", "550ms", "--runs", "8", "--executor", "serial", "--json"])
+    code = main(["capacity", str(path), "--p99", "1s", "--runs", "8", "--executor", "serial", "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and out["instances"] == 7 and out["below"]["instances"] == 6
+    assert code == 0 and out["instances"] == 10 and out["below"]["instances"] == 9
     for point in (out, out["below"]):
         assert {"utilization", "latency_p99_ms", "availability", "latency_p99_ms_ci"} <= set(point)
         lo, hi = point["latency_p99_ms_ci"]
         assert lo <= point["latency_p99_ms"] <= hi and math.isfinite(hi)
     path.write_text(json.dumps({**mmc(50), "fleet": {**mmc(50)["fleet"], "zones": 1}}))
-    assert main(["capacity", str(path), "--p99", "550ms", "--zone-down", "--json"]) == 2
+    assert main(["capacity", str(path), "--p99", "1s", "--zone-down", "--json"]) == 2
     assert "fleet.zones of 2 or more" in capsys.readouterr().err
 
 
