@@ -15,17 +15,20 @@ given s_c the first set runs down to s_0, which grows with s_c: a bisection find
 With c = 1 this is s_k = ρ^(2^k − 1).
 
 The fixed point is the limit of many instances; a fleet of n waits longer (its
-instances fluctuate together: −47 % on the mean wait at 4 × 2 workers and ρ 0.8,
-−9 % at 30 × 2). The refined mean field (Gast & Van Houdt, 2017) adds the 1/n term:
-E[s] ≈ s* + V/n, with A the drift's Jacobian at s*, Q its noise (the rates of the
-±1/n moves), W the solution of A·W + W·Aᵀ + Q = 0 and V = −A⁻¹·(½ Σ_jl ∂²drift/∂s_j∂s_l·W_jl).
-Then the mean number waiting per instance is Σ_{k>c} E[s_k] (Little's law gives
-the wait), P(wait) = E[s_c²] = s_c*² + (2·s_c*·V_c + W_cc)/n, and an arrival that
-joins an instance with k ≥ c outstanding waits for k − c + 1 completions at rate cμ.
-Measured against exact chains (2 instances) and the request engine: within 3 % at
-16 instances and more up to ρ 0.95, within 5 % at 4 to 8 instances up to ρ 0.8;
-short by 15–30 % at 2 to 4 instances near ρ 0.95 (docs/fluid-engine.md). Exponential
-service; the station scales it for any service time as Allen–Cunneen scales M/M/c's.
+instances fluctuate together: the mean field is 47 % short on the mean wait at
+4 × 2 workers and ρ 0.8, 9 % at 30 × 2). The refined mean field (Gast & Van Houdt,
+2017) adds the 1/n term: E[s] ≈ s* + V/n, with A the drift's Jacobian at s*, Q its
+noise (the rates of the ±1/n moves), W the solution of A·W + W·Aᵀ + Q = 0 and
+V = −A⁻¹·(½ Σ_jl ∂²drift/∂s_j∂s_l·W_jl). Then the mean number waiting per instance
+is Σ_{k>c} E[s_k] (Little's law gives the wait), P(wait) = E[s_c²] =
+s_c*² + (2·s_c*·V_c + W_cc)/n, and an arrival that joins an instance with k ≥ c
+outstanding waits for k − c + 1 completions at rate cμ. Its error at one instance
+(where power-of-two is M/M/c) is carried as a 1/n² term (`_solved`), and near
+saturation the wait is blended with the pooled M/M/nc queue's (`station_law`).
+Against exact chains (2, 3 instances) and exact simulations (4 × 2, 16 × 2) within
+3.7 % up to ρ 0.95, against the request engine at 21 more points within 5 %
+(docs/fluid-engine.md). Exponential service; `station_law` scales it
+for any service time by the first completion among c busy workers and Allen–Cunneen.
 """
 from __future__ import annotations
 
@@ -125,8 +128,8 @@ def law(instances: int, workers: int, rho: np.ndarray) -> dict[str, np.ndarray]:
 BLEND = 6.0
 """The two limits of the mean wait are blended as (pooled^p + refined^p)^(1/p): the pooled queue of all n·c
 workers is a lower bound that a few instances reach in heavy traffic (power-of-two pools resources there), the
-refined mean field holds for many instances. p = 6 is chosen on exact chains of 2 and 3 instances and checked
-on the request engine (docs/fluid-engine.md)."""
+refined mean field holds for many instances. p = 6 fits the exact chains of 2 and 3 instances best (within
+3 %) and is checked on exact simulations of 4 and 16 instances and on the request engine (docs/fluid-engine.md)."""
 
 
 def first_completion(survival, mean: float, c: int) -> float:
