@@ -184,6 +184,11 @@ def test_the_demo_compare_report_recommends_a_policy_and_says_why_blue_green_is_
                 ["bad_release"] == False).sum())  # noqa: E712
     assert why["blue_green"].startswith(f"Out: rolled back all {good} good releases (100% [")
     assert "limit 5%" in why["blue_green"] and "no good release ever ships" in why["blue_green"]
+    # what made each false rollback's metric cross, counted as rollback_trigger has it in the runs
+    runs = pd.read_parquet(ROOT / "reports/examples/demo/runs.parquet")
+    false = runs[(runs["variant"] == "blue_green") & ~runs["bad_release"] & (runs["outcome"] == "rolled_back")]
+    failure = int((false["rollback_trigger"] == "failure").sum())
+    assert failure > 0 and f"during a scheduled failure {failure}" in why["blue_green"]
 
 
 def test_without_a_decide_block_the_defaults_apply_and_the_report_says_so(tmp_path):
