@@ -7,7 +7,10 @@ wall second for each, their ratio, and how far their summaries agree.
     .venv/bin/python benchmarks/fluid_engine.py [--minutes 10] [--seeds 2] [--instances 50 --rps 2000]
 
 `--instances 30 --rps 3600` is the 30-instance case (utilisation 0.6 before the
-release), where the per-run speed ratio is recorded against the 100x target.
+release), where the per-run speed ratio is recorded against the 100x target:
+`per_run_speedup` for runs one at a time with their timelines (`simlab run`),
+`batch.speedup_per_run` for `--batch` runs in one lockstep batch, as
+replicate, compare and sweep run the fluid engine.
 `per_run_speedup` is each seed's request wall over its fluid wall; the first
 fluid run of a process also builds the station tables its pools need (they are
 kept for later runs), so `warm_speedup` leaves it out. `load_average` is the
@@ -48,12 +51,28 @@ failures: [{{kind: instance_crash, mtbf: 20m, restart: 30s}}]
 KEYS = ("requests", "bad", "failed_reset", "latency_mean_ms", "latency_p99_ms", "detected_at_s", "deploy_duration_s")
 
 
+def batch_speed(args, request_wall: float) -> dict:
+    """Per-run wall time of `--batch` good-release runs simulated together (simulate_batch, as the Monte Carlo runs
+    them: summaries, no timelines), against the request engine's mean wall time per run above."""
+    from simlab.simulation import simulate_batch
+
+    scenario = parse_scenario(SCENARIO.format(seconds=int(args.minutes * 60), defects="[]", instances=args.instances,
+                                              rps=args.rps))
+    t = time.perf_counter()
+    simulate_batch(scenario, list(range(1000, 1000 + args.batch)))
+    per_run = (time.perf_counter() - t) / args.batch
+    return {"runs": args.batch, "fluid_wall_s_per_run": round(per_run, 4),
+            "speedup_per_run": round(request_wall / per_run, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--instances", type=int, default=50)
     parser.add_argument("--rps", type=float, default=2000.0)
+    parser.add_argument("--batch", type=int, default=32, help="runs of the good release in one lockstep batch, "
+                        "as replicate/compare/sweep run them (0: skip)")
     args = parser.parse_args()
     out: dict = {"scenario": f"{args.instances} instances x 8 workers, {args.rps:g} rps, canary 10/50/100%, "
                              f"crashes (mtbf 20m)",
@@ -80,6 +99,8 @@ def main() -> None:
     out["per_run_speedup"] = [round(x, 1) for x in per_run]
     if len(per_run) > 1:
         out["warm_speedup"] = round(float(np.median(per_run[1:])), 1)
+    if args.batch:
+        out["batch"] = batch_speed(args, totals["request"][1] / args.seeds)
     out["load_average"] = [load_before, round(os.getloadavg()[0], 2)]
     rel = lambda k: [abs(c["fluid"][k] - c["request"][k]) / c["request"][k] for c in out["cases"] if c["request"][k]]  # noqa: E731
     out["max_relative_gap"] = {k: round(float(np.max(rel(k))), 3) for k in ("latency_mean_ms", "latency_p99_ms") if rel(k)}

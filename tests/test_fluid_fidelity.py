@@ -98,3 +98,22 @@ def test_the_low_rate_benchmark_runs_both_engines_to_the_same_outcome():
     out = low_rate.main(["--hours", "1.5", "--rps", "8", "--repeat", "1"])
     assert out["request_outcome"] == out["fluid_outcome"] == "promoted"
     assert out["request_wall_s"] > 0 and out["fluid_wall_s"] > 0
+
+
+def test_the_speed_benchmark_runs_as_the_readme_shows_at_a_small_size():
+    """benchmarks/fluid_engine.py (benchmark (a) and the 30-instance case) at 4 instances for a minute: both
+    engines on the same seeds, the per-run ratios, a lockstep batch's per-run ratio, the engines' agreement."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(root / "benchmarks" / "fluid_engine.py"), "--instances", "4", "--rps", "100",
+           "--minutes", "1.5", "--seeds", "2", "--batch", "4"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out["cases"]) == 2 and len(out["per_run_speedup"]) == 2 and out["warm_speedup"] > 0
+    assert out["batch"]["runs"] == 4 and out["batch"]["speedup_per_run"] > 0
+    assert out["cases"][0]["fluid"]["requests"] == pytest.approx(out["cases"][0]["request"]["requests"], rel=0.05)
