@@ -12,10 +12,10 @@ For each scenario (experiments/staging-*.yaml, their staging form) on a real loc
    from) for bad requests, detection time (seconds after the release), p99 latency of successful requests and
    min capacity (fewest ready instances / fleet).
 
-Each error comes with its standard error: the observed mean's (for p99, a bootstrap of each held-out deploy's
-own requests, so that one deploy's sampling noise is counted; for the others the deploys' spread) and the
-prediction's (the runs' spread / sqrt(runs)), combined. An error smaller than about twice its standard error
-says nothing about which prediction is better.
+Each error comes with its standard error: the observed mean's (the held-out deploys' spread; for p99 at least
+each deploy's own sampling noise, a bootstrap of its requests) and the prediction's (the runs' spread /
+sqrt(runs)), combined. A difference between two errors smaller than about twice that says nothing about which
+prediction is better.
 
 Prints JSON (every number) and a Markdown table of absolute errors (the README's).
 
@@ -87,12 +87,15 @@ def p99_se(out: Path, boots: int = 300) -> float | None:
 
 
 def observed_se(held_out: list[dict], dirs: list[Path]) -> dict:
-    """Standard error of the held-out mean of each figure (p99: each deploy's own sampling noise, bootstrapped;
-    others: the deploys' spread, None from one deploy)."""
+    """Standard error of the held-out mean of each figure: from the deploys' spread (None from one deploy); for
+    p99 the larger of that and each deploy's own sampling noise (bootstrapped), since a spread of three deploys
+    is itself a rough figure. Both are kept under `p99_parts`."""
     out = {k: se([x.get(k) for x in held_out]) for k in FIGURES}
     boot = [p99_se(d) for d in dirs]
-    if all(b is not None for b in boot):
-        out["latency_p99_ms"] = math.sqrt(sum(b * b for b in boot)) / len(boot)
+    spread = out["latency_p99_ms"]
+    sampling = math.sqrt(sum(b * b for b in boot)) / len(boot) if all(b is not None for b in boot) else None
+    out["latency_p99_ms"] = max((v for v in (spread, sampling) if v is not None), default=None)
+    out["p99_parts"] = {"spread": spread, "sampling": sampling}
     return out
 
 
