@@ -11,6 +11,8 @@ class ElementMemo:
         self.fn, self.inputs, self.outputs = fn, None, None
 
     def __call__(self, *inputs):
+        if self.inputs is not None and _same_bytes(inputs, self.inputs):
+            return self.outputs  # bytewise the same inputs (the common case): no elementwise comparison
         if self.inputs is None or inputs[0].shape != self.inputs[0].shape:
             self.outputs = tuple(np.asarray(o) for o in self.fn(*inputs))
         else:
@@ -35,7 +37,18 @@ class ArrayMemo:
         self.fn, self.inputs, self.output = fn, None, None
 
     def __call__(self, *inputs):
+        if self.inputs is not None and _same_bytes(inputs, self.inputs):
+            return self.output
         if self.inputs is None or not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(inputs, self.inputs)):
             self.output = self.fn(*inputs)
             self.inputs = tuple(np.array(a, copy=True) for a in inputs)
         return self.output
+
+
+def _same_bytes(inputs, kept) -> bool:
+    """The same dtypes, shapes and bytes: equal in every sense the memos ask for (a quick test, then theirs)."""
+    for a, b in zip(inputs, kept):
+        a = np.asarray(a)
+        if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            return False
+    return True

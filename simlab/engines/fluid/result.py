@@ -37,21 +37,28 @@ def build_result(sim, r: int) -> Result:
     s, led, c = sim.s, sim.ledger, sim.controllers[r]
     rec = led.rec
     cols: dict[str, list] = {k: [] for k in timeline_columns(s)}
-    for t, counts, weight, phase, base_weight in sim.rows[r]:
-        failed = led.rec_failed[r, t]
+    rows = sim.rows[r]
+    ts = [row[0] for row in rows]
+    # each recorded second's values as Python numbers up front: the same values, without a numpy scalar each
+    rec_t = {name: rec[name][r, ts].tolist() for name in ("offered", "attempts", "succeeded", "slow", "p50", "p99",
+                                                           "area", "capacity", "in_flight", "queued")}
+    failed_t = led.rec_failed[r, ts]
+    failed_sum, failed_by = failed_t.sum(axis=1).tolist(), failed_t.tolist()
+    for i, (t, counts, weight, phase, base_weight) in enumerate(rows):
+        failed = failed_by[i]
         cols["t"].append(t)
         for name in ("offered", "attempts", "succeeded", "slow"):
-            cols[name].append(int(rec[name][r, t]))
-        cols["failed"].append(int(failed.sum()))
-        for i, cause in enumerate(CAUSES):
-            cols[f"failed_{cause}"].append(int(failed[i]))
-        cols["latency_p50_ms"].append(rec["p50"][r, t] * 1000.0)
-        cols["latency_p99_ms"].append(rec["p99"][r, t] * 1000.0)
+            cols[name].append(int(rec_t[name][i]))
+        cols["failed"].append(int(failed_sum[i]))
+        for j, cause in enumerate(CAUSES):
+            cols[f"failed_{cause}"].append(int(failed[j]))
+        cols["latency_p50_ms"].append(rec_t["p50"][i] * 1000.0)
+        cols["latency_p99_ms"].append(rec_t["p99"][i] * 1000.0)
         add_fleet_columns(cols, counts, weight, base_weight)
-        cols["utilization"].append(utilization(rec["area"][r, t], rec["capacity"][r, t]))
+        cols["utilization"].append(utilization(rec_t["area"][i], rec_t["capacity"][i]))
         cols["phase"].append(phase)
-        cols["in_flight"].append(float(rec["in_flight"][r, t]))
-        cols["queued"].append(int(round(rec["queued"][r, t])))
+        cols["in_flight"].append(float(rec_t["in_flight"][i]))
+        cols["queued"].append(int(round(rec_t["queued"][i])))
     timeline = pd.DataFrame(cols)
     events = [(e.time, e.kind, e.detail) for e in c.events] + list(sim.fleets[r].events) + dependency_events(s)
     return Result(run_summary(sim, r), timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
