@@ -115,16 +115,14 @@ def test_a_step_over_50_with_a_baseline_is_one_line_naming_file_line_field_value
                      f"100, goes past), found 60"]
 
 
-def test_haproxy_weights_give_the_baseline_its_share_and_an_empty_group_s_to_the_stable_version():
-    from simlab.staging.haproxy import MAX_WEIGHT, split_weights
+def test_haproxy_s_split_gives_the_new_version_and_the_baseline_their_cuts_of_the_draw():
+    # Per request HAProxy draws in [0, 1e6): below `new` the canary's backend, below `baseline` the baseline's, else
+    # the stable one's; an empty pool's share goes to the stable version there (tests/staging/test_staging_split.py).
+    from simlab.staging.haproxy import split_cuts
 
-    old, new, base = [f"old-{i}" for i in range(8)], ["new-0"], ["baseline-0"]
-    w = split_weights(10, old, new, base, 10)
-    total = sum(w.values())
-    assert w["new-0"] / total == pytest.approx(0.1, abs=0.005) and w["baseline-0"] / total == pytest.approx(0.1, abs=0.005)
-    assert split_weights(10, old[:1], new, [], 10) == {"old-0": MAX_WEIGHT, "new-0": round(MAX_WEIGHT * 10 / 90)}
-    assert split_weights(100, old[:1], new, base, 0) == {"old-0": 0, "new-0": MAX_WEIGHT, "baseline-0": 0}
-    assert split_weights(20, old[:2], new, []) == split_weights(20, old[:2], new)  # no baseline: as before
+    assert split_cuts(10, 10) == {"new": 100_000, "baseline": 200_000, "all": 0}
+    assert split_cuts(100, 0) == {"new": 1_000_000, "baseline": 1_000_000, "all": 0}
+    assert split_cuts(20) == split_cuts(20, 0)  # no baseline: nothing between the two cuts
 
 
 BRIDGED = """\

@@ -88,6 +88,10 @@ def status(
     typer.echo(f"  service {info['url']}/  prometheus {info['prometheus']}/  haproxy {info['haproxy_stats']}")
     for name, svc in info["services"].items():
         typer.echo(f"  {name:<11} pid {svc['pid']:<7} port {svc['port']:<6} {'running' if svc['running'] else 'NOT RUNNING'}")
+    split = info.get("split")
+    if split is not None:  # HAProxy picks the version by these shares, then an instance inside it
+        typer.echo("  split       " + ("by instance (every instance in rotation alike)" if split["by_instance"] else
+                                       f"new {split['new']:g}%  baseline {split['baseline']:g}%  stable {split['old']:g}%"))
     typer.echo(f"  {'instance':<11} {'version':<8} {'pid':<7} {'port':<6} {'health':<6} weight")
     for row in info["instances"]:
         health = row["health"] if row["running"] else "EXITED"

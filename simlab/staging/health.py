@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simlab.errors import StagingError
-from simlab.staging import procs
+from simlab.staging import haproxy, procs
 
 if TYPE_CHECKING:
     from simlab.staging.supervisor import Staging
@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 
 def status(st: Staging) -> dict:
     """What runs, for `simlab staging status`."""
+    servers, split = {}, None
     try:
-        servers = st.api.servers() if procs.is_running(st.services["haproxy"]) else {}
+        if procs.is_running(st.services["haproxy"]):
+            servers = st.api.servers()
+            split = _split(st.api.split())
     except (StagingError, KeyError):
-        servers = {}
+        pass
     rows = []
     for name, m in sorted(st.members.items()):
         s = servers.get(name)
@@ -39,7 +42,17 @@ def status(st: Staging) -> dict:
         "services": {k: {"pid": r.pid, "port": r.port, "running": procs.is_running(r)}
                      for k, r in st.services.items()},
         "instances": rows,
+        "split": split,
     }
+
+
+def _split(cuts: dict[str, int]) -> dict:
+    """The traffic split HAProxy holds, in percent of requests by version (haproxy.split_cuts read back)."""
+    if cuts.get("all") == 1:
+        return {"by_instance": True}
+    new, baseline = cuts.get("new", 0), max(0, cuts.get("baseline", 0) - cuts.get("new", 0))
+    shares = {"new": new, "baseline": baseline, "old": haproxy.PPM - new - baseline}
+    return {"by_instance": False, **{v: round(100 * ppm / haproxy.PPM, 4) for v, ppm in shares.items()}}
 
 
 def nothing_runs(st: Staging) -> bool:

@@ -18,7 +18,7 @@ from simlab.staging.target import COUNT_KEYS, DeployTarget, TargetEvent
 
 
 class LocalFleet(DeployTarget):
-    """Instances run by the supervisor in a state directory, traffic split by HAProxy weights."""
+    """Instances run by the supervisor in a state directory, traffic split by HAProxy between version backends."""
 
     kind = "local"
     injects_faults = True
@@ -95,7 +95,8 @@ class LocalFleet(DeployTarget):
     def start(self, version: str, count: int) -> list[TargetEvent]:
         events = []
         for _ in range(count):
-            name = self.st.start_instance(version, self.release_epoch, weight=0)
+            # In its version's backend at once: the split decides whether that backend gets traffic (haproxy.py)
+            name = self.st.start_instance(version, self.release_epoch)
             events.append(("instance_started", {"instance": name, "version": version}))
         return events
 
@@ -111,8 +112,8 @@ class LocalFleet(DeployTarget):
         return events
 
     def hold_weight(self, new_percent: float | None, baseline_percent: float = 0.0) -> None:
-        """Every tick: per-server weights giving the new version `new_percent` of what the ready servers get (a
-        canary's baseline `baseline_percent`)."""
+        """Every tick: the new version's backend gets `new_percent` of requests (a canary's baseline's
+        `baseline_percent`), each instance in rotation an equal share of its version's."""
         apply_split(self.st, new_percent, baseline_percent)
 
     # -- faults: the scenario's failures (see faults.FaultSchedule) --------------
@@ -156,12 +157,11 @@ class LocalFleet(DeployTarget):
             if st.balancer_runs():
                 for _ in range(max(0, instances - len(st.instances("old")))):
                     st.start_instance("old")
+                st.api.set_split(0.0)
                 for name, m in list(st.members.items()):
-                    if m.record.version in ("new", "baseline") and not m.stopping:
-                        st.api.set_weight(name, 0)
-                for name, m in st.members.items():
-                    if m.record.version == "old" and not m.stopping:
-                        st.api.set_weight(name, 100)
+                    if not m.stopping:
+                        st.api.set_weight(name, 0 if m.version in ("new", "baseline") else haproxy.EQUAL_WEIGHT,
+                                          m.version)
         except StagingError:
             pass  # HAProxy died meanwhile: the new version is stopped all the same, below
         new = [n for n, m in st.members.items() if m.record.version in ("new", "baseline")]
@@ -194,20 +194,11 @@ class LocalFleet(DeployTarget):
 
 
 def apply_split(st: Staging, new_percent: float | None, baseline_percent: float = 0.0) -> None:
-    """Set HAProxy weights so the new version gets `new_percent` of traffic (None: every ready server equal), a
-    canary's baseline `baseline_percent`."""
+    """The controller's split in HAProxy: `new_percent` of requests to the new version's backend, a canary's
+    baseline `baseline_percent`, the stable version the rest (None: every instance in rotation alike); inside a
+    version every instance has the same weight, and the scenario's balancer chooses (haproxy.py)."""
+    st.api.set_split(new_percent, baseline_percent)
     servers = st.api.servers()
-    groups: dict[str, list[str]] = {"old": [], "new": [], "baseline": []}
     for name, m in st.members.items():
-        if not m.stopping:
-            groups[m.record.version].append(name)
-    in_rotation = {v: [n for n in names if n in servers and servers[n].in_rotation] or names
-                   for v, names in groups.items()}
-    split = haproxy.split_weights(new_percent, in_rotation["old"], in_rotation["new"], in_rotation["baseline"],
-                                  baseline_percent)
-    per_version = {v: (split[names[0]] if names else 0) for v, names in in_rotation.items()}
-    for v, names in groups.items():
-        for name in names:
-            want = split.get(name, per_version[v])
-            if name in servers and servers[name].weight != want:
-                st.api.set_weight(name, want)
+        if not m.stopping and name in servers and servers[name].weight != haproxy.EQUAL_WEIGHT:
+            st.api.set_weight(name, haproxy.EQUAL_WEIGHT, m.version)

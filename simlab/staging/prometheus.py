@@ -53,6 +53,9 @@ scrape_configs:
   - job_name: haproxy
     static_configs:
       - targets: ["127.0.0.1:{haproxy_stats_port}"]
+    metric_relabel_configs:  # one proxy="app" over the version backends, the backend in simlab_pool (haproxy.py)
+      - {{source_labels: [proxy], regex: "app_(old|new|baseline|all)", target_label: simlab_pool}}
+      - {{source_labels: [proxy], regex: "app_(old|new|baseline|all)", target_label: proxy, replacement: app}}
 """
 
 

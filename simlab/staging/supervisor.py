@@ -150,8 +150,9 @@ class Staging(InstanceFaults):
 
     def _start_services(self) -> None:
         s, info = self.scenario, self.info
-        cfg = self.dir / "haproxy.cfg"
-        write_private(cfg, haproxy.render_config(s, info.port, info.stats_port, self.socket_path, info.identity))
+        cfg, split = self.dir / "haproxy.cfg", self.dir / haproxy.SPLIT_MAP
+        write_private(split, haproxy.split_map_text())  # by instance until a deploy sets the controller's split
+        write_private(cfg, haproxy.render_config(s, info.port, info.stats_port, self.socket_path, info.identity, split))
         pcfg = self.dir / "prometheus.yml"
         write_private(pcfg, prom.render_config(s, self.targets_file, info.stats_port))
         data = self.dir / "prometheus-data"
@@ -234,7 +235,7 @@ class Staging(InstanceFaults):
         if zone in self.alloc.zones_down:
             self._hold(name)  # started into a zone that is down: it waits for the zone, as in the simulator
         self.save()
-        self.api.add_server(name, port, weight, haproxy.check_args(self.scenario))
+        self.api.add_server(name, port, weight, haproxy.check_args(self.scenario), version)
         self._write_targets()
         return name
 
@@ -244,7 +245,7 @@ class Staging(InstanceFaults):
         member.stopping = True
         member.restart_at = None
         if self.balancer_runs():  # without HAProxy (it died) the instance is stopped all the same
-            self.api.set_state(name, "drain")
+            self.api.set_state(name, "drain", member.version)
         self.placement.terminate(name)
         self.save()
 
@@ -289,8 +290,9 @@ class Staging(InstanceFaults):
             self.notices += [("port_taken", name, {"port": p, "used": m.record.port}) for p in taken]
             server = self.api.servers().get(name)
             if server is not None:
-                self.api.delete_server(name)
-            self.api.add_server(name, m.record.port, server.weight if server else 0, haproxy.check_args(self.scenario))
+                self.api.delete_server(name, m.version)
+            self.api.add_server(name, m.record.port, server.weight if server else 0, haproxy.check_args(self.scenario),
+                                m.version)
             self._write_targets()
         m.record, m.host = self.placement.spawn(name, m.record.version, m.record.port, m.record.argv, listen)
         m.restart_at = None
@@ -327,7 +329,7 @@ class Staging(InstanceFaults):
     def _forget(self, name: str) -> None:
         """A drained instance has exited: out of HAProxy, the targets and the state."""
         if self.balancer_runs():
-            self.api.delete_server(name)
+            self.api.delete_server(name, self.members[name].version)
         del self.members[name]
         self._write_targets()
 

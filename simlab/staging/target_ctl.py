@@ -37,11 +37,8 @@ def status(state_dir: Path) -> dict:
     api = haproxy.RuntimeAPI(state_dir / "haproxy.sock")
     servers = api.servers()
     members = {name: (m.record, m.stopping) for name, m in saved.members.items()}
-    # Keep the split as instances come into rotation (what a real load-balancer controller does continuously).
-    percent = _weight(state_dir)
-    live = {v: [n for n, (r, stopping) in members.items() if r.version == v and not stopping] for v in ("old", "new")}
-    rotation = {v: [n for n in names if n in servers and servers[n].in_rotation] or names for v, names in live.items()}
-    split = haproxy.split_weights(percent, rotation["old"], rotation["new"])
+    # The split, and every instance's equal weight in its version's backend (haproxy.py), held every tick.
+    api.set_split(_weight(state_dir))
     out = {v: {"alive": 0, "ready": 0, "down": 0, "draining": 0} for v in ("old", "new")}
     for name, (record, stopping) in members.items():
         v, running, server = record.version, procs.is_running(record), servers.get(name)
@@ -53,9 +50,8 @@ def status(state_dir: Path) -> dict:
             out[v]["down"] += 1
         elif server is not None and server.in_rotation:
             out[v]["ready"] += 1
-        want = split.get(name, 0)
-        if server is not None and server.weight != want:
-            api.set_weight(name, want)
+        if server is not None and server.weight != haproxy.EQUAL_WEIGHT:
+            api.set_weight(name, haproxy.EQUAL_WEIGHT, v)
     return out
 
 

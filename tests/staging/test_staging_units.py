@@ -10,21 +10,44 @@ from simlab.staging.service import latency_buckets
 from staging_helpers import small_scenario
 
 
-@pytest.mark.parametrize("percent,old,new", [(1, 3, 1), (10, 9, 1), (20, 3, 1), (50, 2, 2), (99, 1, 3)])
-def test_weights_give_the_new_version_its_share(percent, old, new):
-    olds, news = [f"old-{i}" for i in range(old)], [f"new-{i}" for i in range(new)]
-    w = haproxy.split_weights(percent, olds, news)
-    share = sum(w[n] for n in news) / sum(w.values())
-    assert share == pytest.approx(percent / 100, rel=0.05)
-    assert max(w.values()) <= haproxy.MAX_WEIGHT
+@pytest.mark.parametrize("new,baseline,cuts", [
+    (10, 0, {"new": 100_000, "baseline": 100_000, "all": 0}),
+    (10, 10, {"new": 100_000, "baseline": 200_000, "all": 0}),
+    (0.5, 0, {"new": 5_000, "baseline": 5_000, "all": 0}),
+    (0, 0, {"new": 0, "baseline": 0, "all": 0}),
+    (100, 0, {"new": 1_000_000, "baseline": 1_000_000, "all": 0}),
+    (None, 0, {"new": 0, "baseline": 0, "all": 1}),
+])
+def test_the_split_is_cumulative_cuts_of_a_draw_in_parts_per_million(new, baseline, cuts):
+    # A draw below `new` picks the new version's backend, below `baseline` the baseline's, else the stable one's.
+    assert haproxy.split_cuts(new, baseline) == cuts
+    assert haproxy.split_map_text(new, baseline) == "".join(f"{k} {v}\n" for k, v in cuts.items())
 
 
-def test_weight_zero_and_hundred_cut_a_version_off():
-    w = haproxy.split_weights(0, ["old-0"], ["new-0"])
-    assert w == {"old-0": haproxy.MAX_WEIGHT, "new-0": 0}
-    w = haproxy.split_weights(100, ["old-0"], ["new-0"])
-    assert w == {"old-0": 0, "new-0": haproxy.MAX_WEIGHT}
-    assert set(haproxy.split_weights(None, ["a"], ["b"]).values()) == {100}
+def test_a_server_s_pool_is_its_name_s_version():
+    assert [haproxy.pool_of(n) for n in ("old-0", "new-12", "baseline-3", "impostor")] == ["old", "new", "baseline",
+                                                                                          "old"]
+
+
+def test_the_frontend_picks_a_version_s_backend_then_its_balancer_an_instance(tmp_path):
+    cfg = haproxy.render_config(small_scenario(), 8080, 8081, tmp_path / "s p" / "sock", "0123456789abcdef")
+    rules = [ln.split(None, 1)[1] for ln in cfg.splitlines() if ln.strip().startswith("use_backend")]
+    assert rules == ["app_all if by_instance", "app_new if draw_new has_new",
+                     "app_baseline if !draw_new draw_baseline has_baseline",
+                     "app_old if has_old", "app_new if has_new", "app_baseline if has_baseline"]
+    assert f'map_str_int("{tmp_path}/s p/{haproxy.SPLIT_MAP}",0)' in cfg  # beside the socket, quoted
+    assert [ln.split()[1] for ln in cfg.splitlines() if ln.startswith("backend")] == [
+        "app_old", "app_new", "app_baseline", "app_all"]
+    assert cfg.count("balance roundrobin\n") == 4 and cfg.count("http-check expect hdr") == 4
+
+
+def test_an_instance_is_in_rotation_only_while_both_its_servers_are():
+    up, down = haproxy.ServerState("new-0", "127.0.0.1", 1, 2, 0, 100, "new"), haproxy.ServerState(
+        "new-0", "127.0.0.1", 1, 0, 0, 100, "app_all")
+    assert up.merged(up).in_rotation and not up.merged(down).in_rotation and not down.merged(up).in_rotation
+    assert not up.merged(None).in_rotation
+    drained = haproxy.ServerState("new-0", "127.0.0.1", 1, 2, 0x08, 100, "app_all")
+    assert up.merged(drained).draining and not up.merged(drained).in_rotation
 
 
 @pytest.mark.parametrize("lb,balance", list(haproxy.BALANCE.items()))
