@@ -23,6 +23,8 @@ PER_DECADE = 48
 ATOMS = 96  # quantile atoms of the base service time, for the wait convolution
 NO_WAIT = 1e-4  # below this P(wait) the wait changes no percentile we report
 UNBOUNDED = 1e11  # a wait truncation at or above this is no truncation (the station tables' stand-in for ∞)
+RESPONSES_KEPT = 4096  # response-time laws kept across runs in a process (a few kB each)
+_RESPONSES: dict[tuple, tuple] = {}
 
 
 class LatencyModel:
@@ -30,6 +32,7 @@ class LatencyModel:
 
     def __init__(self, service_spec, threshold: float, timeout: float):
         self.dist = from_spec(service_spec)
+        self.identity = (self.dist, float(threshold), float(timeout))  # what every CDF of this model depends on
         lo, hi = 1e-4, max(1000.0, 2 * timeout)
         grid = np.geomspace(lo, hi, int(PER_DECADE * math.log10(hi / lo)) + 1)
         self.grid = np.unique(np.concatenate(([0.0], grid, [threshold, timeout])))
@@ -95,6 +98,20 @@ class LatencyModel:
         if pw >= NO_WAIT and (theta > 0 or trunc < UNBOUNDED):
             out = (1.0 - pw) * out + pw * self._with_wait(comps, theta, trunc, shape, x)
         return out
+
+    def response(self, comps, pw: float, theta: float, trunc: float, shape: float) -> tuple:
+        """response_cdf's CDF at the timeout and at the slow threshold, and the CDF and mean of the requests that
+        complete in time; kept across runs (Monte Carlo runs and a process's later runs meet the same laws)."""
+        key = (self.identity, comps, pw, theta, trunc, shape)
+        hit = _RESPONSES.get(key)
+        if hit is None:
+            cdf = self.response_cdf(comps, pw, theta, trunc=trunc, shape=shape)
+            at_t = float(cdf[self.i_timeout])
+            served = np.minimum(cdf, at_t) / at_t if at_t > 0 else cdf
+            if len(_RESPONSES) >= RESPONSES_KEPT:
+                _RESPONSES.pop(next(iter(_RESPONSES)))
+            hit = _RESPONSES[key] = (at_t, float(cdf[self.i_threshold]), served, self.served_mean(cdf))
+        return hit
 
     def _with_wait(self, comps, theta: float, trunc: float, shape: float, x: np.ndarray) -> np.ndarray:
         """P(S' + E ≤ x) for the wait E of response_cdf, by averaging over quantile atoms of S'."""

@@ -75,11 +75,15 @@ class Ledger:
         self.tick_attempts += groups.sum(axis=1)
         for v, il, idd in ((v, 2 * v, 2 * v + 1) for v in range(self.V)):
             n = groups[:, il]
+            dead = groups[:, idd]
+            if not n.any():  # no attempt reached the pool: no draw, nothing served (adding zeros changes nothing)
+                self.srv[:, -1, :2] += dead[:, None]
+                failed[:, RESET] += dead
+                continue
             rej, rest = _take(rng, n, p_rej[:, v])
             to, rest = _take(rng, rest, p_to[:, v])
             e, ok = _take(rng, rest, err[:, v])
             sl, _ = _take(rng, ok, p_slow[:, v])
-            dead = groups[:, idd]
             srv = self.srv[:, v]
             srv[:, 0] += n
             srv[:, 1] += rej + to + e

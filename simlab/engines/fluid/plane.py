@@ -87,6 +87,7 @@ class Plane:
         self.k_scv = np.array([r[1] for r in rows] or [0.0])
         self.k_err = np.array([r[2] for r in rows] or [0.0])
         self.k_cdf = np.array([r[3] for r in rows]) if rows else np.zeros((1, len(self.model.grid)))
+        self.k_at_t, self.k_at_s = self.k_cdf[:, self.model.i_timeout], self.k_cdf[:, self.model.i_threshold]
 
     def key(self, eff) -> int:
         k = self._keys.get(eff)
@@ -323,8 +324,7 @@ class Plane:
         that does not wait. P(timeout) is the deadline law's where it binds, else the CDF's mass past it."""
         model, pw = self.model, law["pw"]
         lat_keys = keys.copy()
-        cdf_t = self.k_cdf[:, model.i_timeout][keys]
-        cdf_s = self.k_cdf[:, model.i_threshold][keys]
+        cdf_t, cdf_s = self.k_at_t[keys], self.k_at_s[keys]
         mean_latency = self.k_mean[keys] * self.leak
         cdfs = {}
         for r, v in np.argwhere((pw >= NO_WAIT) | (self.leak != 1.0)):
@@ -355,12 +355,8 @@ class Plane:
               round(float(shape), 3))
         hit = self._responses.get(ck)
         if hit is None:
-            model = self.model
-            comps = model.service(self._table[key][4], ck[1])[0]
-            cdf = model.response_cdf(comps, ck[2], ck[3], trunc=ck[4], shape=ck[5])
-            at_t = float(cdf[model.i_timeout])
-            served = np.minimum(cdf, at_t) / at_t if at_t > 0 else cdf
-            hit = self._responses[ck] = (at_t, float(cdf[model.i_threshold]), served, model.served_mean(cdf))
+            comps = self.model.service(self._table[key][4], ck[1])[0]
+            hit = self._responses[ck] = self.model.response(comps, *ck[2:])
             if len(self._responses) > 20_000:
                 self._responses.clear()
         return ("law",) + ck, hit

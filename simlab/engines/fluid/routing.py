@@ -99,18 +99,20 @@ def split(rng, n: np.ndarray, p: np.ndarray, *, sparse: bool = False) -> np.ndar
     sparse: a column no replication sends anything to (or that takes everything left everywhere) needs no draw
     (used for blocks of ticks; single ticks draw every column, so that their stream stays as it was).
     """
-    R = n.shape[0]
-    out = np.zeros(n.shape + (p.shape[1],), dtype=np.int64)
+    R, m = n.shape[0], p.shape[1]
+    out = np.zeros(n.shape + (m,), dtype=np.int64)
     left = n.astype(np.int64)
-    rest = np.ones(R)
+    # what is left of the probability before each column: 1 − p₀ − p₁ − … subtracted in turn, as a running `rest`
+    # would, and every column's conditional probability in one set of calls
+    rest = np.subtract.accumulate(np.concatenate((np.ones((R, 1)), p[:, :m - 2]), axis=1), axis=1)
+    qs = np.minimum(np.maximum(np.divide(p[:, :m - 1], rest, out=np.zeros((R, m - 1)), where=rest > 1e-12), 0.0), 1.0)
     col = (slice(None),) + (None,) * (n.ndim - 1)
-    for j in range(p.shape[1] - 1):
-        q = np.minimum(np.maximum(np.divide(p[:, j], rest, out=np.zeros(R), where=rest > 1e-12), 0.0), 1.0)
+    for j in range(m - 1):
+        q = qs[:, j]
         if not sparse:
             out[..., j] = rng.binomial(left, q[col]) if left.any() else 0
         elif q.any() and left.any():
             out[..., j] = left if (q == 1.0).all() else rng.binomial(left, q[col])
         left = left - out[..., j]
-        rest = rest - p[:, j]
     out[..., -1] = left
     return out
