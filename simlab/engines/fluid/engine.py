@@ -117,7 +117,7 @@ class Lockstep:
         t = 0
         while t < self.n:
             done = (plane.mig == 1) & (plane.mig_done_at <= t)
-            if done.any():
+            if np.count_nonzero(done):
                 plane.mig[done] = 2
                 plane.changed[done] = True
                 for r in np.nonzero(done)[0]:
@@ -128,7 +128,8 @@ class Lockstep:
                 due = np.arange(self.R)
             else:
                 due_mask = (self.wake <= t) | plane.changed
-                due = np.nonzero(due_mask & ~self._quiet_alerts(t, end, due_mask))[0] if due_mask.any() else ()
+                quiet = self._quiet_alerts(t, end, due_mask) if np.count_nonzero(due_mask) else None
+                due = () if quiet is None else np.nonzero(due_mask & ~quiet)[0]
             self.monitoring.open(due)
             for r in due:
                 self._control(r, t, end)
@@ -159,11 +160,11 @@ class Lockstep:
         controller every second gives the same blocks and the same draws.
         """
         plane = self.plane
-        if plane.changed.any():
+        if np.count_nonzero(plane.changed):
             return 1
         end = min(t + BLOCK_MAX, self.n, (self.wake if wake is None else wake).min(), np.floor(self.next_ev.min()))
         running = plane.mig == 1
-        if running.any():
+        if np.count_nonzero(running):
             end = min(end, np.ceil(plane.mig_done_at[running].min()))
         return max(1, int(end) - t)
 
@@ -179,10 +180,10 @@ class Lockstep:
         """
         mon, plane = self.s.monitoring, self.plane
         wake, alert_at, checks = self.wake.copy(), self.alert_at.copy(), []
-        while t + k < min(t + BLOCK_MAX, self.n) and not plane.changed.any():
+        while t + k < min(t + BLOCK_MAX, self.n) and not np.count_nonzero(plane.changed):
             u = t + k
             due = wake <= u
-            if not due.any() or (due & ((self.wake_other <= u) | (alert_at > u))).any():
+            if not np.count_nonzero(due) or (due & ((self.wake_other <= u) | (alert_at > u))).any():
                 break  # stopped by a fleet event, a migration, or a wake other than an alert check
             end = visible_until(float(u), mon.scrape_interval, mon.delay)
             if end > t or (self._may_fire(end) & due).any():
@@ -248,7 +249,7 @@ class Lockstep:
         """
         plane = self.plane
         cand = due & ~plane.changed & (self.wake_other > t) & (self.alert_at <= t)
-        if not cand.any():
+        if not np.count_nonzero(cand):
             return cand
         quiet = cand & ~self._may_fire(end)
         idx = np.nonzero(quiet)[0]

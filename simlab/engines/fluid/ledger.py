@@ -76,7 +76,7 @@ class Ledger:
         for v, il, idd in ((v, 2 * v, 2 * v + 1) for v in range(self.V)):
             n = groups[:, il]
             dead = groups[:, idd]
-            if not n.any():  # no attempt reached the pool: no draw, nothing served (adding zeros changes nothing)
+            if not np.count_nonzero(n):  # no attempt reached the pool: no draw, nothing served (zeros add nothing)
                 self.srv[:, -1, :2] += dead[:, None]
                 failed[:, RESET] += dead
                 continue
@@ -119,7 +119,7 @@ class Ledger:
         have been; as on the request engine, the client retries them while `retry_tokens` (R,) last (None: no
         retries), and a retried request is counted as the success its retry most likely is. Returns the
         retries sent per replication."""
-        if not held.any():
+        if not np.count_nonzero(held):
             return np.zeros(self.R, dtype=np.int64)
         h = np.floor(held + rng.random(held.shape)).astype(np.int64)
         h = np.minimum(h, self.tick_ok)
@@ -194,7 +194,7 @@ class Ledger:
         srv = np.zeros((R, k, V + 1, 3))
         for v, il in ((v, 2 * v) for v in range(V)):
             n = groups[:, :, il]
-            if not n.any():  # no traffic to this version in any replication (most of a run)
+            if not np.count_nonzero(n):  # no traffic to this version in any replication (most of a run)
                 continue
             rej, rest = _take(rng, n, p_rej[:, v, None])
             to, rest = _take(rng, rest, p_to[:, v, None])
@@ -260,7 +260,7 @@ class Ledger:
         at = np.arange(t + 1, t + k + 1) % self.Lq
         for v in range(self.V):
             w = ok_v[v]
-            if not w.any():
+            if not np.count_nonzero(w):
                 continue
             grown = np.cumsum(w, axis=1)
             self.qcum[rows[:, None], at[None, :], v, keys[:, v][:, None]] += grown
@@ -327,7 +327,7 @@ class Ledger:
             counts = counts.sum(axis=0)
         total_lat = self.qsum[r, secs, one].sum()
         k_cdf = self.plane.k_cdf
-        cdf = counts[: len(k_cdf)] @ k_cdf if counts.any() else np.zeros(len(self.model.grid))
+        cdf = counts[: len(k_cdf)] @ k_cdf if np.count_nonzero(counts) else np.zeros(len(self.model.grid))
         n_ok = counts.sum()
         slow_cdfs = self.qslow[r]
         for sec in (range(a, b) if slow_cdfs else ()):
@@ -374,7 +374,7 @@ def _ring(start: int, k: int, length: int):
 
 def _take(rng, n: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Binomial(n, p) and what is left; no draw when p is zero everywhere (the common case)."""
-    if not n.any() or not p.any():
+    if not np.count_nonzero(n) or not np.count_nonzero(p):
         return np.zeros_like(n), n
     k = rng.binomial(n, np.minimum(np.maximum(p, 0.0), 1.0))  # np.clip's values, without its slow wrapper
     return k, n - k

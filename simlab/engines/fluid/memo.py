@@ -19,7 +19,7 @@ class ElementMemo:
             changed = inputs[0] != self.inputs[0]
             for a, b in zip(inputs[1:], self.inputs[1:]):
                 changed |= a != b
-            if not changed.any():
+            if not np.count_nonzero(changed):
                 return self.outputs
             idx = np.nonzero(changed)
             outputs = tuple(o.copy() for o in self.outputs)

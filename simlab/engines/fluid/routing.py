@@ -25,7 +25,7 @@ class Router:
         """Share of a pool's traffic sent to crashed instances still in rotation (connection refused)."""
         total = dead + live
         naive = np.divide(dead, total, out=np.zeros_like(dead), where=total > 0)
-        if self.balancer in ("round_robin", "random") or not dead.any():
+        if self.balancer in ("round_robin", "random") or not np.count_nonzero(dead):
             return naive
         # least outstanding picks a dead instance (always at zero) unless an idle live one comes first
         per_instance = np.divide(lam * mean, total, out=np.zeros_like(lam), where=total > 0)
@@ -43,13 +43,13 @@ class Router:
         out = np.zeros((self.R, 2 * V + 1))
         rot = L + D
         by_count = np.isnan(w)
-        if by_count.any():
+        if np.count_nonzero(by_count):
             Lt, Dt = L.sum(axis=1), D.sum(axis=1)
             ds = self._dead_share(Dt, Lt, lam_att, mean)
             for v, (il, idd) in enumerate((2 * u, 2 * u + 1) for u in range(V)):
                 out[:, il] = np.where(by_count, (1 - ds) * np.divide(L[:, v], Lt, out=np.zeros(self.R), where=Lt > 0), out[:, il])
                 out[:, idd] = np.where(by_count, ds * np.divide(D[:, v], Dt, out=np.zeros(self.R), where=Dt > 0), out[:, idd])
-        if (~by_count).any():
+        if np.count_nonzero(by_count) < by_count.size:
             ww = np.where(by_count, 0.0, np.clip(np.nan_to_num(w) , 0.0, 1.0))
             if V == 2:
                 p_new = np.where(rot[:, NEW] <= 0, 0.0, np.where(rot[:, OLD] <= 0, 1.0, ww))
@@ -61,7 +61,7 @@ class Router:
                 ds = self._dead_share(D[:, v], L[:, v], lam_att * p, mean)
                 out[:, il] = np.where(by_count, out[:, il], p * (1 - ds) * (rot[:, v] > 0))
                 out[:, idd] = np.where(by_count, out[:, idd], p * ds * (rot[:, v] > 0))
-        if self.redispatch and D.any():
+        if self.redispatch and np.count_nonzero(D):
             # a refused connection is retried once on an up instance of the same pool, else of any pool (the first
             # with one, in index order)
             for v in range(V):
@@ -102,16 +102,17 @@ def split(rng, n: np.ndarray, p: np.ndarray, *, sparse: bool = False) -> np.ndar
     R, m = n.shape[0], p.shape[1]
     out = np.zeros(n.shape + (m,), dtype=np.int64)
     left = n.astype(np.int64)
-    # what is left of the probability before each column: 1 − p₀ − p₁ − … subtracted in turn, as a running `rest`
-    # would, and every column's conditional probability in one set of calls
+    # what is left of the probability before each column (1 − p₀ − p₁ − … subtracted in turn, as a running `rest`
+    # would) and every column's conditional probability, in one set of calls
     rest = np.subtract.accumulate(np.concatenate((np.ones((R, 1)), p[:, :m - 2]), axis=1), axis=1)
-    qs = np.minimum(np.maximum(np.divide(p[:, :m - 1], rest, out=np.zeros((R, m - 1)), where=rest > 1e-12), 0.0), 1.0)
+    qs = np.divide(p[:, :m - 1], rest, out=np.zeros((R, m - 1)), where=rest > 1e-12)
+    qs = np.minimum(np.maximum(qs, 0.0), 1.0)
     col = (slice(None),) + (None,) * (n.ndim - 1)
     for j in range(m - 1):
         q = qs[:, j]
         if not sparse:
-            out[..., j] = rng.binomial(left, q[col]) if left.any() else 0
-        elif q.any() and left.any():
+            out[..., j] = rng.binomial(left, q[col]) if np.count_nonzero(left) else 0
+        elif np.count_nonzero(q) and np.count_nonzero(left):
             out[..., j] = left if (q == 1.0).all() else rng.binomial(left, q[col])
         left = left - out[..., j]
     out[..., -1] = left

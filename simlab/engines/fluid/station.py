@@ -263,6 +263,12 @@ def _fit_truncated_exp(mean: np.ndarray, d: float) -> np.ndarray:
     return np.interp(-target, -_M, _X) / d
 
 
+def _grown(table: np.ndarray, rows: int, capacity: int) -> np.ndarray:  # zeros past the rows: untouched until used
+    out = np.zeros((capacity,) + table.shape[1:])
+    out[:rows] = table[:rows]
+    return out
+
+
 TABLES_KEPT = 256
 """Station tables kept across runs in a process (about 130 kB each): Monte Carlo runs of one scenario meet
 the same kinds again, and a table costs milliseconds (least-outstanding's dispatch chain up to a second, round
@@ -286,10 +292,10 @@ class Stations:
     """Tables of station kinds, and the vectorised step and lookup over (R, pools) arrays of kinds."""
 
     def __init__(self) -> None:
-        self._ids: dict[tuple, int] = {}
+        self._ids: dict[tuple, int] = {}  # kind key -> id, a row of the tables (of `_capacity` rows)
         self._capacity = 0
         self._stack: dict[str, np.ndarray] = {}
-        self._all = None  # every field's table stacked on a last axis (FIELDS order), built when first read
+        self._all = np.zeros((0, GRID, len(FIELDS)))  # every field's table again, stacked on a last axis (FIELDS order)
 
     def kind(self, c: float, K: float, mu: float, ca2: float, cs2: float, deadline: float, m3: float = 6.0,
              service=None, instances: int = 1, dispatch: str = "least_outstanding") -> int:
@@ -305,25 +311,19 @@ class Stations:
             i = self._ids[key] = len(self._ids)
             row = _table(key, service)
             if i >= self._capacity:
-                self._capacity = max(16, 2 * self._capacity)
-                self._stack = {f: np.resize(self._stack.get(f, np.zeros((0, GRID))), (self._capacity, GRID))
-                               for f in FIELDS}
-            for f in FIELDS:
-                self._stack[f][i] = row[f]
-            self._all = None
+                self._capacity = max(64, 2 * self._capacity)
+                self._stack = {f: _grown(self._stack.get(f, np.zeros((0, GRID))), i, self._capacity) for f in FIELDS}
+                self._all = _grown(self._all, i, self._capacity)
+            for j, f in enumerate(FIELDS):
+                self._stack[f][i] = self._all[i, :, j] = row[f]
         return i
 
-    def _at(self, field: str, ids: np.ndarray, u: np.ndarray) -> np.ndarray:
-        return self._read((field,), ids, u)[field]
-
     def _read(self, fields, ids: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
-        pos = np.clip(u, 0.0, 1.0) * (GRID - 1)
+        pos = np.minimum(np.maximum(u, 0.0), 1.0) * (GRID - 1)  # np.clip's values, without its slow wrapper
         i0 = np.minimum(pos.astype(np.int64), GRID - 2)
         f = pos - i0
         g, near = 1.0 - f, f < 0.5
         if fields is FIELDS:  # the whole law: one gather of every field, the same operations on each element
-            if self._all is None:
-                self._all = np.stack([self._stack[field] for field in FIELDS], axis=-1)
             lo, hi = self._all[ids, i0], self._all[ids, i0 + 1]
             mix, pick = lo * g[..., None] + hi * f[..., None], np.where(near[..., None], lo, hi)
             return {field: (pick if field in NEAREST else mix)[..., j] for j, field in enumerate(FIELDS)}
@@ -337,11 +337,11 @@ class Stations:
 
     @staticmethod
     def u_of(rho: np.ndarray) -> np.ndarray:
-        return np.sqrt(np.clip(rho, 0.0, RHO_MAX) / RHO_MAX)
+        return np.sqrt(np.minimum(np.maximum(rho, 0.0), RHO_MAX) / RHO_MAX)
 
     def level(self, ids: np.ndarray, u: np.ndarray) -> np.ndarray:
         """The stationary mean number in system at grid position u."""
-        return self._at("L", ids, u)
+        return self._read(("L",), ids, u)["L"]
 
     def law(self, ids: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
         """The stationary law at grid position u (u_of(ρ)) of each element's kind."""
@@ -372,7 +372,7 @@ class Stations:
             hi = np.where(above, mid, hi)
             lo = np.where(above, lo, mid)
         u = 0.5 * (lo + hi)
-        return self._at("L", ids, u), u
+        return self.level(ids, u), u
 
     def _step_few(self, ids, L0, lam, cmu, h, iterations):
         """`step` for a handful of stations (a single run's pools), in floats: the same operations in the same
@@ -380,19 +380,20 @@ class Stations:
         ids, L0, lam, cmu = np.broadcast_arrays(ids, L0, lam, cmu)
         u = np.empty(np.shape(L0))
         for idx in np.ndindex(u.shape):
-            t_l, t_b = self._stack["L"][ids[idx]], self._stack["B"][ids[idx]]
+            t_l, t_b = memoryview(self._stack["L"][ids[idx]]), memoryview(self._stack["B"][ids[idx]])
             l0, la, cm = float(L0[idx]), float(lam[idx]), float(cmu[idx])
-            lo, hi = 0.0, 1.0
+            lo, hi = 0.0, 1.0  # (the rows' memoryviews give Python floats, not numpy scalars)
             for _ in range(iterations):
                 mid = 0.5 * (lo + hi)
                 pos = mid * (GRID - 1)
                 i0 = min(int(pos), GRID - 2)
                 f = pos - i0
-                level = float(t_l[i0]) * (1.0 - f) + float(t_l[i0 + 1]) * f
-                block = float(t_b[i0]) * (1.0 - f) + float(t_b[i0 + 1]) * f
+                g = 1.0 - f  # as (1.0 - f) in the array version
+                level = t_l[i0] * g + t_l[i0 + 1] * f
+                block = t_b[i0] * g + t_b[i0 + 1] * f
                 if level - l0 - h * (la - RHO_MAX * mid * mid * cm) * (1.0 - block) > 0:
                     hi = mid
                 else:
                     lo = mid
             u[idx] = 0.5 * (lo + hi)
-        return self._at("L", ids, u), u
+        return self.level(ids, u), u
