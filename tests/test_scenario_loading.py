@@ -133,6 +133,18 @@ def test_fingerprint_ignores_names_and_follows_everything_else():
     assert parse_scenario(MINIMAL.replace("rps: 200", "rps: 201")).fingerprint() != a.fingerprint()
 
 
+def test_fingerprint_leaves_out_values_at_their_defaults():
+    """A field added with a default that keeps today's behaviour (strategy.baseline, fleet.warmup) must not change
+    the fingerprint of scenarios written before it: their stores resume and their experiments stay current."""
+    s = load_scenario(ROOT / "experiments" / "checkout-canary.yaml")
+    written_out = validate_scenario(s.model_dump(mode="json"))  # every default spelt out
+    assert written_out.fingerprint() == s.fingerprint()
+    a = parse_scenario(MINIMAL + "strategy: {kind: canary, steps: [{weight: 10, bake: 1m}, {weight: 100}]}\n")
+    same = parse_scenario(MINIMAL + "strategy: {kind: canary, baseline: false, steps: [{weight: 10, bake: 1m}, {weight: 100}]}\n")
+    other = parse_scenario(MINIMAL + "strategy: {kind: canary, baseline: true, steps: [{weight: 10, bake: 1m}, {weight: 100}]}\n")
+    assert same.fingerprint() == a.fingerprint() != other.fingerprint()
+
+
 def test_with_strategy_swaps_in_the_defaults_of_another_kind():
     s = parse_scenario(MINIMAL + "strategy: {kind: rolling, batch: 3}\n")
     assert s.with_strategy("rolling") is s

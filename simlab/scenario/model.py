@@ -209,8 +209,11 @@ class Scenario(Frozen):
         return self
 
     def fingerprint(self) -> str:
-        """A stable hash of everything that affects results (name and description excluded)."""
-        data = self.model_dump(mode="json", exclude={"name", "description", "validation", "decide"})
+        """A stable hash of everything that affects results (name and description excluded). Values at their
+        defaults are left out, so a field added later with a default that keeps today's behaviour leaves every
+        existing scenario's fingerprint (its stored runs, its experiments' extensions) as it was."""
+        data = self.model_dump(mode="json", exclude={"name", "description", "validation", "decide"},
+                               exclude_defaults=True)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_strategy(self, kind: str) -> "Scenario":
