@@ -69,9 +69,10 @@ class Host:
                     await self._abort(name, EXIT_KILLED)
             return {"ok": True}
         if op == "status":
-            out = {n: {"state": "running", "exit_code": None, "leak_bytes": e["instance"].leak_bytes}
-                   for n, e in self.live.items()}
-            out.update({n: {"state": "exited", "exit_code": c, "leak_bytes": 0} for n, c in self.ended.items()})
+            out = {n: {"state": "exited", "exit_code": c, "leak_bytes": 0} for n, c in self.ended.items()}
+            # a live instance is what runs under its name, even while the close of an earlier one is finishing
+            out.update({n: {"state": "running", "exit_code": None, "leak_bytes": e["instance"].leak_bytes}
+                        for n, e in self.live.items()})
             return {"ok": True, "instances": out, "pid": os.getpid()}
         return {"ok": False, "error": f"unknown op {op!r} (expected start, stop, kill or status)"}
 
@@ -135,7 +136,8 @@ class Host:
                     transport.abort()
         entry["instance"].release_leak()
         await runner.cleanup()
-        self.ended[name] = code
+        if name not in self.live:  # restarted under the same name while this close awaited: that one runs
+            self.ended[name] = code
 
 
 async def serve_host(scenario, socket_path: Path, seed: int, state_dir: Path | None) -> int:

@@ -150,3 +150,32 @@ def test_staging_up_with_zero_instances_per_process_exits_2(tmp_path):
                           "--instances-per-process", "0"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr.strip() == "error: --instances-per-process: expected 1 or more, found 0"
     assert not (tmp_path / "st").exists()
+
+
+def test_an_instance_restarted_while_its_crash_is_being_closed_reads_as_running():
+    """A host's close of a crashed instance awaits its listener and connections; a restart under the same name can
+    land in between. The finished close must not mark the new instance exited (the supervisor would start it a
+    second time: "instance new-0 is already running here"), and status reports what runs under the name."""
+    import asyncio
+
+    from simlab.staging.host import EXIT_KILLED, Host
+    from simlab.staging.procs import claim_port
+
+    from staging_helpers import small_scenario
+
+    async def scenario_of_the_race() -> dict:
+        host = Host(small_scenario(), seed=1, state_dir=None)
+        listens = [claim_port(0) for _ in range(2)]  # the OS picks free loopback ports
+        ports = [(sock.getsockname()[1], sock) for sock in listens]
+        await host.start("new-0", "v2", ports[0][0], 0.0, ports[0][1])
+        closing = asyncio.create_task(host._abort("new-0", EXIT_KILLED))
+        await asyncio.sleep(0)  # the close has taken new-0 out of `live` and awaits its listener
+        assert "new-0" not in host.live and not closing.done()
+        await host.start("new-0", "v2", ports[1][0], 0.0, ports[1][1])
+        await closing
+        status = await host.handle({"op": "status"})
+        for name in list(host.live):
+            await host._abort(name, EXIT_KILLED)
+        return status["instances"]["new-0"]
+
+    assert asyncio.run(scenario_of_the_race())["state"] == "running"
