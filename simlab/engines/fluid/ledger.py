@@ -242,11 +242,12 @@ class Ledger:
                                 ("area", area), ("capacity", capacity[:, None])):
                 rec[name][:, t:t + k] = value
             self.rec_failed[:, t:t + k] = np.stack([errors, rejected, timeouts, resets], axis=2)
-            for r in range(R):
+            k_cdf = self.plane.k_cdf
+            for r in range(R):  # each tick's CDF as _tick_cdf makes it (no pool CDFs here; a zero count adds zeros)
+                cdfs = reduce(add, (w[r][:, None] * k_cdf[self.keys[r, v]] for v, w in enumerate(ok_v)))
                 for j in range(k):
-                    cdf = self._tick_cdf(r, [w[r, j] for w in ok_v])
                     rec["p50"][r, t + j], rec["p99"][r, t + j] = (np.nan if q is None else q
-                                                                  for q in self.model.quantiles(cdf))
+                                                                  for q in self.model.quantiles(cdfs[j]))
         assert (ok + failed == offered).all(), "every user request ends once"
 
     def _block_latency_counts(self, t, k, ok_v) -> None:

@@ -9,10 +9,15 @@ class ElementMemo:
 
     def __init__(self, fn):
         self.fn, self.inputs, self.outputs = fn, None, None
+        self.kept: dict = {}  # outputs of earlier inputs, by their bytes (as ArrayMemo keeps them)
 
     def __call__(self, *inputs):
         if self.inputs is not None and _same_bytes(inputs, self.inputs):
             return self.outputs  # bytewise the same inputs (the common case): no elementwise comparison
+        key = _key(inputs)
+        if key in self.kept:
+            self.outputs, self.inputs = self.kept[key], tuple(np.array(a, copy=True) for a in inputs)
+            return self.outputs
         if self.inputs is None or inputs[0].shape != self.inputs[0].shape:
             self.outputs = tuple(np.asarray(o) for o in self.fn(*inputs))
         else:
@@ -27,21 +32,36 @@ class ElementMemo:
                 o[idx] = part
             self.outputs = outputs
         self.inputs = tuple(np.array(a, copy=True) for a in inputs)
+        if len(self.kept) >= ArrayMemo.KEPT:
+            self.kept.clear()
+        self.kept[key] = self.outputs
         return self.outputs
 
 
 class ArrayMemo:
-    """A function of whole arrays, recomputed only when one of them changed (NaN equals NaN)."""
+    """A function of whole arrays, recomputed only when one of them changed (NaN equals NaN); the outputs of
+    earlier inputs are kept too (a pool's counts go back and forth as instances crash and restart), by their
+    bytes, so a kept output is the function's own for those very inputs."""
+
+    KEPT = 256
 
     def __init__(self, fn):
         self.fn, self.inputs, self.output = fn, None, None
+        self.kept: dict = {}
 
     def __call__(self, *inputs):
         if self.inputs is not None and _same_bytes(inputs, self.inputs):
             return self.output
         if self.inputs is None or not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(inputs, self.inputs)):
-            self.output = self.fn(*inputs)
-            self.inputs = tuple(np.array(a, copy=True) for a in inputs)
+            inputs = tuple(np.array(a, copy=True) for a in inputs)
+            key = _key(inputs)
+            output = self.kept.get(key)
+            if output is None:
+                output = self.fn(*inputs)
+                if len(self.kept) >= self.KEPT:
+                    self.kept.clear()
+                self.kept[key] = output
+            self.output, self.inputs = output, inputs
         return self.output
 
 
@@ -52,3 +72,7 @@ def _same_bytes(inputs, kept) -> bool:
         if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
             return False
     return True
+
+
+def _key(inputs) -> tuple:
+    return tuple((a.dtype.str, a.shape, a.tobytes()) for a in map(np.asarray, inputs))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simlab.engines.timeline import add_fleet_columns, utilization
+from simlab.engines.timeline import add_fleet_columns
 from simlab.results import (CAUSES, Result, RunTotals, Summary, dependency_events, events_frame, summarize,
                             timeline_columns)
 
@@ -35,30 +35,27 @@ def run_summary(sim, r: int) -> Summary:
 def build_result(sim, r: int) -> Result:
     """The Result of replication r of a recorded run (timeline, events, summary)."""
     s, led, c = sim.s, sim.ledger, sim.controllers[r]
-    rec = led.rec
-    cols: dict[str, list] = {k: [] for k in timeline_columns(s)}
-    rows = sim.rows[r]
-    ts = [row[0] for row in rows]
-    # each recorded second's values as Python numbers up front: the same values, without a numpy scalar each
-    rec_t = {name: rec[name][r, ts].tolist() for name in ("offered", "attempts", "succeeded", "slow", "p50", "p99",
-                                                           "area", "capacity", "in_flight", "queued")}
-    failed_t = led.rec_failed[r, ts]
-    failed_sum, failed_by = failed_t.sum(axis=1).tolist(), failed_t.tolist()
-    for i, (t, counts, weight, phase, base_weight) in enumerate(rows):
-        failed = failed_by[i]
-        cols["t"].append(t)
-        for name in ("offered", "attempts", "succeeded", "slow"):
-            cols[name].append(int(rec_t[name][i]))
-        cols["failed"].append(int(failed_sum[i]))
-        for j, cause in enumerate(CAUSES):
-            cols[f"failed_{cause}"].append(int(failed[j]))
-        cols["latency_p50_ms"].append(rec_t["p50"][i] * 1000.0)
-        cols["latency_p99_ms"].append(rec_t["p99"][i] * 1000.0)
+    rows, columns = sim.rows[r], timeline_columns(s)
+    cols: dict = {k: [] for k in columns}
+    for _, counts, weight, _, base_weight in rows:
         add_fleet_columns(cols, counts, weight, base_weight)
-        cols["utilization"].append(utilization(rec_t["area"][i], rec_t["capacity"][i]))
-        cols["phase"].append(phase)
-        cols["in_flight"].append(float(rec_t["in_flight"][i]))
-        cols["queued"].append(int(round(rec_t["queued"][i])))
+    if rows:  # the recorded columns as arrays: int(x) truncates as astype does, round(x) rounds half to even as rint
+        ts = [row[0] for row in rows]
+        rec = {name: values[r, ts] for name, values in led.rec.items()}
+        failed = led.rec_failed[r, ts]
+        cols["t"] = np.array(ts, dtype=np.int64)
+        for name in ("offered", "attempts", "succeeded", "slow"):
+            cols[name] = rec[name].astype(np.int64)
+        cols["failed"] = failed.sum(axis=1).astype(np.int64)
+        for i, cause in enumerate(CAUSES):
+            cols[f"failed_{cause}"] = failed[:, i].astype(np.int64)
+        cols["latency_p50_ms"], cols["latency_p99_ms"] = rec["p50"] * 1000.0, rec["p99"] * 1000.0
+        area, capacity = rec["area"], rec["capacity"]  # engines.timeline.utilization of each second
+        busy = np.minimum(1.0, np.maximum(0.0, area / np.where(capacity != 0, capacity, 1.0)))
+        cols["utilization"] = np.where(capacity != 0, busy, 0.0)
+        cols["phase"] = [row[3] for row in rows]
+        cols["in_flight"] = rec["in_flight"]
+        cols["queued"] = np.rint(rec["queued"]).astype(np.int64)
     timeline = pd.DataFrame(cols)
     events = [(e.time, e.kind, e.detail) for e in c.events] + list(sim.fleets[r].events) + dependency_events(s)
     return Result(run_summary(sim, r), timeline, events_frame(events), {"controller": c, "slo_window": s.slo.window})
