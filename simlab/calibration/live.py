@@ -11,7 +11,7 @@ fitting.py's and fragment.py's business.
   its workers by default), where a request almost never waits for a worker;
 - stepped load: a few rates straight at one instance, from half its modelled
   capacity to beyond it, each held a couple of seconds;
-- start-up: instances started as a rollout starts them (weight 0), timed to
+- start-up: instances started through a rollout's health checks at weight 0 (no traffic), timed to
   ready (`/readyz` answers 200) and to HAProxy's rotation.
 """
 from __future__ import annotations
@@ -147,7 +147,8 @@ def breaking_point(levels: list[Level], threshold: float, max_failed: float = 0.
 
 
 def time_startup(st: Staging, count: int = 2, timeout: float | None = None) -> Startup:
-    """Start `count` instances at weight 0 (as a rollout does), time them to ready and to rotation, stop them."""
+    """Start `count` instances at weight 0 (through a rollout's health checks, taking no traffic), time them to
+    ready and to rotation, stop them."""
     timeout = st.startup_limit() if timeout is None else timeout
     t0 = time.monotonic()
     names = [st.start_instance("old", weight=0) for _ in range(count)]
