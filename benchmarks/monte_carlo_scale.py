@@ -3,7 +3,7 @@
 The scenario of benchmark (b) (200 instances x 8 workers, 5,000 rps, 2 h, canary
 1/10/50/100%) with a release that is bad with probability 0.2, run as a user
 runs it: `simlab.replicate(..., engine="fluid")` on the default local pool (one
-worker per core, blocks of 512 runs in lockstep). Prints JSON: wall time, CPU
+worker per core, blocks of 384 runs in lockstep). Prints JSON: wall time, CPU
 time and peak resident memory of this process and its workers together (sampled
 every 0.2 s; CPU as last seen per process), runs per second, and the outcomes by
 release quality.

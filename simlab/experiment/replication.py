@@ -60,8 +60,8 @@ def check_runs(runs: int, seed: int) -> None:
         raise ScenarioError(f"seed: expected a whole number of at least 0, found {seed!r}")
 
 
-FLUID_BLOCK = 512
-"""Fluid runs are simulated in lockstep in fixed blocks of run indices (0–511, 512–1023, …), good and bad
+FLUID_BLOCK = 384
+"""Fluid runs are simulated in lockstep in fixed blocks of run indices (0–383, 384–767, …), good and bad
 draws of the release in one batch.
 
 A batch shares one data-plane stream, so a run's numbers depend on the runs
@@ -73,6 +73,9 @@ batch of their own, so those runs differ from a fresh run of the larger count.
 A block's per-tick work is vectorised over its runs, so larger blocks amortise
 the per-tick cost (10,000 runs of the reference canary on two workers: blocks of
 128, 92 s; of 512, 44 s in 875 MB), while 10,000 runs still spread over workers.
+With the analysis windows batched and the single-run caches (session 5), 512 reached
+983–1,009 MB on a quiet machine in 33 s; 384 holds 885 MB in the same 33 s (256:
+833 MB, 36 s), so 384 it is: the 1 GB target with room to spare.
 """
 
 
