@@ -83,9 +83,9 @@ def test_compare_prints_a_table_and_writes_results(path, tmp_path, capsys):
     meta = json.loads((out_dir / "meta.json").read_text())
     assert meta["kind"] == "compare"
     # the decision by the scenario's decide: block is printed in the report's words, under the table
-    from simlab.report.decision import limits_sentence, verdict
+    from simlab.report.decision import sentences
 
-    said = [limits_sentence(meta["decision"]), *verdict(meta["decision"], lambda i: meta["decision"]["variants"][i]["label"])]
+    said = sentences(meta["decision"], lambda i: meta["decision"]["variants"][i]["label"])
     assert said[0].startswith("Limits") or "limit" in said[0]
     assert all(" ".join(sentence.split()) in " ".join(out.split()) for sentence in said), (said, out)
 

@@ -135,9 +135,9 @@ def _say_decision(meta: dict, name) -> None:
     decision = meta.get("decision")
     if not decision:
         return
-    from simlab.report.decision import limits_sentence, verdict
+    from simlab.report.decision import sentences
 
-    for sentence in [limits_sentence(decision), *verdict(decision, name)]:
+    for sentence in sentences(decision, name):
         typer.echo(sentence)
 
 

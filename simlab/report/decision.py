@@ -106,6 +106,11 @@ def _names(indices: list[int], name: Name) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def sentences(d: dict, name: Name, what: str = "policy") -> list[str]:
+    """The decision in words, as the report's Decision section opens: its limits, then `verdict`."""
+    return [limits_sentence(d), *verdict(d, name, what)]
+
+
 def verdict(d: dict, name: Name, what: str = "policy") -> list[str]:
     """The qualifying variants and the recommendation (or why there is none), as sentences."""
     variants, unit = d["variants"], d["unit"]
@@ -231,7 +236,7 @@ def decision_section(d: dict | None, name: Name, what: str = "policy", header: s
     """Limits, who qualifies, the recommendation, and a table with one sentence for each other variant."""
     if not d:
         return Section("Decision", [NO_DECISION])
-    paragraphs = [limits_sentence(d), *verdict(d, name, what)]
+    paragraphs = sentences(d, name, what)
     others = [i for i in range(len(d["variants"])) if i != d.get("recommended")]
     rows = [[name(i), value_ci(d["variants"][i]["metrics"][d["objective"]], d["unit"]), why_not(d, i, name)]
             for i in others]

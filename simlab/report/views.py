@@ -110,9 +110,9 @@ def sweep_html(table: pd.DataFrame, pareto: pd.DataFrame, params: list[str], met
 
 def _verdict(decision: dict, name) -> list[str]:
     """The decision's sentences, as the report's Decision section opens."""
-    from simlab.report.decision import limits_sentence, verdict
+    from simlab.report.decision import sentences
 
-    return [limits_sentence(decision), *verdict(decision, name)]
+    return sentences(decision, name)
 
 
 def compare_pareto(table: pd.DataFrame, front: set[str], y: str = "added_mean") -> Picture:
