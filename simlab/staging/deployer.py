@@ -302,9 +302,9 @@ class Deployment:
             "target_rps": float(np.mean([offered_rate(s, i + 0.5) for i in range(n)])) if self.with_load else 0.0,
             "achieved_rps": requests / s.duration if s.duration else 0.0,
         }
-        summary = summarize(s, engine="staging", seed=s.seed, controller=c, totals=totals,
-                            bad_release=bool(s.release and s.release.bad), extras=extras)
         events = [(e.time, e.kind, e.detail) for e in c.events] + self.events
+        summary = summarize(s, engine="staging", seed=s.seed, controller=c, totals=totals,
+                            bad_release=bool(s.release and s.release.bad), extras=extras, events=events)
         return Result(summary, timeline, events_frame(events), {"controller": c})
 
 
