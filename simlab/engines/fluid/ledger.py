@@ -329,17 +329,22 @@ class Ledger:
         total_lat = self.qsum[r, secs, one].sum()
         k_cdf = self.plane.k_cdf
         cdf = counts[: len(k_cdf)] @ k_cdf if np.count_nonzero(counts) else np.zeros(len(self.model.grid))
-        n_ok = counts.sum()
+        cdf, n_ok = self.with_saturated(r, versions, a, b, cdf, counts.sum())
+        if n_ok <= 0:
+            return WindowStats(requests, errors, slow)
+        p50, p99 = self.model.quantiles(cdf)
+        return WindowStats(requests, errors, slow, float(total_lat / n_ok), p50, p99)
+
+    def with_saturated(self, r: int, versions, a: int, b: int, cdf: np.ndarray, n_ok):
+        """A window's latency CDF and successes with its saturated pools' added, second by second in order (they
+        are kept apart from the effect keys: `qslow`)."""
         slow_cdfs = self.qslow[r]
         for sec in (range(a, b) if slow_cdfs else ()):
             for v, weighted in slow_cdfs.get(sec, ()):
                 if v in versions:
                     cdf = cdf + weighted
                     n_ok += weighted[-1]
-        if n_ok <= 0:
-            return WindowStats(requests, errors, slow)
-        p50, p99 = self.model.quantiles(cdf)
-        return WindowStats(requests, errors, slow, float(total_lat / n_ok), p50, p99)
+        return cdf, n_ok
 
     def total_window(self, r: int, start: float, end: float) -> WindowStats:
         """All versions' counts over [start, end): window(r, every slot, ...), computed for every replication at once.

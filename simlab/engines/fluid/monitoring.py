@@ -72,13 +72,8 @@ class Windows:
         if self.b <= self.a:
             return WindowStats(0, 0, 0)
         requests, errors, slow = self.counts[i]
-        cdf, n_ok = self.cdf[i], self.n_ok[i]
-        slow_cdfs = self.ledger.qslow[self.rows[i]]
-        for sec in (range(self.a, self.b) if slow_cdfs else ()):
-            for v, weighted in slow_cdfs.get(sec, ()):
-                if v == self.version:
-                    cdf = cdf + weighted
-                    n_ok += weighted[-1]
+        cdf, n_ok = self.ledger.with_saturated(int(self.rows[i]), (self.version,), self.a, self.b, self.cdf[i],
+                                               self.n_ok[i])
         if n_ok <= 0:
             return WindowStats(requests, errors, slow)
         p50, p99 = self.ledger.model.quantiles(cdf)
