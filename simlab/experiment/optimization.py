@@ -49,12 +49,16 @@ class Runs:
 
     def __init__(self, store: Store):
         self.store, self.rows = store, {}
-        self._prints: dict[int, str] = {}
+        # id -> (the scenario, its fingerprint): the scenario is kept so its id is never reused by another
+        # one while the entry lives (a trial's scenario, once freed, had handed its id and its fingerprint to
+        # a later trial's: that trial got another policy's runs, depending on the allocator)
+        self._prints: dict[int, tuple[Scenario, str]] = {}
 
     def _key(self, point: Scenario) -> str:
-        if id(point) not in self._prints:
-            self._prints[id(point)] = point.fingerprint()
-        return self._prints[id(point)]
+        hit = self._prints.get(id(point))
+        if hit is None or hit[0] is not point:
+            hit = self._prints[id(point)] = (point, point.fingerprint())
+        return hit[1]
 
     def get(self, point: Scenario, run: int) -> dict | None:
         row = self.rows.get((self._key(point), run))
