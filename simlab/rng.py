@@ -17,6 +17,13 @@ def stream(seed: int, component: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(key,))))
 
 
+def keyed(seed: int, component: str, *key: int) -> np.random.Generator:
+    """A Generator of `component` for run `seed` and one `key` (e.g. a monitoring window's version and edges):
+    the same draws whenever, however often and in whatever order that key is asked for."""
+    spawn = (zlib.crc32(component.encode()), *(int(k) for k in key))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn)))
+
+
 class Streams:
     """Lazily created named streams of one run."""
 

@@ -7,6 +7,10 @@ rollout cases, the example experiments, and lockstep batches where replications 
 Their fingerprints are in tests/data/fluid_fleet_before.json; everything must match byte for byte
 (summaries as JSON, each timeline column and the event log as digests).
 
+The event logs of 12 cases were written again when monitoring windows began to report latencies measured on
+their requests (`LatencyModel.measured`): their analysis events quote other latency values; every summary,
+timeline and decision stayed as recorded.
+
 Regenerate the fixture only for a deliberate change of the model:
     .venv/bin/python -m tests.test_fluid_fleet_identity --write
 """

@@ -88,7 +88,7 @@ class Lockstep:
                        for r, seed in enumerate(self.seeds)]
         self.controllers = [RolloutController(s) for _ in range(self.R)]
         mon = s.monitoring
-        self.monitoring = Monitoring(self.ledger, mon.window)  # the due replications' windows, computed together
+        self.monitoring = Monitoring(self.ledger, mon.window, self.seeds)  # the due replications' windows, computed together
         self.views = [View(self.monitoring, r) for r in range(self.R)]
         self.wake = np.zeros(self.R)
         self.wake_other = np.zeros(self.R)  # the controller's next wake leaving out its alert check

@@ -311,7 +311,10 @@ class Ledger:
         return out
 
     # -- what monitoring shows -----------------------------------------------
-    def window(self, r: int, versions: tuple[int, ...], start: float, end: float, quantiles: bool) -> WindowStats:
+    def window(self, r: int, versions: tuple[int, ...], start: float, end: float, quantiles: bool,
+               rng=None) -> WindowStats:
+        """Replication r's counts over [start, end) of `versions`; with `quantiles` its latency mean, p50 and p99
+        too: the law's own, or with `rng` as measured on the window's requests (`LatencyModel.measured`)."""
         a, b = max(0, int(start)), max(0, int(end))
         if b <= a:
             return WindowStats(0, 0, 0)
@@ -330,10 +333,16 @@ class Ledger:
         k_cdf = self.plane.k_cdf
         cdf = counts[: len(k_cdf)] @ k_cdf if np.count_nonzero(counts) else np.zeros(len(self.model.grid))
         cdf, n_ok = self.with_saturated(r, versions, a, b, cdf, counts.sum())
+        return self.latency_stats(requests, errors, slow, cdf, n_ok, total_lat, rng)
+
+    def latency_stats(self, requests, errors, slow, cdf, n_ok, total_lat, rng) -> WindowStats:
         if n_ok <= 0:
             return WindowStats(requests, errors, slow)
-        p50, p99 = self.model.quantiles(cdf)
-        return WindowStats(requests, errors, slow, float(total_lat / n_ok), p50, p99)
+        if rng is None:
+            p50, p99 = self.model.quantiles(cdf)
+            return WindowStats(requests, errors, slow, float(total_lat / n_ok), p50, p99)
+        mean, (p50, p99) = self.model.measured(cdf, n_ok, float(total_lat / n_ok), rng)
+        return WindowStats(requests, errors, slow, mean, p50, p99)
 
     def with_saturated(self, r: int, versions, a: int, b: int, cdf: np.ndarray, n_ok):
         """A window's latency CDF and successes with its saturated pools' added, second by second in order (they

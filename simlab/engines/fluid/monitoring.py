@@ -10,6 +10,10 @@ cumulative counts; each row's latency sum reduced along its own contiguous row (
 for one row); each row's CDF mixture one vector-matrix product of a stacked `matmul` (BLAS gemv per row,
 as for one row); a replication's CDFs of saturated pools added second by second as before; and each
 window's percentiles inverted by the same `LatencyModel.quantiles`, only for the rows that ask.
+
+A window's latency mean and percentiles are those measured on its requests (`LatencyModel.measured`), drawn
+from a stream keyed by the run's seed, the version and the window's edges: the same window gives the same
+measurement however often, in whatever order and in whichever batch it is asked for.
 """
 from __future__ import annotations
 
@@ -17,13 +21,16 @@ import numpy as np
 
 from simlab.control.observations import WindowStats, sub_windows
 from simlab.engines.versions import index
+from simlab.rng import keyed
 
 
 class Monitoring:
     """The due replications' windows at one tick, computed together on first use (one tick's cache)."""
 
-    def __init__(self, ledger, window_len: float):
-        self.ledger, self.window_len = ledger, window_len
+    def __init__(self, ledger, window_len: float, seeds=None):
+        """`seeds`: the replications' run seeds, whose keyed streams draw each window's measured latencies
+        (`LatencyModel.measured`); None: the laws' own percentiles (no sampling noise)."""
+        self.ledger, self.window_len, self.seeds = ledger, window_len, seeds
         self.rows = np.zeros(0, dtype=np.int64)
         self.place = np.full(ledger.R, -1, dtype=np.int64)  # each replication's row in the open batch, -1 outside
         self._windows: dict = {}
@@ -38,13 +45,14 @@ class Monitoring:
     def window(self, r: int, version: int, start: float, end: float) -> WindowStats:
         """Replication r's window of one version over [start, end), as `Ledger.window` gives it."""
         i = int(self.place[r])
-        if i < 0:  # not in the open batch: one replication's window
-            return self.ledger.window(r, (version,), start, end, quantiles=True)
         key = (version, max(0, int(start)), max(0, int(end)))
+        rng = None if self.seeds is None else keyed(self.seeds[r], "fluid.monitoring", *key)
+        if i < 0:  # not in the open batch: one replication's window
+            return self.ledger.window(r, (version,), start, end, quantiles=True, rng=rng)
         batch = self._windows.get(key)
         if batch is None:
             batch = self._windows[key] = Windows(self.ledger, self.rows, *key)
-        return batch.stats(i)
+        return batch.stats(i, rng)
 
 
 class Windows:
@@ -67,17 +75,14 @@ class Windows:
         if some.any():  # (m, 1, K) @ (K, G): the same gemv per row as one row's (K,) @ (K, G)
             self.cdf[some] = np.matmul(counts[some][:, None, : len(k_cdf)], k_cdf)[:, 0]
 
-    def stats(self, i: int) -> WindowStats:
+    def stats(self, i: int, rng=None) -> WindowStats:
         """Row i's WindowStats; its percentiles computed now (most rows of a batch are never asked)."""
         if self.b <= self.a:
             return WindowStats(0, 0, 0)
         requests, errors, slow = self.counts[i]
         cdf, n_ok = self.ledger.with_saturated(int(self.rows[i]), (self.version,), self.a, self.b, self.cdf[i],
                                                self.n_ok[i])
-        if n_ok <= 0:
-            return WindowStats(requests, errors, slow)
-        p50, p99 = self.ledger.model.quantiles(cdf)
-        return WindowStats(requests, errors, slow, float(self.latency[i] / n_ok), p50, p99)
+        return self.ledger.latency_stats(requests, errors, slow, cdf, n_ok, self.latency[i], rng)
 
 
 class View:
