@@ -34,6 +34,8 @@ BASE = {
 ROLLING = {"strategy": {"kind": "rolling", "batch": "30%", "max_surge": 1, "max_unavailable": 4, "bake": "2m"}}
 BLUE_GREEN = {"strategy": {"kind": "blue_green", "warmup": "2m", "keep_old": "110s"}}
 CRASHES = {"failures": [{"kind": "instance_crash", "mtbf": "1h", "restart": "1m"}]}
+MANN_WHITNEY = {"analysis": {"judge": {"kind": "mann_whitney", "samples": 4}, "metrics": [{"metric": "error_rate"}]},
+                "monitoring": {"window": "2m"}}  # 4 sub-windows of 30s: two scrapes of 15s each
 
 
 def merged(base: dict, over: dict) -> dict:
@@ -75,6 +77,12 @@ CASES = {
                         "takes 1m (3 checks every 20s)"),
     "deadline-before-ready": ({"strategy": {"progress_deadline": "20s"}}, {"strategy": {"progress_deadline": "21s"}},
                               "no longer than fleet.startup 20s"),
+    "short-sub-windows": (merged(MANN_WHITNEY, {"analysis": {"judge": {"samples": 5}}}), MANN_WHITNEY,
+                          "5 sub-windows of monitoring.window 2m are 24s long, under two scrape_intervals"),
+    "unread-baseline": ({"strategy": {"baseline": True}},
+                        {"strategy": {"baseline": True}, "analysis": {"metrics": [{"metric": "error_rate", "max": 0.02,
+                                                                                   "max_ratio_to_baseline": 3}]}},
+                        "(1 at step 0 (10%), 5 at step 1 (50%))"),
 }
 
 
@@ -94,7 +102,7 @@ def test_each_rule_fires_across_its_boundary_and_not_inside_it(rule):
 
 
 def test_errors_and_warnings_are_told_apart():
-    warnings = {"false-rollbacks", "release-at-peak", "no-health-check"}
+    warnings = {"false-rollbacks", "release-at-peak", "no-health-check", "short-sub-windows", "unread-baseline"}
     for rule, (broken, _, _) in CASES.items():
         (finding,) = [f for f in lint(scenario(**broken)) if f.id == rule]
         assert finding.severity == ("warning" if rule in warnings else "error"), rule

@@ -1,4 +1,5 @@
-"""A lint finding (rule id, severity, the field it is about, one line with the numbers) and a scenario's findings."""
+"""A lint finding (rule id, severity, the field it is about, one line with the numbers), a scenario's findings, and
+durations and shares as the reasons write them."""
 from __future__ import annotations
 
 import html
@@ -6,6 +7,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+
+
+def span(seconds: float) -> str:
+    """A duration as a scenario writes it: 1m45s, 30m, 14h, 500ms."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    left, parts = round(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts)
+
+
+def pct(x: float) -> str:
+    """A share as a percentage: 68%, 5.6%, 0.0042%."""
+    return f"{x * 100:.0f}%" if x * 100 >= 10 or x == 0 else f"{x * 100:.2g}%"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The lint rules: each a function of the scenario's context returning its findings, each reason with its numbers.
 
 Errors are mistakes that break the rollout on every run (nothing can roll back, the analysis cannot see the step it
-judges or never gets enough requests, the deadline fires before instances are up, capacity below demand); warnings
-are risks measured as a chance or a cost (false rollbacks, busy hours, a health check too slow to help).
+judges or never gets enough requests, the deadline fires before instances are up, capacity below demand, judge
+sub-windows that hold no scrape); warnings are risks measured as a chance or a cost (false rollbacks, busy hours, a
+health check too slow to help, a canary baseline nobody reads). Rules about one field may live in a module named
+from it (`samples.py`, `baseline.py`) and are listed in RULES here.
 """
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
-from simlab.linter.finding import Finding
+from simlab.linter.finding import Finding, pct, span
+from simlab.linter.baseline import unread_baseline
 from simlab.linter.noise import predict
+from simlab.linter.samples import short_sub_windows
 from simlab.linter.schedule import Schedule, analysed, schedule
 from simlab.metrics import visible_until
 from simlab.scenario import Scenario
@@ -23,22 +27,6 @@ from simlab.scenario.types import resolve_count
 
 FALSE_ROLLBACK_WARNING = 0.05  # as `simlab analysis-quality --max-false-rollbacks`' default target
 BUSY_HOURS = 0.75  # a rollout whose traffic is in the top quarter of the day's range runs in busy hours
-
-
-def span(seconds: float) -> str:
-    """A duration as a scenario writes it: 1m45s, 30m, 14h, 500ms."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    left, parts = round(seconds), []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if left >= size:
-            parts.append(f"{left // size}{unit}")
-            left %= size
-    return "".join(parts)
-
-
-def pct(x: float) -> str:
-    return f"{x * 100:.0f}%" if x * 100 >= 10 or x == 0 else f"{x * 100:.2g}%"
 
 
 @dataclass
@@ -331,5 +319,7 @@ RULES: dict[str, Rule] = {
     "capacity-below-peak": capacity_below_peak,
     "no-health-check": no_health_check,
     "deadline-before-ready": deadline_before_ready,
+    "short-sub-windows": short_sub_windows,
+    "unread-baseline": unread_baseline,
 }
 """Every rule by id, in the order findings are listed."""
