@@ -36,6 +36,10 @@ BLUE_GREEN = {"strategy": {"kind": "blue_green", "warmup": "2m", "keep_old": "11
 CRASHES = {"failures": [{"kind": "instance_crash", "mtbf": "1h", "restart": "1m"}]}
 MANN_WHITNEY = {"analysis": {"judge": {"kind": "mann_whitney", "samples": 4}, "metrics": [{"metric": "error_rate"}]},
                 "monitoring": {"window": "2m"}}  # 4 sub-windows of 30s: two scrapes of 15s each
+# the same with a metric whose own query takes a rate over each sub-window (two scrapes needed in each)
+MW_QUERY = {**MANN_WHITNEY, "analysis": {**MANN_WHITNEY["analysis"], "metrics": [
+    {"metric": "error_rate"}, {"metric": "lb_errors", "sim_metric": "error_rate",
+                               "query": 'sum(rate(e_total{version="{{version}}"}[{{window}}]))'}]}}
 
 
 def merged(base: dict, over: dict) -> dict:
@@ -77,7 +81,7 @@ CASES = {
                         "takes 1m (3 checks every 20s)"),
     "deadline-before-ready": ({"strategy": {"progress_deadline": "20s"}}, {"strategy": {"progress_deadline": "21s"}},
                               "no longer than fleet.startup 20s"),
-    "short-sub-windows": (merged(MANN_WHITNEY, {"analysis": {"judge": {"samples": 5}}}), MANN_WHITNEY,
+    "short-sub-windows": (merged(MW_QUERY, {"analysis": {"judge": {"samples": 5}}}), MW_QUERY,
                           "5 sub-windows of monitoring.window 2m are 24s long, under two scrape_intervals"),
     "unread-baseline": ({"strategy": {"baseline": True}},
                         {"strategy": {"baseline": True}, "analysis": {"metrics": [{"metric": "error_rate", "max": 0.02,

@@ -13,8 +13,10 @@ depends on the driver:
   some sub-windows hold none (staging's preflight refuses the deploy); below two, some hold a single one.
 
 A metric with fewer than MIN_SAMPLES values a side is nodata, a measurement with every metric nodata
-inconclusive. The rule flags sub-windows under two scrape intervals (an error under one) and computes the
-smallest change that clears it: fewer samples, a longer window, or a shorter scrape interval.
+inconclusive. The rule flags sub-windows under one scrape interval (an error) and, when a metric's own query
+reads {{window}}, under two (a warning: the built-in metrics need one scrape per sub-window, so the defaults
+pass), and computes the smallest change that clears it: fewer samples, a longer window, or a shorter scrape
+interval.
 """
 from __future__ import annotations
 
@@ -88,10 +90,12 @@ def short_sub_windows(c: "Context") -> list[Finding]:
                         f"in it has counters that did not move and no value (about {held:.1f} of {k} hold one, "
                         f"{odds}) and the deploy's preflight refuses it; {sims}. Smallest fix: {fix}",
                         {**data, "holding_a_scrape": held})]
+    if not queries:
+        # The built-in metrics read how much the counters grew between the scrapes at a sub-window's edges: one
+        # scrape in it is enough. Warning here would flag the defaults (window 1m, 4 samples, scrape 15s).
+        return []
     why = (f"{', '.join(queries)}: a query's rate() or increase() over {{{{window}}}} finds a single scrape in some "
-           f"sub-windows and has no value there (below {MIN_SAMPLES} values a side the metric is nodata)" if queries
-           else "some sub-windows hold a single scrape: one late or failed scrape leaves one without a value, and a "
-                "query's rate() over {{window}} would need two")
+           f"sub-windows and has no value there (below {MIN_SAMPLES} values a side the metric is nodata)")
     return [Finding("short-sub-windows", "warning", "analysis.judge.samples",
                     f"{cuts}, under two scrape_intervals (2 x {seconds(scrape)} = {seconds(2 * scrape)}): on staging "
                     f"{why}; the simulators count every second and do not see it. Smallest fix: {fix}", data)]
