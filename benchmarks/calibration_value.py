@@ -20,8 +20,11 @@ prediction is better.
 Prints JSON (every number) and a Markdown table of absolute errors (the README's).
 
     .venv/bin/python benchmarks/calibration_value.py [--deploys 4] [--runs 30] [--scenarios staging-canary-bad,...]
+        [--samples 4000] [--level-seconds 2]
 
-Takes about 25 minutes with the defaults: the deploys run on the wall clock (90-120 s each).
+Takes about 25 minutes with the defaults: the deploys run on the wall clock (90-120 s each). For a quick check
+(tests/staging/test_staging_benchmarks.py), `--scenarios` also takes paths to scenario files (a short one), and
+`--samples`/`--level-seconds` shorten the live calibration (`simlab calibrate`'s options of those names).
 """
 from __future__ import annotations
 
@@ -99,15 +102,23 @@ def observed_se(held_out: list[dict], dirs: list[Path]) -> dict:
     return out
 
 
-def one_scenario(name: str, deploys: int, runs: int, work: Path) -> dict:
-    raw = load_scenario(ROOT / "experiments" / f"{name}.yaml")
+def scenario_file(entry: str) -> Path:
+    """A shipped scenario's name (experiments/<name>.yaml) or a scenario file's path."""
+    return Path(entry) if entry.endswith((".yaml", ".yml")) else ROOT / "experiments" / f"{entry}.yaml"
+
+
+def one_scenario(entry: str, deploys: int, runs: int, work: Path, samples: int = 4000,
+                 level_seconds: float = 2.0) -> dict:
+    path = scenario_file(entry)
+    name = path.stem
+    raw = load_scenario(path)
     staged = staging_scenario(raw)
     state = work / name / "state"
     t0 = time.monotonic()
     st = Staging.up(staged, state)
     try:
         lines: list[str] = []
-        fragment = calibrate_live(raw, state, progress=lines.append)
+        fragment = calibrate_live(raw, state, samples=samples, level_seconds=level_seconds, progress=lines.append)
         observed = []
         for i in range(deploys):
             out = work / name / f"deploy-{i}"
@@ -166,10 +177,15 @@ def main() -> None:
     parser.add_argument("--deploys", type=int, default=4, help="deploys observed per scenario (the first is also "
                         "the recording calibrated from)")
     parser.add_argument("--runs", type=int, default=30, help="simulated replications per prediction")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="names in experiments/ or scenario files (.yaml), comma-separated")
+    parser.add_argument("--samples", type=int, default=4000, help="latencies the live calibration samples")
+    parser.add_argument("--level-seconds", type=float, default=2.0,
+                        help="seconds of each load level of the live calibration's capacity search")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="simlab-cal-") as tmp:
-        results = [one_scenario(name, args.deploys, args.runs, Path(tmp)) for name in args.scenarios.split(",")]
+        results = [one_scenario(entry, args.deploys, args.runs, Path(tmp), args.samples, args.level_seconds)
+                   for entry in args.scenarios.split(",")]
     print(json.dumps({"deploys": args.deploys, "runs": args.runs, "load_average_1m": os.getloadavg()[0],
                       "results": results}, indent=2, default=str))
     print()
