@@ -17,6 +17,7 @@ import numpy as np
 
 from simlab.engines.versions import NEW, RUNS, version_count
 from simlab.engines.fluid.latency import NO_WAIT, LatencyModel
+from simlab.engines.fluid import single
 from simlab.engines.fluid.ledger import Ledger
 from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
 from simlab.dists import Exponential
@@ -240,9 +241,13 @@ class Plane:
         led.begin_tick(t, A)
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A)
         attempts = A.astype(np.int64)
+        one = share[0].tolist() if R == 1 else None  # a single run draws in Python numbers (single.py)
         for level in range(self.retries.max + 1):
-            groups = split(rng, attempts, share)
-            failed = led.outcomes(groups, p_rej, p_to, err, p_slow, rng)
+            if one is None:
+                failed = led.outcomes(split(rng, attempts, share), p_rej, p_to, err, p_slow, rng)
+            else:
+                failed = single.outcomes(led, single.split(rng, int(attempts[0]), one), p_rej, p_to, err, p_slow,
+                                         rng)
             if level < self.retries.max:
                 attempts = led.retry(failed, self.tokens, level)
                 self.tokens = self.tokens - attempts
