@@ -35,3 +35,28 @@ def idle_probability(c, a) -> np.ndarray:
         log_ratio = gammaln(c + 1.0) - c * np.log(np.maximum(a, 1e-300))
         p0 = b * np.exp(np.minimum(log_ratio, 700.0)) * (1.0 - rho) / np.maximum(1.0 - rho + rho * b, 1e-300)
     return np.where(a <= 0, 1.0, np.where(rho >= 1.0, 0.0, np.clip(np.nan_to_num(p0), 0.0, 1.0)))
+
+
+def idle_probability_one(c: float, a: float) -> float:
+    """idle_probability of one station in Python floats: the same ufuncs on the same values (numpy's and
+    scipy's, which give one element what they give an array of it), for a single run's routing shares."""
+    c, a = float(c), float(a)
+    b = 0.0
+    if a > 0 and c >= 1:  # erlang_b
+        log_pmf = c * float(np.log(a)) - a - float(gammaln(c + 1.0))
+        cdf = float(gammaincc(c + 1.0, a))
+        b = float(np.exp(log_pmf)) / (cdf if cdf >= 1e-300 or cdf != cdf else 1e-300)
+    elif c < 1 and a > 0:
+        b = 1.0
+    b = b if b != b or b <= 1.0 else 1.0  # np.minimum(b, 1.0)
+    rho = a / c if c > 0 else 1.0
+    if a <= 0:
+        return 1.0
+    if rho >= 1.0:
+        return 0.0
+    log_ratio = float(gammaln(c + 1.0)) - c * float(np.log(a if a >= 1e-300 else 1e-300))
+    den = 1.0 - rho + rho * b
+    p0 = b * float(np.exp(log_ratio if log_ratio <= 700.0 else 700.0)) * (1.0 - rho) / (den if den >= 1e-300 else 1e-300)
+    if p0 != p0:  # np.clip(np.nan_to_num(p0), 0, 1)
+        return 0.0
+    return 0.0 if p0 < 0.0 else (1.0 if p0 > 1.0 else p0)

@@ -35,10 +35,62 @@ class Router:
             return np.divide(dead, den, out=naive.copy(), where=den > 0)
         return np.minimum(1.0, naive * (1.0 + (1.0 - p0) * np.divide(live, total, out=np.zeros_like(live), where=total > 0)))
 
+    def _dead_share_one(self, dead: float, live: float, lam: float, mean: float) -> float:
+        """_dead_share of one replication's pool in Python floats (the same operations)."""
+        total = dead + live
+        naive = dead / total if total > 0 else 0.0
+        if self.balancer in ("round_robin", "random") or not dead:
+            return naive
+        per_instance = lam * mean / total if total > 0 else 0.0
+        p0 = fq.idle_probability_one(self.workers, per_instance)
+        if self.balancer == "least_outstanding":
+            den = dead + live * p0
+            return dead / den if den > 0 else naive
+        x = naive * (1.0 + (1.0 - p0) * (live / total if total > 0 else 0.0))
+        return x if x != x or x <= 1.0 else 1.0  # np.minimum(1.0, x)
+
+    def _shares_one(self, lam: float, L: list, D: list, w: float, last_mean: list) -> np.ndarray:
+        """shares for one replication without a baseline's weight or a redispatch to make, in Python floats: the
+        same operations on the same values (numpy adds a row of fewer than 8 in sequence), the same numbers."""
+        V = self.V
+        mean = last_mean[0]
+        for x in last_mean[1:]:
+            mean = mean + x
+        mean = mean / V
+        out = [0.0] * (2 * V + 1)
+        rot = [a + b for a, b in zip(L, D)]
+        if w != w:  # NaN: by ready instances
+            Lt, Dt = L[0], D[0]
+            for a, b in zip(L[1:], D[1:]):
+                Lt, Dt = Lt + a, Dt + b
+            ds = self._dead_share_one(Dt, Lt, lam, mean)
+            for v in range(V):
+                out[2 * v] = (1 - ds) * (L[v] / Lt if Lt > 0 else 0.0)
+                out[2 * v + 1] = ds * (D[v] / Dt if Dt > 0 else 0.0)
+        else:
+            p_new = 0.0 if rot[NEW] <= 0 else (1.0 if rot[OLD] <= 0 else _clip(w))
+            for v, p in enumerate((1 - p_new, p_new)):
+                ds = self._dead_share_one(D[v], L[v], lam * p, mean)
+                on = 1.0 if rot[v] > 0 else 0.0
+                out[2 * v] = p * (1 - ds) * on
+                out[2 * v + 1] = p * ds * on
+        total, busy = out[0], rot[0]
+        for x in out[1:-1]:
+            total = total + x
+        for x in rot[1:]:
+            busy = busy + x
+        out[-1] = _clip(1.0 - total)
+        if busy <= 0:
+            out = [0.0] * (2 * V) + [1.0]
+        return np.array([out])
+
     def shares(self, lam_att, L, D, w, last_mean, b=None) -> np.ndarray:
         """(R, 2V + 1) probabilities: old live, old dead, new live, new dead(, baseline live, baseline dead), no
         backend; `w` the new version's weight (NaN: by ready instances), `b` the baseline's."""
         V = self.V
+        if self.R == 1 and (V == 2 or np.isnan(w[0])) and not (self.redispatch and np.count_nonzero(D)):
+            return self._shares_one(float(lam_att[0]), L[0].tolist(), D[0].tolist(), float(w[0]),
+                                    last_mean[0].tolist())
         mean = last_mean.mean(axis=1)
         out = np.zeros((self.R, 2 * V + 1))
         rot = L + D
@@ -78,6 +130,11 @@ class Router:
         out[:, -1] = np.clip(1.0 - out[:, :-1].sum(axis=1), 0.0, 1.0)
         out[rot.sum(axis=1) <= 0] = (0,) * (2 * V) + (1,)
         return out
+
+
+def _clip(x: float) -> float:
+    """np.clip(x, 0.0, 1.0) of one float (NaN stays NaN)."""
+    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
 
 
 def _with_baseline(has: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
