@@ -11,6 +11,7 @@ effect states shared by many replications are cached.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -23,7 +24,7 @@ from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
 from simlab.dists import Exponential
 from simlab.engines.fluid.routing import Router, split
 from simlab.engines.fluid.slowdown import pool_slowdown
-from simlab.engines.fluid.station import Stations
+from simlab.engines.fluid.station_tables import Stations
 from simlab.scenario.release import Dependency
 
 MIGRATION = ("none", "running", "done")
@@ -50,7 +51,7 @@ class Plane:
         self.live_avg, self.dead_avg = z(), z()
         self.lq = z()  # requests waiting in each version's pool (mean)
         self.L = z()  # requests in each version's pool, waiting or in service (mean): the queue's state
-        self.stations = Stations()
+        self.stations = Stations.shared()
         self._responses: dict = {}
         self.held_reset = z()  # in-flight work failed by crashes this tick
         self.last_mean = np.full((reps, V), self.model.dist.mean)
@@ -260,7 +261,8 @@ class Plane:
         self.held_reset[:] = 0.0
         self.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(R))
         self.last_mean, self.last_rate = mean, lam_v
-        led.end_tick(t, mean, pw, self.L.sum(axis=1), self.up, self.live)
+        end_tick = led.end_tick if one is None else functools.partial(single.end_tick, led)
+        end_tick(t, mean, pw, self.L.sum(axis=1), self.up, self.live)
 
     # -- blocks of unchanged ticks ------------------------------------------
     def tick_block(self, t: int, k: int) -> bool:

@@ -50,8 +50,8 @@ class Router:
         return x if x != x or x <= 1.0 else 1.0  # np.minimum(1.0, x)
 
     def _shares_one(self, lam: float, L: list, D: list, w: float, last_mean: list) -> np.ndarray:
-        """shares for one replication without a baseline's weight or a redispatch to make, in Python floats: the
-        same operations on the same values (numpy adds a row of fewer than 8 in sequence), the same numbers."""
+        """shares for one replication without a baseline's weight, in Python floats: the same operations on the
+        same values (numpy adds a row of fewer than 8 in sequence), the same numbers."""
         V = self.V
         mean = last_mean[0]
         for x in last_mean[1:]:
@@ -74,6 +74,14 @@ class Router:
                 on = 1.0 if rot[v] > 0 else 0.0
                 out[2 * v] = p * (1 - ds) * on
                 out[2 * v + 1] = p * ds * on
+        if self.redispatch and any(d != 0 for d in D):  # as below: the same additions, zeros too
+            for v in range(V):
+                move = out[2 * v + 1] if L[v] > 0 else 0.0
+                out[2 * v], out[2 * v + 1] = out[2 * v] + move, out[2 * v + 1] - move
+            for v in range(V):
+                for u in (u for u in range(V) if u != v):
+                    move = out[2 * v + 1] if L[u] > 0 else 0.0
+                    out[2 * u], out[2 * v + 1] = out[2 * u] + move, out[2 * v + 1] - move
         total, busy = out[0], rot[0]
         for x in out[1:-1]:
             total = total + x
@@ -88,7 +96,7 @@ class Router:
         """(R, 2V + 1) probabilities: old live, old dead, new live, new dead(, baseline live, baseline dead), no
         backend; `w` the new version's weight (NaN: by ready instances), `b` the baseline's."""
         V = self.V
-        if self.R == 1 and (V == 2 or np.isnan(w[0])) and not (self.redispatch and np.count_nonzero(D)):
+        if self.R == 1 and (V == 2 or np.isnan(w[0])):
             return self._shares_one(float(lam_att[0]), L[0].tolist(), D[0].tolist(), float(w[0]),
                                     last_mean[0].tolist())
         mean = last_mean.mean(axis=1)

@@ -71,3 +71,76 @@ def outcomes(led, groups: list[int], p_rej, p_to, err, p_slow, rng) -> np.ndarra
     led.tick_served += np.array([served], dtype=np.int64)
     led.tick_slow += slow
     return np.array([failed], dtype=np.int64)
+
+
+def _max(a: float, b: float) -> float:
+    """np.maximum of two floats (NaN if either is)."""
+    return a if a >= b or a != a else b
+
+
+def _min(a: float, b: float) -> float:
+    """np.minimum of two floats (NaN if either is)."""
+    return a if a <= b or a != a else b
+
+
+def _row_sum(xs) -> float:
+    """A row's sum as numpy adds fewer than 8 elements: in sequence from the first."""
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x
+    return total
+
+
+def end_tick(led, t: int, mean, pw, in_flight, up, live) -> None:
+    """Ledger.end_tick for one replication, in Python numbers where the arrays have one element each."""
+    ok_v, served = led.tick_ok[0].tolist(), led.tick_served[0].tolist()
+    ok = sum(ok_v)
+    offered, attempts, slow = int(led.tick_offered[0]), int(led.tick_attempts[0]), int(led.tick_slow[0])
+    led.requests[0] += offered
+    led.attempts[0] += attempts
+    led.succeeded[0] += ok
+    led.failed += led.tick_failed
+    led.slow[0] += slow
+    queued = _row_sum([s * p for s, p in zip(served, pw[0].tolist())])
+    led.queued[0] += queued
+    led.lat_sum[0] += _row_sum([n * m for n, m in zip(ok_v, led.mean_latency[0].tolist())])
+    led.lat_n[0] += ok
+    led.running += led.srv
+    led.cum[:, (t + 1) % led.Lc] = led.running
+    _latency_counts(led, t, ok_v)
+    area = _row_sum([s * m for s, m in zip(served, mean[0].tolist())])
+    capacity = _row_sum(up[0].tolist()) * led.workers
+    util = _min(1.0, area / _max(capacity, 1e-9)) if capacity > 0 else (1.0 if area > 1e-9 else 0.0)
+    led.peak_util[0] = _max(float(led.peak_util[0]), util)
+    if t >= led.release_at:
+        led.min_ready[0] = _min(float(led.min_ready[0]), _row_sum(live[0].tolist()))
+    n_failed = int(led.tick_failed[0].sum())
+    if led.record:
+        rec = led.rec
+        for name, value in (("offered", offered), ("attempts", attempts), ("succeeded", ok), ("slow", slow),
+                            ("queued", queued), ("in_flight", float(in_flight[0])), ("area", area),
+                            ("capacity", capacity)):
+            rec[name][0, t] = value
+        led.rec_failed[:, t] = led.tick_failed
+        cdf = led._tick_cdf(0, ok_v)
+        rec["p50"][0, t], rec["p99"][0, t] = (np.nan if q is None else q for q in led.model.quantiles(cdf))
+    assert ok + n_failed == offered, "every user request ends once"
+
+
+def _latency_counts(led, t: int, ok_v: list[int]) -> None:
+    """Ledger._latency_counts for one replication."""
+    keys, fast = led.keys, led.fast
+    led._grow_keys(keys)
+    led.qsum[0, t % led.Lq] = [n * m for n, m in zip(ok_v, led.mean_latency[0].tolist())]
+    acc_keys, qrun = led.acc_keys, led.qrun
+    for v, (k, f) in enumerate(zip(keys[0].tolist(), fast[0].tolist())):
+        if f and ok_v[v]:  # adding zero changes nothing
+            acc_keys[0, k] += ok_v[v]
+            qrun[0, v, k] += ok_v[v]
+    led.qcum[:, (t + 1) % led.Lq] = qrun
+    for (r, v), cdf in led.cdfs.items():
+        if ok_v[v]:
+            led.acc_slow[r] += ok_v[v] * cdf
+            led.qslow[r].setdefault(t, []).append((v, ok_v[v] * cdf))
+    if t % led.Lq == 0:
+        led._forget_cdfs(t)
