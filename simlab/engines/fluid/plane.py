@@ -24,11 +24,10 @@ from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
 from simlab.dists import Exponential
 from simlab.engines.fluid.routing import Router, split
 from simlab.engines.fluid.slowdown import pool_slowdown
-from simlab.engines.fluid.station_tables import Stations
+from simlab.engines.fluid.station_tables import SETTLED, Stations
 from simlab.scenario.release import Dependency
 
 MIGRATION = ("none", "running", "done")
-SETTLED = 1e-3  # a pool's mean number in system this close (relative) to its stationary mean is at equilibrium
 
 
 class Plane:
@@ -201,6 +200,8 @@ class Plane:
     # -- one tick --------------------------------------------------------------
     def queue_step(self, keys, lam_v, h: float = 1.0):
         """Move each pool's queue through one tick at arrival rate lam_v; the law its arrivals meet."""
+        if self.R == 1:
+            return single.queue_step(self, keys, lam_v, h)
         n_live = self.live_avg
         kinds, per, cmu = self._kind_memo(keys, self.leak, np.maximum(n_live, 1e-9))
         live = n_live > 1e-9

@@ -9,9 +9,12 @@ numbers and add exactly in any order.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT
+from simlab.engines.fluid.station_tables import RHO_MAX, SETTLED
 
 
 def split(rng, n: int, p: list[float]) -> list[int]:
@@ -144,3 +147,21 @@ def _latency_counts(led, t: int, ok_v: list[int]) -> None:
             led.qslow[r].setdefault(t, []).append((v, ok_v[v] * cdf))
     if t % led.Lq == 0:
         led._forget_cdfs(t)
+
+
+def queue_step(plane, keys, lam_v, h: float = 1.0) -> dict:
+    """Plane.queue_step for one replication: the level, the settled test and the step in floats."""
+    n_live = plane.live_avg
+    kinds, per, cmu = plane._kind_memo(keys, plane.leak, np.maximum(n_live, 1e-9))
+    st = plane.stations
+    ids, pe, cm = kinds[0].tolist(), per[0].tolist(), cmu[0].tolist()
+    lam, L0, nl = lam_v[0].tolist(), plane.L[0].tolist(), n_live[0].tolist()
+    u = [math.sqrt(_min(_max(la / p / c, 0.0), RHO_MAX) / RHO_MAX) for la, p, c in zip(lam, pe, cm)]  # u_of
+    L1 = [st.level_one(i, x) for i, x in zip(ids, u)]
+    if any(abs(n / p - s) > SETTLED * _max(s, 1.0) for n, p, s in zip(L0, pe, L1)):  # a queue still moving
+        u = [st.bisect(i, n / p, la / p, c, h) for i, n, p, la, c in zip(ids, L0, pe, lam, cm)]
+        L1 = [st.level_one(i, x) for i, x in zip(ids, u)]
+    law = st.law(kinds, np.array([u]))
+    plane.L = np.array([[n * p if a > 1e-9 else 0.0 for n, p, a in zip(L1, pe, nl)]])
+    plane.lq = np.array([[q * p if a > 1e-9 else 0.0 for q, p, a in zip(law["Lq"][0].tolist(), pe, nl)]])
+    return law

@@ -16,6 +16,7 @@ import numpy as np
 from simlab.engines.fluid.station import FIELDS, GRID, RHO_MAX, stationary
 
 NEAREST = ("theta", "trunc", "shape")  # fields read at the nearer grid point (they may stand for unbounded)
+SETTLED = 1e-3  # a pool's mean number in system this close (relative) to its stationary mean is at equilibrium
 FEW = 8  # up to this many stations a step is solved in Python floats (a single run), else in arrays
 
 
@@ -151,20 +152,35 @@ class Stations:
         ids, L0, lam, cmu = np.broadcast_arrays(ids, L0, lam, cmu)
         u = np.empty(np.shape(L0))
         for idx in np.ndindex(u.shape):
-            t_l, t_b = memoryview(self._stack["L"][ids[idx]]), memoryview(self._stack["B"][ids[idx]])
-            l0, la, cm = float(L0[idx]), float(lam[idx]), float(cmu[idx])
-            lo, hi = 0.0, 1.0  # (the rows' memoryviews give Python floats, not numpy scalars)
-            for _ in range(iterations):
-                mid = 0.5 * (lo + hi)
-                pos = mid * (GRID - 1)
-                i0 = min(int(pos), GRID - 2)
-                f = pos - i0
-                g = 1.0 - f  # as (1.0 - f) in the array version
-                level = t_l[i0] * g + t_l[i0 + 1] * f
-                block = t_b[i0] * g + t_b[i0 + 1] * f
-                if level - l0 - h * (la - RHO_MAX * mid * mid * cm) * (1.0 - block) > 0:
-                    hi = mid
-                else:
-                    lo = mid
-            u[idx] = 0.5 * (lo + hi)
+            u[idx] = self.bisect(int(ids[idx]), float(L0[idx]), float(lam[idx]), float(cmu[idx]), h, iterations)
         return self.level(ids, u), u
+
+    def bisect(self, i: int, l0: float, la: float, cm: float, h: float = 1.0, iterations: int = 32) -> float:
+        """One station's `step` in floats: u of λₑ, by the same operations in the same order as the array
+        version (the rows' memoryviews give Python floats, not numpy scalars)."""
+        t_l, t_b = memoryview(self._stack["L"][i]), memoryview(self._stack["B"][i])
+        top, last, rho_max = GRID - 1, GRID - 2, RHO_MAX
+        lo, hi, at = 0.0, 1.0, -1
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            pos = mid * top
+            i0 = int(pos)
+            if i0 > last:
+                i0 = last
+            if i0 != at:  # a grid cell's values, read once while the bisection stays in it
+                at, l_0, l_1, b_0, b_1 = i0, t_l[i0], t_l[i0 + 1], t_b[i0], t_b[i0 + 1]
+            f = pos - i0
+            g = 1.0 - f  # as (1.0 - f) in the array version
+            if (l_0 * g + l_1 * f) - l0 - h * (la - rho_max * mid * mid * cm) * (1.0 - (b_0 * g + b_1 * f)) > 0:
+                hi = mid
+            else:
+                lo = mid
+        return 0.5 * (lo + hi)
+
+    def level_one(self, i: int, u: float) -> float:
+        """`level` of one station in floats (the same operations as `_read`)."""
+        pos = (0.0 if u < 0.0 else (1.0 if u > 1.0 else u)) * (GRID - 1)
+        i0 = min(int(pos), GRID - 2)
+        f = pos - i0
+        t = self._stack["L"]
+        return t.item(i, i0) * (1.0 - f) + t.item(i, i0 + 1) * f
