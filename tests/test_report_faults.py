@@ -161,3 +161,32 @@ def test_pair_overlay_shades_observed_faults_filled_and_predicted_hatched_and_ma
     hollow = by_gid(fig, "flag:detected:predicted", top)[0]
     assert hollow.get_markerfacecolor() == "none"
     assert {"rollback start", "zone 1 down"} <= legend_texts(fig)
+
+
+def test_a_canary_baseline_is_drawn_as_its_own_instances_and_traffic_in_both_figures():
+    """A canary with `strategy.baseline` runs old-version instances apart from the stable fleet: the run figure
+    stacks them as their own band (not hidden in "old") and steps their traffic share; the pair figure draws
+    their ready count for both runs. Read off the artists: the band's top edge is old + baseline ready."""
+    from simlab.scenario import validate_scenario
+    from simlab.simulation import simulate
+
+    scenario = validate_scenario({
+        "name": "baseline-figure", "duration": "6m", "fleet": {"instances": 6, "service_time": "20ms", "startup": "10s"},
+        "traffic": {"rps": 60}, "release": {"at": "1m"},
+        "strategy": {"kind": "canary", "baseline": True, "steps": [{"weight": 20, "bake": "2m"}, {"weight": 100}]},
+        "analysis": {"interval": "30s", "metrics": [{"metric": "error_rate", "max": 0.05}]}})
+    run = simulate(scenario, seed=3, engine="fluid")
+    tl = run.timeline
+    assert tl["baseline_ready"].max() >= 1
+    fig = draw_timeline(tl, run.events)
+    weight, = by_gid(fig, "baseline:weight")
+    assert max(weight.get_ydata()) == pytest.approx(tl["baseline_weight"].max())
+    band, = by_gid(fig, "ready:baseline")
+    top = band.get_paths()[0].vertices[:, 1].max()
+    assert top == pytest.approx(float((tl["old_ready"] + tl["baseline_ready"]).max()))
+    assert {"baseline ready", "old ready", "new ready"} <= {t.get_text() for t in fig.axes[3].get_legend().get_texts()}
+    pair = draw_overlay(tl, run.events, 60.0, tl, run.events, 60.0)
+    assert len(by_gid(pair, "ready:baseline:predicted")) == len(by_gid(pair, "ready:baseline:observed")) == 1
+    plain = draw_timeline(simulate(scenario.model_copy(update={"strategy": scenario.strategy.model_copy(
+        update={"baseline": False})}), seed=3, engine="fluid").timeline, run.events)
+    assert not by_gid(plain, "ready:baseline") and not by_gid(plain, "baseline:weight")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from simlab.report.figures_run import fault_handles, fault_windows, shade_faults
-from simlab.report.plotting import NEW_COLOR, OLD_COLOR, new_figure, png, style
+from simlab.report.plotting import BASELINE_COLOR, NEW_COLOR, OLD_COLOR, new_figure, png, style
 
 SMOOTH_S = 5  # rolling median on p99: one slow second should not hide the shape, staging runs are short
 PREDICTED, OBSERVED = "--", "-"
@@ -57,7 +57,12 @@ def draw_overlay(predicted: pd.DataFrame, predicted_events: pd.DataFrame, predic
             top_p99 = max(top_p99, float(p99.max()))
         a_i.step(x, tl["old_ready"], where="post", color=OLD_COLOR, linestyle=ls, linewidth=width + 0.4)
         a_i.step(x, tl["new_ready"], where="post", color=NEW_COLOR, linestyle=ls, linewidth=width)
-        top_ready = max(top_ready, float(tl[["old_ready", "new_ready"]].max().max()))
+        ready = ["old_ready", "new_ready"]
+        if "baseline_ready" in tl:  # a canary's baseline (strategy.baseline), old version apart from the stable fleet
+            a_i.step(x, tl["baseline_ready"], where="post", color=BASELINE_COLOR, linestyle=ls, linewidth=width,
+                     gid=f"ready:baseline:{'observed' if ls == OBSERVED else 'predicted'}")
+            ready.append("baseline_ready")
+        top_ready = max(top_ready, float(tl[ready].max().max()))
         run = "observed" if ls == OBSERVED else "predicted"
         for kind, (_, color) in MARKERS.items():
             lw, order = LINE_STYLE.get(kind, (1.1, 1))
@@ -86,9 +91,11 @@ def draw_overlay(predicted: pd.DataFrame, predicted_events: pd.DataFrame, predic
     a_i.set_ylim(0, top_ready * 1.3)
     a_i.set_ylabel("ready instances", fontsize=9)
     a_i.set_xlabel(f"{unit} since the release started", fontsize=9)
-    a_i.legend(handles=[Line2D([], [], color=OLD_COLOR, linewidth=2, label="old version"),
-                        Line2D([], [], color=NEW_COLOR, linewidth=2, label="new version")],
-               loc="upper right", fontsize=8, frameon=False, ncol=2)
+    versions = [Line2D([], [], color=OLD_COLOR, linewidth=2, label="old version"),
+                Line2D([], [], color=NEW_COLOR, linewidth=2, label="new version")]
+    if any("baseline_ready" in tl for tl, *_ in runs):
+        versions.append(Line2D([], [], color=BASELINE_COLOR, linewidth=2, label="baseline (old version)"))
+    a_i.legend(handles=versions, loc="upper right", fontsize=8, frameon=False, ncol=len(versions))
     for ax in axes:
         ax.axvline(0, color="#222222", linewidth=0.8, zorder=1)
         style(ax)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from simlab.report.plotting import NEW_COLOR, OLD_COLOR, new_figure, png, style
+from simlab.report.plotting import BASELINE_COLOR, NEW_COLOR, OLD_COLOR, new_figure, png, style
 
 # event kind -> (label, colour, line style); drawn as vertical lines across every panel
 MARKERS = {
@@ -138,6 +138,13 @@ def draw_timeline(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[fl
 
     a_w.fill_between(t, tl["new_weight"], step="post", color=NEW_COLOR, alpha=0.35, linewidth=0)
     a_w.step(t, tl["new_weight"], where="post", color=NEW_COLOR, linewidth=1.4)
+    based = "baseline_ready" in tl  # a canary with a baseline (strategy.baseline): its weight and instances too
+    if based:
+        a_w.step(t, tl["baseline_weight"], where="post", color=BASELINE_COLOR, linewidth=1.2, linestyle="--",
+                 gid="baseline:weight", label="baseline")
+        a_w.legend(handles=[Line2D([], [], color=NEW_COLOR, label="new"),
+                            Line2D([], [], color=BASELINE_COLOR, linestyle="--", label="baseline")],
+                   loc="upper left", fontsize=8, frameon=False, ncol=2)
     a_w.set_ylim(0, 126)
     a_w.set_yticks([0, 25, 50, 75, 100])
     for time, kind, detail in zip(events["time"], events["kind"], events["detail"]):
@@ -145,7 +152,7 @@ def draw_timeline(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[fl
         if kind == "weight" and isinstance(detail, dict) and detail.get("new_percent"):
             a_w.annotate(f"{detail['new_percent']:g}%", (time / 60.0, detail["new_percent"]), xytext=(2, 3),
                          textcoords="offset points", fontsize=8, color=NEW_COLOR)
-    a_w.set_ylabel("new version\ntraffic (%)", fontsize=9)
+    a_w.set_ylabel("traffic to the new\nversion and baseline (%)" if based else "new version\ntraffic (%)", fontsize=9)
 
     a_e.plot(t, err, color="#d62728", linewidth=1.2, label="failed")
     a_e.plot(t, slow, color="#ff7f0e", linewidth=1.0, alpha=0.8, label="slow (over SLO threshold)")
@@ -161,17 +168,21 @@ def draw_timeline(timeline: pd.DataFrame, events: pd.DataFrame, window: tuple[fl
     a_l.set_ylim(bottom=0, top=max(1.0, float(p99.quantile(0.995)) * 1.35) if p99.notna().any() else 1.0)
     a_l.legend(loc="upper right", fontsize=8, frameon=False)
 
-    a_i.stackplot(t, tl["old_ready"], tl["new_ready"], colors=[OLD_COLOR, NEW_COLOR], alpha=0.85,
-                  labels=["old ready", "new ready"], step="post")
-    starting = tl["old_starting"] + tl["new_starting"]
-    down = tl["old_down"] + tl["new_down"]
+    pools = ["old", "baseline", "new"] if based else ["old", "new"]
+    colors = {"old": OLD_COLOR, "baseline": BASELINE_COLOR, "new": NEW_COLOR}
+    stack = a_i.stackplot(t, *[tl[f"{p}_ready"] for p in pools], colors=[colors[p] for p in pools], alpha=0.85,
+                          labels=[f"{p} ready" for p in pools], step="post")
+    for p, area in zip(pools, stack):
+        area.set_gid(f"ready:{p}")
+    starting = sum(tl[f"{p}_starting"] for p in pools)
+    down = sum(tl[f"{p}_down"] for p in pools)
     if starting.any():
         a_i.step(t, starting.where(starting > 0), where="post", color="#555555", linewidth=0.9, linestyle="--", label="starting")
     if down.any():
         a_i.step(t, down.where(down > 0), where="post", color="#8c564b", linewidth=0.9, label="down")
     a_i.set_ylabel("instances", fontsize=9)
     a_i.set_xlabel("minutes since start", fontsize=9)
-    a_i.set_ylim(0, max(1.0, float((tl["old_ready"] + tl["new_ready"]).max())) * 1.35)
+    a_i.set_ylim(0, max(1.0, float(sum(tl[f"{p}_ready"] for p in pools).max())) * 1.35)
     a_i.legend(loc="upper right", fontsize=8, frameon=False, ncol=4)
     a_i.set_xlim(float(t.min()), float(t.max()) + 1 / 60)
 

@@ -7,6 +7,7 @@ from typing import Any
 DPI = 110
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 OLD_COLOR, NEW_COLOR = "#8fa3b8", "#e4572e"
+BASELINE_COLOR = "#3f5f7f"  # the canary's baseline: old version, apart from the stable fleet
 
 
 def new_figure(width: float, height: float) -> Any:
