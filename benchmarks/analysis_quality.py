@@ -35,7 +35,7 @@ VARIANTS = [
      "set": {}},
     {"name": "threshold-2%x3", "set": {"analysis.failure_limit": 3,
                                        "analysis.metrics": [{"metric": "error_rate", "max": 0.02}]}},
-    {"name": "mann-whitney", "set": {"analysis.judge": {"kind": "mann_whitney", "samples": 6},
+    {"name": "mann-whitney", "set": {"analysis.judge": {"kind": "mann_whitney", "samples": 4},
                                      "analysis.metrics": [{"metric": "error_rate", "tolerance": 0.5}]}},
 ]
 SEVERITIES = "error_rate=0.001,0.002,0.005,0.01,0.02,0.05"
