@@ -105,6 +105,12 @@ class Lockstep:
         self.next_ev = np.array([f.next_time() for f in self.fleets])
 
     def _advance(self, until: float, inclusive: bool) -> None:
+        if self.R == 1:  # one replication: the same test on its fleet's next event as a float
+            nxt = self.next_ev.item(0)
+            if nxt <= until if inclusive else nxt < until:
+                self.fleets[0].advance(until, inclusive)
+                self.next_ev[0] = self.fleets[0].next_time()
+            return
         due = self.next_ev <= until if inclusive else self.next_ev < until
         for r in np.nonzero(due)[0]:
             fleet = self.fleets[r]
@@ -162,7 +168,11 @@ class Lockstep:
         plane = self.plane
         if np.count_nonzero(plane.changed):
             return 1
-        end = min(t + BLOCK_MAX, self.n, (self.wake if wake is None else wake).min(), np.floor(self.next_ev.min()))
+        wake = self.wake if wake is None else wake
+        if self.R == 1:  # the same minimum of the same values, read as floats
+            end = min(t + BLOCK_MAX, self.n, wake.item(0), np.floor(self.next_ev.item(0)))
+        else:
+            end = min(t + BLOCK_MAX, self.n, wake.min(), np.floor(self.next_ev.min()))
         running = plane.mig == 1
         if np.count_nonzero(running):
             end = min(end, np.ceil(plane.mig_done_at[running].min()))

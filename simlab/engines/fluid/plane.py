@@ -330,7 +330,9 @@ class Plane:
         (replication, version) for one tick, or, `by_key` for a block of ticks at a settled law, under a
         latency key of its own (effect state and wait law) that the ledger counts by, as it does a pool's
         that does not wait. P(timeout) is the deadline law's where it binds, else the CDF's mass past it."""
-        model, pw = self.model, law["pw"]
+        if self.R == 1:
+            return single.latency(self, keys, law, by_key)
+        pw = law["pw"]
         lat_keys = keys.copy()
         cdf_t, cdf_s = self.k_at_t[keys], self.k_at_s[keys]
         mean_latency = self.k_mean[keys] * self.leak

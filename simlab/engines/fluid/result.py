@@ -37,8 +37,17 @@ def build_result(sim, r: int) -> Result:
     s, led, c = sim.s, sim.ledger, sim.controllers[r]
     rows, columns = sim.rows[r], timeline_columns(s)
     cols: dict = {k: [] for k in columns}
-    for _, counts, weight, _, base_weight in rows:
-        add_fleet_columns(cols, counts, weight, base_weight)
+    i = 0
+    while i < len(rows):  # a block's seconds share one snapshot: their fleet columns are made once, then repeated
+        _, counts, weight, _, base_weight = rows[i]
+        j = i + 1
+        while j < len(rows) and rows[j][1] is counts and rows[j][2] == weight and rows[j][4] == base_weight:
+            j += 1
+        one: dict = {k: [] for k in cols}
+        add_fleet_columns(one, counts, weight, base_weight)
+        for k, values in one.items():
+            cols[k] += values * (j - i)
+        i = j
     if rows:  # the recorded columns as arrays: int(x) truncates as astype does, round(x) rounds half to even as rint
         ts = [row[0] for row in rows]
         rec = {name: values[r, ts] for name, values in led.rec.items()}

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from simlab.engines.fluid.latency import NO_WAIT
 from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT
 from simlab.engines.fluid.station_tables import RHO_MAX, SETTLED
 
@@ -165,3 +166,30 @@ def queue_step(plane, keys, lam_v, h: float = 1.0) -> dict:
     plane.L = np.array([[n * p if a > 1e-9 else 0.0 for n, p, a in zip(L1, pe, nl)]])
     plane.lq = np.array([[q * p if a > 1e-9 else 0.0 for q, p, a in zip(law["Lq"][0].tolist(), pe, nl)]])
     return law
+
+
+def latency(plane, keys, law, by_key: bool):
+    """Plane._latency for one replication, in floats: the same operations on the same values."""
+    ks, leak = keys[0].tolist(), plane.leak[0].tolist()
+    pw, pto = law["pw"][0].tolist(), law["pto"][0].tolist()
+    at_t, at_s = [plane.k_at_t.item(k) for k in ks], [plane.k_at_s.item(k) for k in ks]
+    mean_latency = [plane.k_mean.item(k) * f for k, f in zip(ks, leak)]
+    lat_keys, cdfs = list(ks), {}
+    for v, (k, f) in enumerate(zip(ks, leak)):
+        if pw[v] >= NO_WAIT or f != 1.0:
+            ck, (a_t, a_s, served, served_mean) = plane._response(
+                k, f, pw[v], law["theta"].item(0, v), law["trunc"].item(0, v), law["shape"].item(0, v))
+            if by_key:
+                lat_keys[v] = plane._law_key(ck, k, served, served_mean)
+            else:
+                cdfs[(0, v)] = served
+            at_t[v], at_s[v], mean_latency[v] = float(a_t), float(a_s), float(served_mean)
+    p_to = [_unit(1.0 - a if p != p else p) for a, p in zip(at_t, pto)]
+    p_slow = [_unit((a - b) / a if a > 0 else 0.0) for a, b in zip(at_t, at_s)]
+    return (np.array([lat_keys], dtype=np.int64), cdfs, np.array([p_to]), np.array([p_slow]),
+            np.array([mean_latency]))
+
+
+def _unit(x: float) -> float:
+    """plane._unit of one float: np.minimum(np.maximum(x, 0.0), 1.0)."""
+    return _min(_max(x, 0.0), 1.0)
