@@ -189,6 +189,11 @@ class Lockstep:
         once the block is drawn.
         """
         mon, plane = self.s.monitoring, self.plane
+        if self.R == 1:  # the loop's first stops below, read as floats: most blocks end there
+            u = t + k
+            if not u < min(t + BLOCK_MAX, self.n) or plane.changed.item(0) or not self.wake.item(0) <= u \
+                    or self.wake_other.item(0) <= u or self.alert_at.item(0) > u:
+                return k, ((), None, None)
         wake, alert_at, checks = self.wake.copy(), self.alert_at.copy(), []
         while t + k < min(t + BLOCK_MAX, self.n) and not np.count_nonzero(plane.changed):
             u = t + k

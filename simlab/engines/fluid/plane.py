@@ -11,7 +11,6 @@ effect states shared by many replications are cached.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -199,9 +198,8 @@ class Plane:
 
     # -- one tick --------------------------------------------------------------
     def queue_step(self, keys, lam_v, h: float = 1.0):
-        """Move each pool's queue through one tick at arrival rate lam_v; the law its arrivals meet."""
-        if self.R == 1:
-            return single.queue_step(self, keys, lam_v, h)
+        """Move each pool's queue through one tick at arrival rate lam_v; the law its arrivals meet (R = 1:
+        single.queue_step)."""
         n_live = self.live_avg
         kinds, per, cmu = self._kind_memo(keys, self.leak, np.maximum(n_live, 1e-9))
         live = n_live > 1e-9
@@ -217,21 +215,14 @@ class Plane:
         return law
 
     def tick(self, t: int, fleets) -> None:
+        if self.R == 1:  # a single run: the same tick in Python numbers where its arrays have one row
+            return single.tick(self, t, fleets)
         R = self.R
         rng = self.rng
         led = self.ledger
         A = self.arrivals[:, t]
         keys = self.effect_keys(t)
-        mean, scv, err = self.k_mean[keys], self.k_scv[keys], self.k_err[keys]
-        slow = (NEW,) if not self.warming else range(self.V)  # the versions whose slowdown can change
-        for r in self.leaky_reps | self._warm_reps(t):
-            for v in slow:
-                f = pool_slowdown(fleets[r], v, t + 0.5)
-                if f != 1.0:
-                    _, m1, s2, _ = self.model.service(self._table[keys[r, v]][4], f)
-                    mean[r, v], scv[r, v], self.leak[r, v] = m1, s2, f
-                else:
-                    self.leak[r, v] = 1.0
+        mean, scv, err = self.service_at(t, fleets, keys)
         lam_att = self.lam[t] * (1.0 + self.retry_factor)
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean, self.base_weight)
         lam_v = lam_att[:, None] * share[:, self.live_cols]
@@ -243,13 +234,8 @@ class Plane:
         led.begin_tick(t, A)
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A)
         attempts = A.astype(np.int64)
-        one = share[0].tolist() if R == 1 else None  # a single run draws in Python numbers (single.py)
         for level in range(self.retries.max + 1):
-            if one is None:
-                failed = led.outcomes(split(rng, attempts, share), p_rej, p_to, err, p_slow, rng)
-            else:
-                failed = single.outcomes(led, single.split(rng, int(attempts[0]), one), p_rej, p_to, err, p_slow,
-                                         rng)
+            failed = led.outcomes(split(rng, attempts, share), p_rej, p_to, err, p_slow, rng)
             if level < self.retries.max:
                 attempts = led.retry(failed, self.tokens, level)
                 self.tokens = self.tokens - attempts
@@ -262,8 +248,21 @@ class Plane:
         self.held_reset[:] = 0.0
         self.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(R))
         self.last_mean, self.last_rate = mean, lam_v
-        end_tick = led.end_tick if one is None else functools.partial(single.end_tick, led)
-        end_tick(t, mean, pw, self.L.sum(axis=1), self.up, self.live)
+        led.end_tick(t, mean, pw, self.L.sum(axis=1), self.up, self.live)
+
+    def service_at(self, t: int, fleets, keys):
+        """(R, V) mean, SCV and error rate of each pool's service at tick t, with its slowdown (leak, warm-up)."""
+        mean, scv, err = self.k_mean[keys], self.k_scv[keys], self.k_err[keys]
+        slow = (NEW,) if not self.warming else range(self.V)  # the versions whose slowdown can change
+        for r in self.leaky_reps | self._warm_reps(t):
+            for v in slow:
+                f = pool_slowdown(fleets[r], v, t + 0.5)
+                if f != 1.0:
+                    _, m1, s2, _ = self.model.service(self._table[keys[r, v]][4], f)
+                    mean[r, v], scv[r, v], self.leak[r, v] = m1, s2, f
+                else:
+                    self.leak[r, v] = 1.0
+        return mean, scv, err
 
     # -- blocks of unchanged ticks ------------------------------------------
     def tick_block(self, t: int, k: int) -> bool:
@@ -331,7 +330,8 @@ class Plane:
         latency key of its own (effect state and wait law) that the ledger counts by, as it does a pool's
         that does not wait. P(timeout) is the deadline law's where it binds, else the CDF's mass past it."""
         if self.R == 1:
-            return single.latency(self, keys, law, by_key)
+            lat_keys, cdfs, p_to, p_slow, mean_latency = single.latency(self, keys, law, by_key)
+            return lat_keys, cdfs, np.array([p_to]), np.array([p_slow]), mean_latency
         pw = law["pw"]
         lat_keys = keys.copy()
         cdf_t, cdf_s = self.k_at_t[keys], self.k_at_s[keys]

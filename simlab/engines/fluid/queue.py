@@ -56,7 +56,8 @@ def idle_probability_one(c: float, a: float) -> float:
         return 0.0
     log_ratio = float(gammaln(c + 1.0)) - c * float(np.log(a if a >= 1e-300 else 1e-300))
     den = 1.0 - rho + rho * b
-    p0 = b * float(np.exp(log_ratio if log_ratio <= 700.0 else 700.0)) * (1.0 - rho) / (den if den >= 1e-300 else 1e-300)
+    ratio = float(np.exp(log_ratio if log_ratio <= 700.0 else 700.0))
+    p0 = b * ratio * (1.0 - rho) / (den if den >= 1e-300 else 1e-300)
     if p0 != p0:  # np.clip(np.nan_to_num(p0), 0, 1)
         return 0.0
     return 0.0 if p0 < 0.0 else (1.0 if p0 > 1.0 else p0)

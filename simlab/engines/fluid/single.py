@@ -42,9 +42,9 @@ def _take(rng, n: int, p: float) -> tuple[int, int]:
 
 
 def outcomes(led, groups: list[int], p_rej, p_to, err, p_slow, rng) -> np.ndarray:
-    """Ledger.outcomes for one replication (groups as split gives them); returns failures by cause (1, 4)."""
+    """Ledger.outcomes for one replication (groups as split gives them, probabilities as lists of the pools');
+    returns failures by cause (1, 4)."""
     V = led.V
-    p_rej, p_to, err, p_slow = (a[0].tolist() for a in (p_rej, p_to, err, p_slow))
     failed = [0, 0, 0, 0]
     srv = [[0, 0, 0] for _ in range(V + 1)]
     ok_v, served, slow = [0] * V, [0] * V, 0
@@ -96,7 +96,8 @@ def _row_sum(xs) -> float:
 
 
 def end_tick(led, t: int, mean, pw, in_flight, up, live) -> None:
-    """Ledger.end_tick for one replication, in Python numbers where the arrays have one element each."""
+    """Ledger.end_tick for one replication, in Python numbers where the arrays have one element each (pw: a
+    list of the pools')."""
     ok_v, served = led.tick_ok[0].tolist(), led.tick_served[0].tolist()
     ok = sum(ok_v)
     offered, attempts, slow = int(led.tick_offered[0]), int(led.tick_attempts[0]), int(led.tick_slow[0])
@@ -105,7 +106,7 @@ def end_tick(led, t: int, mean, pw, in_flight, up, live) -> None:
     led.succeeded[0] += ok
     led.failed += led.tick_failed
     led.slow[0] += slow
-    queued = _row_sum([s * p for s, p in zip(served, pw[0].tolist())])
+    queued = _row_sum([s * p for s, p in zip(served, pw)])
     led.queued[0] += queued
     led.lat_sum[0] += _row_sum([n * m for n, m in zip(ok_v, led.mean_latency[0].tolist())])
     led.lat_n[0] += ok
@@ -137,7 +138,7 @@ def _latency_counts(led, t: int, ok_v: list[int]) -> None:
     led._grow_keys(keys)
     led.qsum[0, t % led.Lq] = [n * m for n, m in zip(ok_v, led.mean_latency[0].tolist())]
     acc_keys, qrun = led.acc_keys, led.qrun
-    for v, (k, f) in enumerate(zip(keys[0].tolist(), fast[0].tolist())):
+    for v, (k, f) in enumerate(zip(keys[0].tolist(), fast)):
         if f and ok_v[v]:  # adding zero changes nothing
             acc_keys[0, k] += ok_v[v]
             qrun[0, v, k] += ok_v[v]
@@ -151,7 +152,8 @@ def _latency_counts(led, t: int, ok_v: list[int]) -> None:
 
 
 def queue_step(plane, keys, lam_v, h: float = 1.0) -> dict:
-    """Plane.queue_step for one replication: the level, the settled test and the step in floats."""
+    """Plane.queue_step for one replication: the level, the settled test, the step and the law (lists of the
+    pools') in floats."""
     n_live = plane.live_avg
     kinds, per, cmu = plane._kind_memo(keys, plane.leak, np.maximum(n_live, 1e-9))
     st = plane.stations
@@ -162,23 +164,26 @@ def queue_step(plane, keys, lam_v, h: float = 1.0) -> dict:
     if any(abs(n / p - s) > SETTLED * _max(s, 1.0) for n, p, s in zip(L0, pe, L1)):  # a queue still moving
         u = [st.bisect(i, n / p, la / p, c, h) for i, n, p, la, c in zip(ids, L0, pe, lam, cm)]
         L1 = [st.level_one(i, x) for i, x in zip(ids, u)]
-    law = st.law(kinds, np.array([u]))
+    law = st.law_one(ids, u)
     plane.L = np.array([[n * p if a > 1e-9 else 0.0 for n, p, a in zip(L1, pe, nl)]])
-    plane.lq = np.array([[q * p if a > 1e-9 else 0.0 for q, p, a in zip(law["Lq"][0].tolist(), pe, nl)]])
+    plane.lq = np.array([[q * p if a > 1e-9 else 0.0 for q, p, a in zip(law["Lq"], pe, nl)]])
     return law
 
 
 def latency(plane, keys, law, by_key: bool):
-    """Plane._latency for one replication, in floats: the same operations on the same values."""
+    """Plane._latency for one replication, in floats: the same operations on the same values (the law's fields
+    as lists of the pools' or (1, V) arrays; P(timeout) and P(slow) as lists)."""
     ks, leak = keys[0].tolist(), plane.leak[0].tolist()
-    pw, pto = law["pw"][0].tolist(), law["pto"][0].tolist()
+    law = {f: law[f] if isinstance(law[f], list) else law[f][0].tolist()
+           for f in ("pw", "pto", "theta", "trunc", "shape")}
+    pw, pto = law["pw"], law["pto"]
     at_t, at_s = [plane.k_at_t.item(k) for k in ks], [plane.k_at_s.item(k) for k in ks]
     mean_latency = [plane.k_mean.item(k) * f for k, f in zip(ks, leak)]
     lat_keys, cdfs = list(ks), {}
     for v, (k, f) in enumerate(zip(ks, leak)):
         if pw[v] >= NO_WAIT or f != 1.0:
             ck, (a_t, a_s, served, served_mean) = plane._response(
-                k, f, pw[v], law["theta"].item(0, v), law["trunc"].item(0, v), law["shape"].item(0, v))
+                k, f, pw[v], law["theta"][v], law["trunc"][v], law["shape"][v])
             if by_key:
                 lat_keys[v] = plane._law_key(ck, k, served, served_mean)
             else:
@@ -186,10 +191,46 @@ def latency(plane, keys, law, by_key: bool):
             at_t[v], at_s[v], mean_latency[v] = float(a_t), float(a_s), float(served_mean)
     p_to = [_unit(1.0 - a if p != p else p) for a, p in zip(at_t, pto)]
     p_slow = [_unit((a - b) / a if a > 0 else 0.0) for a, b in zip(at_t, at_s)]
-    return (np.array([lat_keys], dtype=np.int64), cdfs, np.array([p_to]), np.array([p_slow]),
-            np.array([mean_latency]))
+    return np.array([lat_keys], dtype=np.int64), cdfs, p_to, p_slow, np.array([mean_latency])
 
 
 def _unit(x: float) -> float:
     """plane._unit of one float: np.minimum(np.maximum(x, 0.0), 1.0)."""
     return _min(_max(x, 0.0), 1.0)
+
+
+def tick(plane, t: int, fleets) -> None:
+    """Plane.tick for one replication: the same steps, draws and accounting, with the pools' values as lists."""
+    rng, led = plane.rng, plane.ledger
+    A = plane.arrivals[:, t]
+    keys = plane.effect_keys(t)
+    mean, _, err = plane.service_at(t, fleets, keys)
+    lam_att = plane.lam[t] * (1.0 + plane.retry_factor)
+    share = plane._share_memo(lam_att, plane.live_avg, plane.dead_avg, plane.weight, plane.last_mean,
+                              plane.base_weight)
+    lam_v = lam_att[:, None] * share[:, plane.live_cols]
+    law = queue_step(plane, keys, lam_v)
+    pw, p_rej = law["pw"], law["B"]
+    lat_keys, cdfs, p_to, p_slow, mean_latency = latency(plane, keys, law, by_key=False)
+    fast = [p < NO_WAIT and f == 1.0 for p, f in zip(pw, plane.leak[0].tolist())]
+    led.set_latency(lat_keys, fast, cdfs, plane, mean_latency)
+    # -- draws: split, outcomes, retries -----------------------------------------
+    led.begin_tick(t, A)
+    plane.tokens = np.minimum(plane.token_cap, plane.tokens + plane.retries.budget * A)
+    attempts, shares, err = int(A[0]), share[0].tolist(), err[0].tolist()
+    for level in range(plane.retries.max + 1):
+        failed = outcomes(led, split(rng, attempts, shares), p_rej, p_to, err, p_slow, rng)
+        if level < plane.retries.max:
+            retried = led.retry(failed, plane.tokens, level)
+            plane.tokens = plane.tokens - retried
+            if not np.count_nonzero(retried):
+                break
+            attempts = int(retried[0])
+        else:
+            led.final(failed)
+    retried = led.crash_failures(plane.held_reset, rng, plane.tokens if plane.retries.max else None)
+    plane.tokens = plane.tokens - retried
+    plane.held_reset[:] = 0.0
+    plane.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(1))
+    plane.last_mean, plane.last_rate = mean, lam_v
+    end_tick(led, t, mean, pw, plane.L.sum(axis=1), plane.up, plane.live)

@@ -177,6 +177,19 @@ class Stations:
                 lo = mid
         return 0.5 * (lo + hi)
 
+    def law_one(self, ids: list[int], u: list[float]) -> dict[str, list[float]]:
+        """`law` of a few stations in floats, each field a list (the same operations as `_read`)."""
+        rows = []
+        for i, x in zip(ids, u):
+            pos = (0.0 if x < 0.0 else (1.0 if x > 1.0 else x)) * (GRID - 1)
+            i0 = min(int(pos), GRID - 2)
+            f = pos - i0
+            g, near = 1.0 - f, f < 0.5
+            lo, hi = self._all[i, i0].tolist(), self._all[i, i0 + 1].tolist()
+            rows.append([(a if near else b) if field in NEAREST else a * g + b * f
+                         for field, a, b in zip(FIELDS, lo, hi)])
+        return {field: [row[j] for row in rows] for j, field in enumerate(FIELDS)}
+
     def level_one(self, i: int, u: float) -> float:
         """`level` of one station in floats (the same operations as `_read`)."""
         pos = (0.0 if u < 0.0 else (1.0 if u > 1.0 else u)) * (GRID - 1)
