@@ -11,6 +11,7 @@ effect states shared by many replications are cached.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,10 +21,9 @@ from simlab.engines.fluid.latency import NO_WAIT, LatencyModel
 from simlab.engines.fluid import single
 from simlab.engines.fluid.ledger import Ledger
 from simlab.engines.fluid.memo import ArrayMemo, ElementMemo
-from simlab.dists import Exponential
 from simlab.engines.fluid.routing import Router, split
 from simlab.engines.fluid.slowdown import pool_slowdown
-from simlab.engines.fluid.station_tables import SETTLED, Stations
+from simlab.engines.fluid.station_tables import SETTLED, Stations, pool_kinds
 from simlab.scenario.release import Dependency
 
 MIGRATION = ("none", "running", "done")
@@ -71,7 +71,7 @@ class Plane:
         self._grow_table()
         self.ledger = Ledger(scenario, reps, self.model, record)
         # Most ticks change nothing a formula reads: cache what only depends on slowly changing inputs.
-        self._kind_memo = ElementMemo(self.station_kinds)
+        self._kind_memo = ElementMemo(functools.partial(pool_kinds, self))
         self._law_memo = ArrayMemo(self.stations.law)
         self.router = Router(reps=reps, balancer=self.balancer, workers=self.workers, redispatch=self.redispatch,
                              versions=V)
@@ -160,43 +160,6 @@ class Plane:
         self.lq[rep, version] -= self.lq[rep, version] / n
 
     # -- the queue of each version pool --------------------------------------
-    def station_kinds(self, keys, leak, n_live):
-        """Kind (station.Stations id), station count and full service rate of each pool: one pooled station of
-        n·c workers and n·K places under least-outstanding and power-of-two balancing, n stations of c and K
-        otherwise (round robin's arrivals to one of n stations have SCV 1/n)."""
-        out = np.zeros(keys.shape, dtype=np.int64), np.ones(keys.shape), np.ones(keys.shape)
-        for idx in np.ndindex(keys.shape):
-            key, f, n = int(keys[idx]), float(leak[idx]), float(n_live[idx])
-            comps, mean, scv, cdf = self.model.service(self._table[key][4], f)
-            mu = 1.0 / max(mean, 1e-9)
-            instances = 1
-            if self.pooled:  # the table of a nearby worker count (2% apart above 64); ρ from the true capacity
-                capacity, per, ca2 = max(n * self.workers, 1e-9), 1.0, 1.0
-                c = _table_workers(capacity)
-                places = round(c * self.queue_limit / self.workers)
-                if self.balancer in ("least_outstanding", "power_of_two"):  # on instances, each with its own queue
-                    instances = max(round(c / self.workers), 1)
-            else:
-                per = max(round(n), 1)
-                capacity, c, places = self.workers, self.workers, self.queue_limit
-                ca2 = 1.0 / per if self.balancer == "round_robin" else 1.0
-            exponential = isinstance(self.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
-            name = (self.model.dist, float(self.model.grid[-1]), len(self.model.grid), self._table[key][4],
-                    round(f, 3))  # the same across runs
-            _, mean1, _, cdf1 = self.model.service(self._table[key][4], 1.0)  # the law up to a leak's scale
-            service = None if exponential else (name, self._survival(cdf), self.model.mgf(comps),
-                                                (name[:-1], self._survival(cdf1), mean1))
-            m3 = self.model.third_moment(comps) * mu**3
-            out[0][idx] = self.stations.kind(c, places, mu, ca2, scv, self.timeout, m3, service, instances,
-                                             self.balancer)
-            out[1][idx], out[2][idx] = per, capacity * mu
-        return out
-
-    def _survival(self, cdf):
-        grid = self.model.grid
-        return lambda x: 1.0 - np.interp(x, grid, cdf)
-
-    # -- one tick --------------------------------------------------------------
     def queue_step(self, keys, lam_v, h: float = 1.0):
         """Move each pool's queue through one tick at arrival rate lam_v; the law its arrivals meet (R = 1:
         single.queue_step)."""
@@ -277,18 +240,13 @@ class Plane:
         ticks, in another layout: other numbers for a seed, the same ones for the
         same seed.
         """
-        if self.retries.max or self.leaky_reps or np.count_nonzero(self.held_reset) or self._effect_times is None:
+        keys = self._block_keys(t, k)
+        if keys is None:
             return False
-        if self._warm_reps(t):
-            return False
-        lam = self.lam[t:t + k]
-        if len(lam) < k or (lam != lam[0]).any():
-            return False
-        keys = self.effect_keys(t)
-        if self._ek[2] < t + k:  # an attempt's effects change inside the block
-            return False
+        if self.R == 1:
+            return single.tick_block(self, t, k, keys)
         mean, err = self.k_mean[keys], self.k_err[keys]
-        lam_att = lam[0] * (1.0 + self.retry_factor)
+        lam_att = self.lam[t] * (1.0 + self.retry_factor)
         share = self._share_memo(lam_att, self.live_avg, self.dead_avg, self.weight, self.last_mean, self.base_weight)
         lam_v = lam_att[:, None] * share[:, self.live_cols]
         kinds, per, cmu = self._kind_memo(keys, self.leak, np.maximum(self.live_avg, 1e-9))
@@ -312,6 +270,18 @@ class Plane:
         self.retry_factor = np.zeros(self.R)  # attempts equal arrivals without retries
         self.last_mean, self.last_rate = mean, lam_v
         return True
+
+    def _block_keys(self, t: int, k: int):
+        """The effect keys of ticks t .. t+k-1 if nothing but the queues may keep them from one block, else None."""
+        if self.retries.max or self.leaky_reps or np.count_nonzero(self.held_reset) or self._effect_times is None:
+            return None
+        if self._warm_reps(t):
+            return None
+        lam = self.lam[t:t + k]
+        if len(lam) < k or (lam != lam[0]).any():
+            return None
+        keys = self.effect_keys(t)
+        return None if self._ek[2] < t + k else keys  # else an attempt's effects change inside the block
 
     def _warm_reps(self, t: int) -> set:
         """Replications with an instance still warming up at tick t (one tick more, to set its slowdown back to 1)."""
@@ -374,13 +344,6 @@ class Plane:
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(x, 0.0), 1.0)  # np.clip(x, 0, 1)'s values, without its slow wrapper
-
-
-def _table_workers(workers: float) -> int:
-    """The worker count whose table stands for a pooled station of this many: exact up to 64, then 2% apart."""
-    if workers <= 64:
-        return max(1, round(workers))
-    return round(64 * 1.02 ** round(math.log(workers / 64) / math.log(1.02)))
 
 
 def _effect_change_times(scenario) -> list[int] | None:

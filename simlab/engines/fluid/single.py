@@ -15,6 +15,7 @@ import numpy as np
 
 from simlab.engines.fluid.latency import NO_WAIT
 from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT
+from simlab.engines.fluid import routing
 from simlab.engines.fluid.station_tables import RHO_MAX, SETTLED
 
 
@@ -234,3 +235,35 @@ def tick(plane, t: int, fleets) -> None:
     plane.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(1))
     plane.last_mean, plane.last_rate = mean, lam_v
     end_tick(led, t, mean, pw, plane.L.sum(axis=1), plane.up, plane.live)
+
+
+def tick_block(plane, t: int, k: int, keys) -> bool:
+    """Plane.tick_block for one replication past its first tests: the settled test and the law in floats."""
+    V, led = plane.V, plane.ledger
+    mean, err = plane.k_mean[keys], plane.k_err[keys]
+    lam_att = plane.lam[t] * (1.0 + plane.retry_factor)
+    share = plane._share_memo(lam_att, plane.live_avg, plane.dead_avg, plane.weight, plane.last_mean,
+                              plane.base_weight)
+    lam_v = lam_att[:, None] * share[:, plane.live_cols]
+    kinds, per, cmu = plane._kind_memo(keys, plane.leak, np.maximum(plane.live_avg, 1e-9))
+    pe = per[0].tolist()
+    u = [math.sqrt(_min(_max(la / p / c, 0.0), RHO_MAX) / RHO_MAX)  # u_of
+         for la, p, c in zip(lam_v[0].tolist(), pe, cmu[0].tolist())]
+    law = plane.stations.law_one(kinds[0].tolist(), u)
+    level = [n * p for n, p in zip(law["L"], pe)]
+    if not all(abs(n - x) <= SETTLED * _max(x, 1.0) for n, x in zip(plane.L[0].tolist(), level)):
+        return False  # a queue still moving: its law changes tick by tick
+    live = [a > 1e-9 for a in plane.live_avg[0].tolist()]
+    plane.L = np.array([[x if a else 0.0 for x, a in zip(level, live)]])
+    plane.lq = np.array([[q * p if a else 0.0 for q, p, a in zip(law["Lq"], pe, live)]])
+    lq = np.broadcast_to(plane.lq[:, None, :], (1, k, V))
+    lat_keys, _, p_to, p_slow, mean_latency = latency(plane, keys, law, by_key=True)
+    led.set_latency(lat_keys, np.ones(keys.shape, dtype=bool), {}, plane, mean_latency)
+    A = plane.arrivals[:, t:t + k]
+    plane.tokens = np.minimum(plane.token_cap, plane.tokens + plane.retries.budget * A.sum(axis=1))
+    groups = routing.split(plane.rng, A, share, sparse=True)
+    led.block(t, k, A, groups, np.array([law["B"]]), np.array([p_to]), err, np.array([p_slow]), plane.rng, mean,
+              np.array([law["pw"]]), lam_v, lq, plane.up, plane.live)
+    plane.retry_factor = np.zeros(1)  # attempts equal arrivals without retries
+    plane.last_mean, plane.last_rate = mean, lam_v
+    return True

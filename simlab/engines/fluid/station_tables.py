@@ -9,9 +9,12 @@ shared by the runs of a process too (a run's kinds are mostly the last run's):
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
+
+from simlab.dists import Exponential
 
 from simlab.engines.fluid.station import FIELDS, GRID, RHO_MAX, stationary
 
@@ -197,3 +200,47 @@ class Stations:
         f = pos - i0
         t = self._stack["L"]
         return t.item(i, i0) * (1.0 - f) + t.item(i, i0 + 1) * f
+
+
+def pool_kinds(plane, keys, leak, n_live):
+    """Kind (Stations id), station count and full service rate of each of a Plane's pools: one pooled station
+    of n·c workers and n·K places under least-outstanding and power-of-two balancing, n stations of c and K
+    otherwise (round robin's arrivals to one of n stations have SCV 1/n)."""
+    out = np.zeros(keys.shape, dtype=np.int64), np.ones(keys.shape), np.ones(keys.shape)
+    for idx in np.ndindex(keys.shape):
+        key, f, n = int(keys[idx]), float(leak[idx]), float(n_live[idx])
+        comps, mean, scv, cdf = plane.model.service(plane._table[key][4], f)
+        mu = 1.0 / max(mean, 1e-9)
+        instances = 1
+        if plane.pooled:  # the table of a nearby worker count (2% apart above 64); ρ from the true capacity
+            capacity, per, ca2 = max(n * plane.workers, 1e-9), 1.0, 1.0
+            c = _table_workers(capacity)
+            places = round(c * plane.queue_limit / plane.workers)
+            if plane.balancer in ("least_outstanding", "power_of_two"):  # on instances, each with its own queue
+                instances = max(round(c / plane.workers), 1)
+        else:
+            per = max(round(n), 1)
+            capacity, c, places = plane.workers, plane.workers, plane.queue_limit
+            ca2 = 1.0 / per if plane.balancer == "round_robin" else 1.0
+        exponential = isinstance(plane.model.dist, Exponential) and len(comps) == 1 and comps[0][2] == 0.0
+        name = (plane.model.dist, float(plane.model.grid[-1]), len(plane.model.grid), plane._table[key][4],
+                round(f, 3))  # the same across runs
+        _, mean1, _, cdf1 = plane.model.service(plane._table[key][4], 1.0)  # the law up to a leak's scale
+        service = None if exponential else (name, _survival(plane.model.grid, cdf), plane.model.mgf(comps),
+                                            (name[:-1], _survival(plane.model.grid, cdf1), mean1))
+        m3 = plane.model.third_moment(comps) * mu**3
+        out[0][idx] = plane.stations.kind(c, places, mu, ca2, scv, plane.timeout, m3, service, instances,
+                                          plane.balancer)
+        out[1][idx], out[2][idx] = per, capacity * mu
+    return out
+
+
+def _survival(grid, cdf):
+    return lambda x: 1.0 - np.interp(x, grid, cdf)
+
+
+def _table_workers(workers: float) -> int:
+    """The worker count whose table stands for a pooled station of this many: exact up to 64, then 2% apart."""
+    if workers <= 64:
+        return max(1, round(workers))
+    return round(64 * 1.02 ** round(math.log(workers / 64) / math.log(1.02)))
