@@ -9,12 +9,15 @@ numbers and add exactly in any order.
 """
 from __future__ import annotations
 
+import itertools
 import math
+from functools import reduce
+from operator import add
 
 import numpy as np
 
 from simlab.engines.fluid.latency import NO_WAIT
-from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT
+from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT, _ring
 from simlab.engines.fluid import routing
 from simlab.engines.fluid.station_tables import RHO_MAX, SETTLED
 
@@ -262,8 +265,112 @@ def tick_block(plane, t: int, k: int, keys) -> bool:
     A = plane.arrivals[:, t:t + k]
     plane.tokens = np.minimum(plane.token_cap, plane.tokens + plane.retries.budget * A.sum(axis=1))
     groups = routing.split(plane.rng, A, share, sparse=True)
-    led.block(t, k, A, groups, np.array([law["B"]]), np.array([p_to]), err, np.array([p_slow]), plane.rng, mean,
-              np.array([law["pw"]]), lam_v, lq, plane.up, plane.live)
+    block(led, t, k, A, groups, np.array([law["B"]]), np.array([p_to]), err, np.array([p_slow]), plane.rng, mean,
+          np.array([law["pw"]]), lam_v, lq, plane.up, plane.live)
     plane.retry_factor = np.zeros(1)  # attempts equal arrivals without retries
     plane.last_mean, plane.last_rate = mean, lam_v
     return True
+
+
+def block(led, t, k, offered, groups, p_rej, p_to, err, p_slow, rng, mean, pw, lam_v, lq, up, live) -> None:
+    """Ledger.block for one replication: the same draws (each of the k seconds' counts at once, as there) and
+    the accounting in Python numbers (counts are whole numbers; a float sum over the k seconds is numpy's)."""
+    V = led.V
+    led.t = t + k - 1
+    led._totals = {}
+    g = groups[0]
+    cols = g.T.tolist()
+    none = cols[-1]
+    resets = [sum(x) for x in zip(*cols[1:2 * V:2])]
+    zero = [0] * k
+    errors, rejected, timeouts = zero, none, zero
+    ok_v, served, slow_v = [zero] * V, [zero] * V, [zero] * V
+    srv = np.zeros((k, V + 1, 3))
+    pr, pt, pe, ps = p_rej[0].tolist(), p_to[0].tolist(), err[0].tolist(), p_slow[0].tolist()
+    for v in range(V):
+        if not any(cols[2 * v]):  # no traffic to this version in the block (most of a run)
+            continue
+        n = g[:, 2 * v]
+        rej, rest = _take_k(rng, n, pr[v])
+        to, rest = _take_k(rng, rest, pt[v])
+        e, ok = _take_k(rng, rest, pe[v])
+        sl, _ = _take_k(rng, ok, ps[v])
+        srv[:, v, 0], srv[:, v, 1], srv[:, v, 2] = n, rej + to + e, sl
+        rej, to, e, ok, sl = rej.tolist(), to.tolist(), e.tolist(), ok.tolist(), sl.tolist()
+        errors = [a + b for a, b in zip(errors, e)]
+        rejected = [a + b for a, b in zip(rejected, rej)]
+        timeouts = [a + b for a, b in zip(timeouts, to)]
+        ok_v[v], served[v], slow_v[v] = ok, [a + b + c for a, b, c in zip(ok, e, to)], sl
+    refused = [a + b for a, b in zip(none, resets)]
+    srv[:, -1, 0] = srv[:, -1, 1] = refused
+    ok = [sum(x) for x in zip(*ok_v)]
+    off = offered[0].tolist()
+    led.tick_attempts = offered[:, -1]
+    requests = sum(off)
+    led.requests[0] += requests
+    led.attempts[0] += requests
+    led.succeeded[0] += sum(ok)
+    for cause, counts in ((ERROR, errors), (REJECTED, rejected), (TIMEOUT, timeouts), (RESET, resets)):
+        led.failed[0, cause] += sum(counts)
+    slow_n = [sum(x) for x in zip(*slow_v)]
+    led.slow[0] += sum(slow_n)
+    pws, means = pw[0].tolist(), mean[0].tolist()
+    queued = [_row_sum([s * p for s, p in zip(x, pws)]) for x in zip(*served)]
+    led.queued[0] += np.array(queued).sum()
+    ok_sums = [sum(w) for w in ok_v]
+    led.lat_sum[0] += _row_sum([n * m for n, m in zip(ok_sums, led.mean_latency[0].tolist())])
+    led.lat_n[0] += sum(ok_sums)
+    running = led.running[:, None] + np.cumsum(srv[None], axis=1)
+    led.cum[:, _ring(t + 1, k, led.Lc)] = running
+    led.running = running[:, -1].copy()
+    _block_latency_counts(led, t, k, ok_v)
+    area = [_row_sum([s * m for s, m in zip(x, means)]) for x in zip(*served)]
+    capacity = _row_sum(up[0].tolist()) * led.workers
+    util = [_min(1.0, a / _max(capacity, 1e-9)) if capacity > 0 else (1.0 if a > 1e-9 else 0.0) for a in area]
+    peak = float(led.peak_util[0])
+    for x in util:
+        peak = _max(peak, x)
+    led.peak_util[0] = peak
+    if t + k - 1 >= led.release_at:
+        led.min_ready[0] = _min(float(led.min_ready[0]), _row_sum(live[0].tolist()))
+    failed = [a + b + c + d for a, b, c, d in zip(errors, rejected, timeouts, resets)]
+    if led.record:
+        rec = led.rec
+        in_flight = _row_sum([a * m for a, m in zip(lam_v[0].tolist(), means)]) + _row_sum(lq[0, 0].tolist())
+        for name, value in (("offered", off), ("attempts", off), ("succeeded", ok), ("slow", slow_n),
+                            ("queued", queued), ("in_flight", in_flight), ("area", area), ("capacity", capacity)):
+            rec[name][0, t:t + k] = value
+        led.rec_failed[0, t:t + k] = np.array([errors, rejected, timeouts, resets]).T
+        k_cdf, keys = led.plane.k_cdf, led.keys[0].tolist()
+        cdfs = reduce(add, (np.array(w)[:, None] * k_cdf[keys[v]] for v, w in enumerate(ok_v)))
+        for j in range(k):
+            rec["p50"][0, t + j], rec["p99"][0, t + j] = (np.nan if q is None else q
+                                                          for q in led.model.quantiles(cdfs[j]))
+    assert all(a + b == c for a, b, c in zip(ok, failed, off)), "every user request ends once"
+
+
+def _take_k(rng, n: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """ledger._take of a replication's k seconds at one probability: the same draws."""
+    if not np.count_nonzero(n) or not p:
+        return np.zeros_like(n), n
+    x = rng.binomial(n, min(max(p, 0.0), 1.0))
+    return x, n - x
+
+
+def _block_latency_counts(led, t: int, k: int, ok_v: list[list[int]]) -> None:
+    """Ledger._block_latency_counts for one replication."""
+    keys = led.keys
+    led._grow_keys(keys)
+    ml = led.mean_latency[0].tolist()
+    led.qsum[0, _ring(t, k, led.Lq)] = [[n * m for n, m in zip(x, ml)] for x in zip(*ok_v)]
+    led.qcum[:, _ring(t + 1, k, led.Lq)] = led.qrun[:, None]
+    at = np.arange(t + 1, t + k + 1) % led.Lq
+    for v, key in enumerate(keys[0].tolist()):
+        if not any(ok_v[v]):
+            continue
+        grown = list(itertools.accumulate(ok_v[v]))
+        led.qcum[0, at, v, key] += grown
+        led.acc_keys[0, key] += grown[-1]
+        led.qrun[0, v, key] += grown[-1]
+    if t // led.Lq != (t + k - 1) // led.Lq or t % led.Lq == 0:
+        led._forget_cdfs(t + k - 1)
