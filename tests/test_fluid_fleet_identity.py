@@ -9,7 +9,9 @@ Their fingerprints are in tests/data/fluid_fleet_before.json; everything must ma
 
 The event logs of 12 cases were written again when monitoring windows began to report latencies measured on
 their requests (`LatencyModel.measured`): their analysis events quote other latency values; every summary,
-timeline and decision stayed as recorded.
+timeline and decision stayed as recorded. Then 18 cases were written again when the wait convolution's
+service-time atoms gained a tail (`LatencyModel._with_wait`): their latency figures moved in the fourth or
+fifth digit and their slow counts rose where pools wait (0-22 requests a run); no outcome changed.
 
 Regenerate the fixture only for a deliberate change of the model:
     .venv/bin/python -m tests.test_fluid_fleet_identity --write
