@@ -100,6 +100,7 @@ class Lockstep:
         self.block_ticks = 0  # ticks drawn in blocks (Plane.tick_block), for tests and profiles
         self.record = record
         self.rows: list[list] = [[] for _ in range(self.R)] if record else []
+        self.snaps: list = [None] * self.R  # each fleet's last snapshot, until its instances may have moved
         for fleet in self.fleets:
             fleet.launch_ready(OLD, s.fleet.instances, 0.0)
         self.next_ev = np.array([f.next_time() for f in self.fleets])
@@ -109,6 +110,7 @@ class Lockstep:
             nxt = self.next_ev.item(0)
             if nxt <= until if inclusive else nxt < until:
                 self.fleets[0].advance(until, inclusive)
+                self.snaps[0] = None
                 self.next_ev[0] = self.fleets[0].next_time()
             return
         due = self.next_ev <= until if inclusive else self.next_ev < until
@@ -116,6 +118,7 @@ class Lockstep:
             fleet = self.fleets[r]
             fleet.advance(until, inclusive)
             self.next_ev[r] = fleet.next_time()
+            self.snaps[r] = None
 
     def run(self) -> "Lockstep":
         s, plane = self.s, self.plane
@@ -153,7 +156,7 @@ class Lockstep:
                 plane.tick(t, self.fleets)
             if self.record:
                 for r in range(self.R):
-                    c, w, snap = self.controllers[r], plane.weight[r], self.fleets[r].snapshot()
+                    c, w, snap = self.controllers[r], plane.weight[r], self.snaps[r] or self._snapshot(r)
                     b = plane.base_weight[r] * 100.0
                     self.rows[r] += [(u, snap, None if np.isnan(w) else w * 100.0, c.phase, b) for u in range(t, t + k)]
             t += k
@@ -279,6 +282,7 @@ class Lockstep:
     def _control(self, r: int, t: int, end: float) -> int:
         """Tick replication r's controller at t and carry out its actions; returns how many there were."""
         c, fleet, plane, view = self.controllers[r], self.fleets[r], self.plane, self.views[r]
+        self.snaps[r] = None  # actions may start or stop instances
         view.end = end
         plane.changed[r] = False
         n_events = len(c.events)
@@ -306,6 +310,10 @@ class Lockstep:
         self.alert_at[r] = alert = c.next_alert_check()
         self.wake[r] = min(other, np.ceil(max(alert, t + 1.0) - 1e-9))
         return len(actions)
+
+    def _snapshot(self, r: int) -> dict:
+        self.snaps[r] = self.fleets[r].snapshot()
+        return self.snaps[r]
 
     # -- results -------------------------------------------------------------
     def summary(self, r: int) -> dict:
