@@ -208,16 +208,17 @@ class LatencyModel:
         total = cdf[-1]
         if total <= 0:
             return [None for _ in qs]
-        f = cdf / total
+        f, grid = cdf / total, self.grid
         out = []
         for q, i in zip(qs, f.searchsorted(qs).tolist()):
             if i <= 0:
-                out.append(float(self.grid[0]))
+                out.append(grid.item(0))
                 continue
             if i >= len(f):
-                out.append(float(self.grid[-1]))
+                out.append(grid.item(-1))
                 continue
-            x0, x1, f0, f1 = self.grid[i - 1], self.grid[i], f[i - 1], f[i]
+            # as Python floats: the same IEEE operations as on numpy's scalars (and pow from the C library)
+            x0, x1, f0, f1 = grid.item(i - 1), grid.item(i), f.item(i - 1), f.item(i)
             frac = (q - f0) / (f1 - f0) if f1 > f0 else 1.0
             if x0 <= 0:
                 out.append(float(x1 * frac))
