@@ -18,22 +18,40 @@ import numpy as np
 
 from simlab.engines.fluid.latency import NO_WAIT
 from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT, _ring
-from simlab.engines.fluid import routing
 from simlab.engines.fluid.station_tables import RHO_MAX, SETTLED
+
+
+def _conditional(p: list[float]) -> list[float]:
+    """routing.split's probability of each column but the last given the ones before it."""
+    qs, rest = [], 1.0
+    for pj in p[:-1]:
+        # rest: 1 − p₀ − p₁ − … subtracted in turn, as np.subtract.accumulate does
+        q = pj / rest if rest > 1e-12 else 0.0
+        qs.append(min(max(q, 0.0), 1.0))
+        rest = rest - pj
+    return qs
 
 
 def split(rng, n: int, p: list[float]) -> list[int]:
     """routing.split of n attempts over the shares p (one replication, every column drawn)."""
-    out, left, rest = [], n, 1.0
-    for pj in p[:-1]:
-        # rest: 1 − p₀ − p₁ − … subtracted in turn, as np.subtract.accumulate does
-        q = pj / rest if rest > 1e-12 else 0.0
-        q = min(max(q, 0.0), 1.0)
+    out, left = [], n
+    for q in _conditional(p):
         x = rng.binomial(left, q) if left else 0
         out.append(x)
         left -= x
-        rest = rest - pj
     out.append(left)
+    return out
+
+
+def split_block(rng, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """routing.split(rng, n, p, sparse=True) of one replication's (1, k) arrivals: the same draws."""
+    out = np.zeros(n.shape + (p.shape[1],), dtype=np.int64)
+    left = n.astype(np.int64)
+    for j, q in enumerate(_conditional(p[0].tolist())):
+        if q != 0.0 and np.count_nonzero(left):  # (NaN counts as nonzero, as there)
+            out[..., j] = left if q == 1.0 else rng.binomial(left, q)
+            left = left - out[..., j]
+    out[..., -1] = left
     return out
 
 
@@ -264,7 +282,7 @@ def tick_block(plane, t: int, k: int, keys) -> bool:
     led.set_latency(lat_keys, np.ones(keys.shape, dtype=bool), {}, plane, mean_latency)
     A = plane.arrivals[:, t:t + k]
     plane.tokens = np.minimum(plane.token_cap, plane.tokens + plane.retries.budget * A.sum(axis=1))
-    groups = routing.split(plane.rng, A, share, sparse=True)
+    groups = split_block(plane.rng, A, share)
     block(led, t, k, A, groups, np.array([law["B"]]), np.array([p_to]), err, np.array([p_slow]), plane.rng, mean,
           np.array([law["pw"]]), lam_v, lq, plane.up, plane.live)
     plane.retry_factor = np.zeros(1)  # attempts equal arrivals without retries
