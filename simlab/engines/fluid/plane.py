@@ -105,7 +105,7 @@ class Plane:
         dependency failures), so the keys of one second hold until the next of those.
         """
         combo = self.kinds * 3 + self.mig
-        if self._ek is not None and t < self._ek[2] and np.array_equal(combo, self._ek[0]):
+        if self._ek is not None and t < self._ek[2] and combo.tobytes() == self._ek[0].tobytes():  # (R,) ints
             return self._ek[1]
         times = self._effect_times
         until = t + 1 if times is None else min([x for x in times if x > t], default=math.inf)
