@@ -15,6 +15,7 @@ import pandas as pd
 
 from simlab.control import RolloutController, SetWeight, StartInstances, StartMigration, StopInstances
 from simlab.engines.effects import Effects
+from simlab.engines.fluid import single
 from simlab.engines.fluid.fleet import FluidFleet
 from simlab.engines.versions import OLD, index
 from simlab.engines.fluid.ledger import BLOCK_MAX
@@ -106,7 +107,7 @@ class Lockstep:
         self.next_ev = np.array([f.next_time() for f in self.fleets])
 
     def _advance(self, until: float, inclusive: bool) -> None:
-        if self.R == 1:  # one replication: the same test on its fleet's next event as a float
+        if single.scalar(self.R):  # one replication: the same test on its fleet's next event as a float
             nxt = self.next_ev.item(0)
             if nxt <= until if inclusive else nxt < until:
                 self.fleets[0].advance(until, inclusive)
@@ -124,7 +125,7 @@ class Lockstep:
         s, plane = self.s, self.plane
         mon = s.monitoring
         t = 0
-        one = self.R == 1  # a single run: tests below read its one element first (the same comparisons)
+        one = single.scalar(self.R)  # a single run: tests below read its one element first (the same comparisons)
         while t < self.n:
             done = (plane.mig == 1) & (plane.mig_done_at <= t) if not one or plane.mig.item(0) == 1 else None
             if done is not None and np.count_nonzero(done):
@@ -175,7 +176,7 @@ class Lockstep:
         if np.count_nonzero(plane.changed):
             return 1
         wake = self.wake if wake is None else wake
-        if self.R == 1:  # the same minimum of the same values, read as floats
+        if single.scalar(self.R):  # the same minimum of the same values, read as floats
             end = min(t + BLOCK_MAX, self.n, wake.item(0), np.floor(self.next_ev.item(0)))
         else:
             end = min(t + BLOCK_MAX, self.n, wake.min(), np.floor(self.next_ev.min()))
@@ -195,7 +196,7 @@ class Lockstep:
         once the block is drawn.
         """
         mon, plane = self.s.monitoring, self.plane
-        if self.R == 1:  # the loop's first stops below, read as floats: most blocks end there
+        if single.scalar(self.R):  # the loop's first stops below, read as floats: most blocks end there
             u = t + k
             if not u < min(t + BLOCK_MAX, self.n) or plane.changed.item(0) or not self.wake.item(0) <= u \
                     or self.wake_other.item(0) <= u or self.alert_at.item(0) > u:
@@ -242,7 +243,7 @@ class Lockstep:
     def _may_fire(self, end: float) -> np.ndarray:
         """Replications whose burn-rate alert may fire on the windows ending at `end` (within 1e-9)."""
         long_s, short_s, threshold, budget = self.alert_rule
-        if self.R == 1:  # the same test in Python numbers (int / int divides as numpy's doubles do below 2**53)
+        if single.scalar(self.R):  # the same test in Python numbers (int / int divides as numpy's doubles do below 2**53)
             fire = True
             for seconds in (long_s, short_s):
                 requests, errors, slow = self.ledger.total_counts(end - seconds, end)[0].tolist()

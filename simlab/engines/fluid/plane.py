@@ -178,7 +178,7 @@ class Plane:
         return law
 
     def tick(self, t: int, fleets) -> None:
-        if self.R == 1:  # a single run: the same tick in Python numbers where its arrays have one row
+        if single.scalar(self.R):  # a single run: the same tick in Python numbers where its arrays have one row
             return single.tick(self, t, fleets)
         R = self.R
         rng = self.rng
@@ -243,7 +243,7 @@ class Plane:
         keys = self._block_keys(t, k)
         if keys is None:
             return False
-        if self.R == 1:
+        if single.scalar(self.R):
             return single.tick_block(self, t, k, keys)
         mean, err = self.k_mean[keys], self.k_err[keys]
         lam_att = self.lam[t] * (1.0 + self.retry_factor)
@@ -299,7 +299,7 @@ class Plane:
         (replication, version) for one tick, or, `by_key` for a block of ticks at a settled law, under a
         latency key of its own (effect state and wait law) that the ledger counts by, as it does a pool's
         that does not wait. P(timeout) is the deadline law's where it binds, else the CDF's mass past it."""
-        if self.R == 1:
+        if single.scalar(self.R):
             lat_keys, cdfs, p_to, p_slow, mean_latency = single.latency(self, keys, law, by_key)
             return lat_keys, cdfs, np.array([p_to]), np.array([p_slow]), mean_latency
         pw = law["pw"]

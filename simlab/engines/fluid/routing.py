@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from simlab.engines.fluid import queue as fq
+from simlab.engines.fluid import single
 from simlab.engines.versions import BASELINE, NEW, OLD
 
 
@@ -96,7 +97,7 @@ class Router:
         """(R, 2V + 1) probabilities: old live, old dead, new live, new dead(, baseline live, baseline dead), no
         backend; `w` the new version's weight (NaN: by ready instances), `b` the baseline's."""
         V = self.V
-        if self.R == 1 and (V == 2 or np.isnan(w[0])):
+        if single.scalar(self.R) and (V == 2 or np.isnan(w[0])):
             return self._shares_one(float(lam_att[0]), L[0].tolist(), D[0].tolist(), float(w[0]),
                                     last_mean[0].tolist())
         mean = last_mean.mean(axis=1)

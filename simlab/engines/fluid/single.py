@@ -20,6 +20,12 @@ from simlab.engines.fluid.latency import NO_WAIT
 from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT, _ring
 from simlab.engines.fluid.station_tables import RHO_MAX, SETTLED
 
+ENABLED = True  # off: one replication runs the array code too (tests/test_fluid_single.py compares the two)
+
+
+def scalar(reps: int) -> bool:
+    return reps == 1 and ENABLED
+
 
 def _conditional(p: list[float]) -> list[float]:
     """routing.split's probability of each column but the last given the ones before it."""
