@@ -16,6 +16,7 @@ import numpy as np
 
 from simlab.dists import Exponential
 
+from simlab.engines.fluid import table_store
 from simlab.engines.fluid.station import FIELDS, GRID, RHO_MAX, stationary
 
 NEAREST = ("theta", "trunc", "shape")  # fields read at the nearer grid point (they may stand for unbounded)
@@ -39,11 +40,14 @@ _TABLES: dict[tuple, dict] = {}
 def _table(key: tuple, service) -> dict:
     row = _TABLES.pop(key, None)
     if row is None:
+        row = table_store.load(key, FIELDS)  # built by an earlier process (table_store.py)
+    if row is None:
         row = stationary(*key[:8], survival=None if service is None else service[1],
                          mgf=None if service is None else service[2], dispatch=key[9],
                          shape=None if service is None or len(service) < 4 else service[3])
-        if len(_TABLES) >= TABLES_KEPT:
-            _TABLES.pop(next(iter(_TABLES)))
+        table_store.save(key, FIELDS, row)
+    if len(_TABLES) >= TABLES_KEPT:
+        _TABLES.pop(next(iter(_TABLES)))
     _TABLES[key] = row  # most recently used last
     return row
 
