@@ -4,7 +4,9 @@ share of traffic reaches the new version, when it ends, and when the analysis me
 Every measurement is assumed to pass (a good release), so a gated bake ends at its bake time or at the first
 measurement after it began, whichever is later, as `simlab/control/plans.py` and the controller decide. New
 instances are up `fleet.startup` after they are asked for and in rotation after `healthy_after` health checks
-more; a step whose version already has instances in rotation moves its weight at once. Times are seconds of the
+more; every plan waits for the instances it asked for to be in rotation before it moves traffic or goes on (a
+canary step for its instances, a rolling round for its batch, blue-green for the green fleet), so each wait is
+start-up plus those checks. Times are seconds of the
 run. This is a schedule for a linter's arithmetic, not a simulation: crashes, retries and queues are left out.
 """
 from __future__ import annotations
@@ -78,8 +80,8 @@ def schedule(s: Scenario) -> Schedule | None:
     if s.release is None:
         return None
     fleet, strategy = s.fleet, s.strategy
-    up = fleet.startup
     rotation = fleet.health_check.healthy_after * fleet.health_check.interval  # checks after it is up
+    up = fleet.startup + rotation  # asked for -> in rotation: what every plan waits for
     t0 = s.release.at + (s.release.migration.duration if s.release.migration is not None else 0.0)
     gate = analysed(s)
     interval = s.analysis.interval if gate else None
@@ -92,9 +94,8 @@ def schedule(s: Scenario) -> Schedule | None:
         stages, t, alive, n = [], t0, 0, fleet.instances
         for i, step in enumerate(strategy.steps):
             want = n if step.weight >= 100 else max(1, math.ceil(n * step.weight / 100))
-            ready = t + up if want > alive else t
-            traffic = ready if alive else t + up + rotation  # an empty new pool: traffic stays on the old
-            end = ready
+            ready = t + up if want > alive else t  # the weight moves once the step's instances are in rotation
+            traffic, end = ready, ready
             if step.bake > 0:
                 end = max(ready + step.bake, passed_after(ready, t0)) if gate else ready + step.bake
             stages.append(Stage(f"strategy.steps[{i}]", f"step {i} ({step.weight:g}%)", t, traffic,
@@ -113,15 +114,15 @@ def schedule(s: Scenario) -> Schedule | None:
             target += new
             ready = t + math.ceil(new / per_round) * up
             end = max(ready + strategy.bake, passed_after(ready, t0)) if gate else ready + strategy.bake
-            stages.append(Stage("strategy.batch", f"batch {k} ({target} of {n})", t, ready + rotation, target / n,
+            stages.append(Stage("strategy.batch", f"batch {k} ({target} of {n})", t, ready, target / n,
                                 strategy.bake, end, gate))
             t, k = end, k + 1
         return Schedule(tuple(stages), t0 if gate else None, t if gate else None, interval, t, s.release.at)
     if isinstance(strategy, BlueGreen):
         switch = t0 + up + strategy.warmup
         until = switch + strategy.keep_old
-        stage = Stage("strategy.keep_old", "green", t0, max(switch, t0 + up + rotation), 1.0, strategy.keep_old,
+        stage = Stage("strategy.keep_old", "green", t0, switch, 1.0, strategy.keep_old,
                       until, gate)
         return Schedule((stage,), switch if gate else None, until if gate else None, interval, switch, s.release.at)
-    stage = Stage("strategy.kind", "every instance replaced", t0, t0 + up + rotation, 1.0, 0.0, t0 + up, False)
+    stage = Stage("strategy.kind", "every instance replaced", t0, t0 + up, 1.0, 0.0, t0 + up, False)
     return Schedule((stage,), None, None, None, t0 + up, s.release.at)
