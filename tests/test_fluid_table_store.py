@@ -86,3 +86,22 @@ def test_the_directory_keeps_at_most_its_limit_dropping_the_least_recently_used(
     table_store.save((10.0,), FIELDS, row)  # past the limit: the oldest 2 go (kept down to 90%)
     kept = set(tmp_path.glob("*.npy"))
     assert len(kept) == 9 and first in kept and table_store._path(tmp_path, (1.0,)) not in kept
+
+
+def test_a_table_that_cannot_be_written_whole_leaves_nothing_behind(monkeypatch, tmp_path):
+    """A full disk mid-write: the run goes on with the table in memory, and no partial file is left."""
+    monkeypatch.setenv(table_store.ENV, str(tmp_path))
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(table_store.np, "save", full)
+    row = {f: np.zeros(4) for f in FIELDS}
+    table_store.save((1.0,), FIELDS, row)  # no exception
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv(table_store.ENV, str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("not a directory")
+    monkeypatch.undo()
+    monkeypatch.setenv(table_store.ENV, str(tmp_path / "a-file"))
+    table_store.save((1.0,), FIELDS, row)  # the directory cannot be made: ignored too
+    assert table_store.load((1.0,), FIELDS) is None

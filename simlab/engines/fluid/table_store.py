@@ -89,15 +89,20 @@ def save(key: tuple, fields: tuple[str, ...], row: dict) -> None:
     folder = directory()
     if folder is None:
         return
+    tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
             np.save(out, np.stack([np.asarray(row[f], dtype=np.float64) for f in fields]), allow_pickle=False)
         os.replace(tmp, _path(folder, key))
+        tmp = None
         _prune(folder)
-    except OSError:
+    except OSError:  # a full disk, a read-only home: the table stays in memory only
         return
+    finally:
+        if tmp is not None:  # written in part: never left behind
+            _remove(Path(tmp))
 
 
 def _prune(folder: Path) -> None:
