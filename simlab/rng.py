@@ -6,20 +6,14 @@ import zlib
 import numpy as np
 
 
-def stream(seed: int, component: str) -> np.random.Generator:
-    """The Generator of `component` for run `seed`.
+def stream(seed: int, component: str, *key: int) -> np.random.Generator:
+    """The Generator of `component` for run `seed`, and for one `key` of it when given (e.g. a monitoring
+    window's version and edges: the same draws whenever, however often and in whatever order it is asked for).
 
     The spawn key is derived from the component's name, not from creation
     order, so adding a component never shifts another one's draws: the
     traffic of seed 7 is the same whichever strategy or defect is simulated.
     """
-    key = zlib.crc32(component.encode())
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(key,))))
-
-
-def keyed(seed: int, component: str, *key: int) -> np.random.Generator:
-    """A Generator of `component` for run `seed` and one `key` (e.g. a monitoring window's version and edges):
-    the same draws whenever, however often and in whatever order that key is asked for."""
     spawn = (zlib.crc32(component.encode()), *(int(k) for k in key))
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn)))
 

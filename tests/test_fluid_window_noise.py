@@ -66,11 +66,11 @@ def test_a_windows_measured_latencies_are_those_of_n_requests_drawn_from_its_law
 def test_the_same_window_gives_the_same_measurement_whenever_it_is_asked():
     model = LatencyModel(validate_scenario(CANARY).fleet.service_time, 0.5, 2.0)
     cdf = stats.lognorm.cdf(model.grid, s=model.dist.sigma, scale=math.exp(model.dist.mu)) * 200
-    from simlab.rng import keyed
+    from simlab.rng import stream
 
-    first = model.measured(cdf, 200, model.dist.mean, keyed(3, "fluid.monitoring", 1, 60, 90))
-    again = model.measured(cdf, 200, model.dist.mean, keyed(3, "fluid.monitoring", 1, 60, 90))
-    other = model.measured(cdf, 200, model.dist.mean, keyed(3, "fluid.monitoring", 1, 90, 120))
+    first = model.measured(cdf, 200, model.dist.mean, stream(3, "fluid.monitoring", 1, 60, 90))
+    again = model.measured(cdf, 200, model.dist.mean, stream(3, "fluid.monitoring", 1, 60, 90))
+    other = model.measured(cdf, 200, model.dist.mean, stream(3, "fluid.monitoring", 1, 90, 120))
     assert first == again and first != other
 
 

@@ -38,6 +38,8 @@ class LatencyModel:
         lo, hi = 1e-4, max(1000.0, 2 * timeout)
         grid = np.geomspace(lo, hi, int(PER_DECADE * math.log10(hi / lo)) + 1)
         self.grid = np.unique(np.concatenate(([0.0], grid, [threshold, timeout])))
+        mid = 0.5 * (self.grid[1:] + self.grid[:-1])
+        self.mid_squared = mid * mid  # each grid cell's squared midpoint: a CDF's second moment (`measured`)
         self.i_threshold = int(np.searchsorted(self.grid, threshold))
         self.i_timeout = int(np.searchsorted(self.grid, timeout))
         edges = np.logspace(-2.0, -8.0, TAIL_ATOMS + 1)  # 1 − u at the tail bins' edges
@@ -199,8 +201,7 @@ class LatencyModel:
             a, b = value[lo + 1], value[min(lo + 1, n - 1) + 1]
             out.append(float(a + (h - lo) * (b - a)))
         f = cdf / cdf[-1]
-        mid = 0.5 * (self.grid[1:] + self.grid[:-1])
-        var = max(float(np.dot(mid * mid, np.diff(f))) - mean * mean, 0.0)
+        var = max(float(np.dot(self.mid_squared, np.diff(f))) - mean * mean, 0.0)
         return max(float(mean + math.sqrt(var / n) * rng.standard_normal()), 0.0), out
 
     def quantiles(self, cdf: np.ndarray, qs=(0.5, 0.99)) -> list[float | None]:

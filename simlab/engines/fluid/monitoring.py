@@ -21,7 +21,7 @@ import numpy as np
 
 from simlab.control.observations import WindowStats, sub_windows
 from simlab.engines.versions import index
-from simlab.rng import keyed
+from simlab.rng import stream
 
 
 class Monitoring:
@@ -46,7 +46,7 @@ class Monitoring:
         """Replication r's window of one version over [start, end), as `Ledger.window` gives it."""
         i = int(self.place[r])
         key = (version, max(0, int(start)), max(0, int(end)))
-        rng = None if self.seeds is None else keyed(self.seeds[r], "fluid.monitoring", *key)
+        rng = None if self.seeds is None else stream(self.seeds[r], "fluid.monitoring", *key)
         if i < 0:  # not in the open batch: one replication's window
             return self.ledger.window(r, (version,), start, end, quantiles=True, rng=rng)
         batch = self._windows.get(key)
