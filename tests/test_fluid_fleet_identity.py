@@ -11,7 +11,10 @@ The event logs of 12 cases were written again when monitoring windows began to r
 their requests (`LatencyModel.measured`): their analysis events quote other latency values; every summary,
 timeline and decision stayed as recorded. Then 18 cases were written again when the wait convolution's
 service-time atoms gained a tail (`LatencyModel._with_wait`): their latency figures moved in the fourth or
-fifth digit and their slow counts rose where pools wait (0-22 requests a run); no outcome changed.
+fifth digit and their slow counts rose where pools wait (0-22 requests a run); no outcome changed. Then all 23
+were written again when the data plane's outcome counts became common random numbers (inverse CDFs at uniforms of
+each replication's seed, engines/fluid/common_draws.py): every count is another draw of the same law; no outcome
+changed, and the single runs' bad requests moved by their noise (e.g. 266 -> 270, 1,516 -> 1,504, 38 -> 54).
 
 Regenerate the fixture only for a deliberate change of the model:
     .venv/bin/python -m tests.test_fluid_fleet_identity --write

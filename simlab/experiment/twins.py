@@ -66,11 +66,15 @@ def added_by_release(rows: Sequence[dict[str, Any]], twin_rows: Sequence[dict[st
     requests the release and its rollout caused beyond what the same traffic, crashes and
     failures cause with no deploy. NaN where either is missing.
 
-    A run and its twin share their arrivals, crashes, failures and release draw, not every
-    draw: the engines draw per request (request engine) or per tick and pool (the fluid
-    engine's data plane), and the release's own traffic shifts the draws after it. So one
-    run's difference carries that noise and may be below zero; its mean over runs is unbiased,
-    and its interval comes from the per-run differences (simlab.experiment.aggregate).
+    A run and its twin share their arrivals, crashes, failures and release draw. On the fluid
+    engine they share the data plane's outcome draws too: each pool's counts are inverse CDFs
+    at uniforms of the seed, the second and the pool's rank by traffic (engines/fluid/
+    common_draws.py), so the pool serving most of the traffic meets the twin's numbers and
+    only the release's own pools add noise (a good canary's difference varies a fifth as much
+    as the twin's count, a good blue-green's not at all). The request engine draws per request,
+    and the release's own requests shift the draws after them, so there a difference still
+    carries some of both runs' noise. A run's difference may be below zero; its mean over runs
+    is unbiased, and its interval comes from the per-run differences (simlab.experiment.aggregate).
     """
     out = []
     for row, twin in zip(rows, twin_rows, strict=True):

@@ -16,6 +16,7 @@ import pandas as pd
 from simlab.control import RolloutController, SetWeight, StartInstances, StartMigration, StopInstances
 from simlab.engines.effects import Effects
 from simlab.engines.fluid import single
+from simlab.engines.fluid.common_draws import Uniforms, slots
 from simlab.engines.fluid.fleet import FluidFleet
 from simlab.engines.versions import OLD, index
 from simlab.engines.fluid.ledger import BLOCK_MAX
@@ -83,7 +84,7 @@ class Lockstep:
             effects = [Effects(good_release(s), load), Effects(s, load)]
         arrivals = np.stack([stream(seed, "arrivals").poisson(lam) for seed in self.seeds]) if self.n else np.zeros((self.R, 0))
         self.plane = Plane(s, self.R, stream(batch_seed(self.seeds), "fluid.plane"), effects, kinds, lam,
-                           arrivals.astype(np.int64), record)
+                           arrivals.astype(np.int64), record, Uniforms(self.seeds, slots(s.traffic.retries.max)))
         self.ledger = self.plane.ledger
         self.fleets = [FluidFleet(s, r, self.plane, effects[kinds[r]], stream(seed, "failures"), stream(seed, "defects"))
                        for r, seed in enumerate(self.seeds)]

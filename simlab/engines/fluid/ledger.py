@@ -7,6 +7,7 @@ percentiles come from one mixture of grid CDFs.
 """
 from __future__ import annotations
 
+import functools
 import math
 from functools import reduce
 from operator import add
@@ -14,6 +15,7 @@ from operator import add
 import numpy as np
 
 from simlab.control.observations import WindowStats
+from simlab.engines.fluid.common_draws import CRASH, slot, take
 from simlab.engines.versions import version_count
 
 ERROR, REJECTED, TIMEOUT, RESET = 0, 1, 2, 3  # recorder.CAUSES order
@@ -22,9 +24,10 @@ RECORDED = ("offered", "attempts", "succeeded", "slow", "queued", "in_flight", "
 
 
 class Ledger:
-    def __init__(self, scenario, reps: int, model, record: bool):
+    def __init__(self, scenario, reps: int, model, record: bool, uniforms):
         s, mon = scenario, scenario.monitoring
         self.R, self.model, self.record = reps, model, record
+        self.uniforms = uniforms  # each replication's pools' outcome uniforms (common_draws.Uniforms)
         self.n = int(math.ceil(s.duration))
         self.release_at = s.release.at if s.release else 0.0
         self.workers = s.fleet.workers
@@ -57,9 +60,11 @@ class Ledger:
             self.rec_failed = np.zeros((reps, self.n, 4))
 
     # -- per tick ------------------------------------------------------------
-    def begin_tick(self, t: int, offered: np.ndarray) -> None:
+    def begin_tick(self, t: int, offered: np.ndarray, ranks: np.ndarray) -> None:
+        """ranks: (R, V) each pool's rank by its share of the tick's traffic, whose uniforms it draws at."""
         R = self.R
         self.t = t
+        self.ranks = ranks
         self.tick_offered = offered
         self.tick_attempts = np.zeros(R, dtype=np.int64)
         self.tick_failed = np.zeros((R, 4), dtype=np.int64)
@@ -69,8 +74,9 @@ class Ledger:
         self.srv = np.zeros((R, self.V + 1, 3))
         self._totals = {}  # windows of all replications, computed once per tick (see total_window)
 
-    def outcomes(self, groups, p_rej, p_to, err, p_slow, rng) -> np.ndarray:
-        """Draw what happens to this round of attempts; returns failures by cause (R, 4)."""
+    def outcomes(self, groups, p_rej, p_to, err, p_slow, rng, level: int = 0) -> np.ndarray:
+        """Draw what happens to this round of attempts (retry round `level`); returns failures by cause (R, 4).
+        Each pool's counts are drawn at its own uniforms (common_draws)."""
         failed = np.zeros((self.R, 4), dtype=np.int64)
         self.tick_attempts += groups.sum(axis=1)
         for v, il, idd in ((v, 2 * v, 2 * v + 1) for v in range(self.V)):
@@ -80,10 +86,11 @@ class Ledger:
                 self.srv[:, -1, :2] += dead[:, None]
                 failed[:, RESET] += dead
                 continue
-            rej, rest = _take(rng, n, p_rej[:, v])
-            to, rest = _take(rng, rest, p_to[:, v])
-            e, ok = _take(rng, rest, err[:, v])
-            sl, _ = _take(rng, ok, p_slow[:, v])
+            u = functools.partial(self.uniforms.tick, self.t, self.ranks[:, v])
+            rej, rest = take(rng, n, p_rej[:, v], u, slot(level, 0))
+            to, rest = take(rng, rest, p_to[:, v], u, slot(level, 1))
+            e, ok = take(rng, rest, err[:, v], u, slot(level, 2))
+            sl, _ = take(rng, ok, p_slow[:, v], u, slot(level, 3))
             srv = self.srv[:, v]
             srv[:, 0] += n
             srv[:, 1] += rej + to + e
@@ -121,7 +128,8 @@ class Ledger:
         retries sent per replication."""
         if not np.count_nonzero(held):
             return np.zeros(self.R, dtype=np.int64)
-        h = np.floor(held + rng.random(held.shape)).astype(np.int64)
+        u = np.stack([self.uniforms.tick(self.t, self.ranks[:, v], CRASH) for v in range(self.V)], axis=1)
+        h = np.floor(held + u).astype(np.int64)
         h = np.minimum(h, self.tick_ok)
         self.srv[:, :self.V, 1] += h
         total = h.sum(axis=1)
@@ -174,7 +182,7 @@ class Ledger:
                 rec["p50"][r, t], rec["p99"][r, t] = (np.nan if q is None else q for q in self.model.quantiles(cdf))
         assert (ok + n_failed == self.tick_offered).all(), "every user request ends once"
 
-    def block(self, t, k, offered, groups, p_rej, p_to, err, p_slow, rng, mean, pw, lam_v, lq, up, live) -> None:
+    def block(self, t, k, offered, groups, ranks, p_rej, p_to, err, p_slow, rng, mean, pw, lam_v, lq, up, live) -> None:
         """Ticks t .. t+k-1 at once (fluid_block): draws by tick as (R, k) arrays, then end_tick's accounting.
 
         Every pool is below saturation with no noticeable wait (`fast`), so no rejection beyond `p_rej`, no
@@ -196,10 +204,11 @@ class Ledger:
             n = groups[:, :, il]
             if not np.count_nonzero(n):  # no traffic to this version in any replication (most of a run)
                 continue
-            rej, rest = _take(rng, n, p_rej[:, v, None])
-            to, rest = _take(rng, rest, p_to[:, v, None])
-            e, ok = _take(rng, rest, err[:, v, None])
-            sl, _ = _take(rng, ok, p_slow[:, v, None])
+            u = functools.partial(self.uniforms.block, t, k, ranks[:, v])
+            rej, rest = take(rng, n, p_rej[:, v, None], u, slot(0, 0))
+            to, rest = take(rng, rest, p_to[:, v, None], u, slot(0, 1))
+            e, ok = take(rng, rest, err[:, v, None], u, slot(0, 2))
+            sl, _ = take(rng, ok, p_slow[:, v, None], u, slot(0, 3))
             srv[:, :, v, 0] = n
             srv[:, :, v, 1] = rej + to + e
             srv[:, :, v, 2] = sl
@@ -385,11 +394,3 @@ def _ring(start: int, k: int, length: int):
     """Slots of seconds start .. start+k-1 in a ring of `length`: a slice unless they wrap around."""
     s = start % length
     return slice(s, s + k) if s + k <= length else np.arange(start, start + k) % length
-
-
-def _take(rng, n: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binomial(n, p) and what is left; no draw when p is zero everywhere (the common case)."""
-    if not np.count_nonzero(n) or not np.count_nonzero(p):
-        return np.zeros_like(n), n
-    k = rng.binomial(n, np.minimum(np.maximum(p, 0.0), 1.0))  # np.clip's values, without its slow wrapper
-    return k, n - k

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from simlab.engines.versions import NEW, RUNS, version_count
+from simlab.engines.fluid.common_draws import ranks
 from simlab.engines.fluid.latency import NO_WAIT, LatencyModel
 from simlab.engines.fluid import single
 from simlab.engines.fluid.ledger import Ledger
@@ -31,7 +32,7 @@ MIGRATION = ("none", "running", "done")
 
 class Plane:
     def __init__(self, scenario, reps: int, rng, effects: list, kinds: np.ndarray, lam: np.ndarray,
-                 arrivals: np.ndarray, record: bool):
+                 arrivals: np.ndarray, record: bool, uniforms):
         s, fleet, traffic = scenario, scenario.fleet, scenario.traffic
         self.s, self.R, self.rng = s, reps, rng
         self.effects, self.kinds = effects, kinds  # Effects per kind (a release: good, bad, drawn); kind per rep
@@ -69,7 +70,7 @@ class Plane:
         self._keys: dict = {}
         self._table: list = []
         self._grow_table()
-        self.ledger = Ledger(scenario, reps, self.model, record)
+        self.ledger = Ledger(scenario, reps, self.model, record, uniforms)
         # Most ticks change nothing a formula reads: cache what only depends on slowly changing inputs.
         self._kind_memo = ElementMemo(functools.partial(pool_kinds, self))
         self._law_memo = ArrayMemo(self.stations.law)
@@ -194,11 +195,11 @@ class Plane:
         lat_keys, cdfs, p_to, p_slow, mean_latency = self._latency(keys, law, by_key=False)
         led.set_latency(lat_keys, (pw < NO_WAIT) & (self.leak == 1.0), cdfs, self, mean_latency)
         # -- draws: split, outcomes, retries -----------------------------------------
-        led.begin_tick(t, A)
+        led.begin_tick(t, A, ranks(share[:, self.live_cols]))
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A)
         attempts = A.astype(np.int64)
         for level in range(self.retries.max + 1):
-            failed = led.outcomes(split(rng, attempts, share), p_rej, p_to, err, p_slow, rng)
+            failed = led.outcomes(split(rng, attempts, share), p_rej, p_to, err, p_slow, rng, level)
             if level < self.retries.max:
                 attempts = led.retry(failed, self.tokens, level)
                 self.tokens = self.tokens - attempts
@@ -266,7 +267,7 @@ class Plane:
         A = self.arrivals[:, t:t + k]
         self.tokens = np.minimum(self.token_cap, self.tokens + self.retries.budget * A.sum(axis=1))
         groups = split(self.rng, A, share, sparse=True)
-        led.block(t, k, A, groups, block, p_to, err, p_slow, self.rng, mean, pw, lam_v, lq, self.up, self.live)
+        led.block(t, k, A, groups, ranks(share[:, self.live_cols]), block, p_to, err, p_slow, self.rng, mean, pw, lam_v, lq, self.up, self.live)
         self.retry_factor = np.zeros(self.R)  # attempts equal arrivals without retries
         self.last_mean, self.last_rate = mean, lam_v
         return True

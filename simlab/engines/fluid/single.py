@@ -9,6 +9,7 @@ numbers and add exactly in any order.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from functools import reduce
@@ -16,6 +17,7 @@ from operator import add
 
 import numpy as np
 
+from simlab.engines.fluid.common_draws import binomial_one, ranks_one, slot, take
 from simlab.engines.fluid.latency import NO_WAIT
 from simlab.engines.fluid.ledger import ERROR, REJECTED, RESET, TIMEOUT, _ring
 from simlab.engines.fluid.station_tables import RHO_MAX, SETTLED
@@ -61,17 +63,18 @@ def split_block(rng, n: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _take(rng, n: int, p: float) -> tuple[int, int]:
-    """ledger._take for one element: Binomial(n, p) and what is left, no draw at n = 0 or p = 0."""
+def _take(rng, n: int, p: float, u, at: int) -> tuple[int, int]:
+    """common_draws.take for one element: Binomial(n, p) at uniform u(at) and what is left, nothing drawn at n = 0 or
+    p = 0."""
     if not n or not p:
         return 0, n
-    k = rng.binomial(n, min(max(p, 0.0), 1.0))
+    k = binomial_one(rng, n, p, u(at).item())
     return k, n - k
 
 
-def outcomes(led, groups: list[int], p_rej, p_to, err, p_slow, rng) -> np.ndarray:
-    """Ledger.outcomes for one replication (groups as split gives them, probabilities as lists of the pools');
-    returns failures by cause (1, 4)."""
+def outcomes(led, groups: list[int], p_rej, p_to, err, p_slow, rng, level: int, rank: list[int]) -> np.ndarray:
+    """Ledger.outcomes for one replication (groups as split gives them, probabilities as lists of the pools', rank:
+    each pool's rank by share, common_draws.ranks_one); returns failures by cause (1, 4)."""
     V = led.V
     failed = [0, 0, 0, 0]
     srv = [[0, 0, 0] for _ in range(V + 1)]
@@ -83,10 +86,11 @@ def outcomes(led, groups: list[int], p_rej, p_to, err, p_slow, rng) -> np.ndarra
         failed[RESET] += dead
         if not n:  # no attempt reached the pool: no draw, nothing served
             continue
-        rej, rest = _take(rng, n, p_rej[v])
-        to, rest = _take(rng, rest, p_to[v])
-        e, ok = _take(rng, rest, err[v])
-        sl, _ = _take(rng, ok, p_slow[v])
+        u = functools.partial(led.uniforms.tick, led.t, rank[v])
+        rej, rest = _take(rng, n, p_rej[v], u, slot(level, 0))
+        to, rest = _take(rng, rest, p_to[v], u, slot(level, 1))
+        e, ok = _take(rng, rest, err[v], u, slot(level, 2))
+        sl, _ = _take(rng, ok, p_slow[v], u, slot(level, 3))
         srv[v] = [n, rej + to + e, sl]
         failed[ERROR] += e
         failed[REJECTED] += rej
@@ -243,11 +247,12 @@ def tick(plane, t: int, fleets) -> None:
     fast = [p < NO_WAIT and f == 1.0 for p, f in zip(pw, plane.leak[0].tolist())]
     led.set_latency(lat_keys, fast, cdfs, plane, mean_latency)
     # -- draws: split, outcomes, retries -----------------------------------------
-    led.begin_tick(t, A)
+    rank = ranks_one(share[0, plane.live_cols].tolist())
+    led.begin_tick(t, A, np.array([rank]))
     plane.tokens = np.minimum(plane.token_cap, plane.tokens + plane.retries.budget * A)
     attempts, shares, err = int(A[0]), share[0].tolist(), err[0].tolist()
     for level in range(plane.retries.max + 1):
-        failed = outcomes(led, split(rng, attempts, shares), p_rej, p_to, err, p_slow, rng)
+        failed = outcomes(led, split(rng, attempts, shares), p_rej, p_to, err, p_slow, rng, level, rank)
         if level < plane.retries.max:
             retried = led.retry(failed, plane.tokens, level)
             plane.tokens = plane.tokens - retried
@@ -289,14 +294,15 @@ def tick_block(plane, t: int, k: int, keys) -> bool:
     A = plane.arrivals[:, t:t + k]
     plane.tokens = np.minimum(plane.token_cap, plane.tokens + plane.retries.budget * A.sum(axis=1))
     groups = split_block(plane.rng, A, share)
-    block(led, t, k, A, groups, np.array([law["B"]]), np.array([p_to]), err, np.array([p_slow]), plane.rng, mean,
+    rank = ranks_one(share[0, plane.live_cols].tolist())
+    block(led, t, k, A, groups, rank, np.array([law["B"]]), np.array([p_to]), err, np.array([p_slow]), plane.rng, mean,
           np.array([law["pw"]]), lam_v, lq, plane.up, plane.live)
     plane.retry_factor = np.zeros(1)  # attempts equal arrivals without retries
     plane.last_mean, plane.last_rate = mean, lam_v
     return True
 
 
-def block(led, t, k, offered, groups, p_rej, p_to, err, p_slow, rng, mean, pw, lam_v, lq, up, live) -> None:
+def block(led, t, k, offered, groups, rank, p_rej, p_to, err, p_slow, rng, mean, pw, lam_v, lq, up, live) -> None:
     """Ledger.block for one replication: the same draws (each of the k seconds' counts at once, as there) and
     the accounting in Python numbers (counts are whole numbers; a float sum over the k seconds is numpy's)."""
     V = led.V
@@ -315,10 +321,11 @@ def block(led, t, k, offered, groups, p_rej, p_to, err, p_slow, rng, mean, pw, l
         if not any(cols[2 * v]):  # no traffic to this version in the block (most of a run)
             continue
         n = g[:, 2 * v]
-        rej, rest = _take_k(rng, n, pr[v])
-        to, rest = _take_k(rng, rest, pt[v])
-        e, ok = _take_k(rng, rest, pe[v])
-        sl, _ = _take_k(rng, ok, ps[v])
+        u = functools.partial(led.uniforms.block, t, k, rank[v])
+        rej, rest = take(rng, n, pr[v], u, slot(0, 0))
+        to, rest = take(rng, rest, pt[v], u, slot(0, 1))
+        e, ok = take(rng, rest, pe[v], u, slot(0, 2))
+        sl, _ = take(rng, ok, ps[v], u, slot(0, 3))
         srv[:, v, 0], srv[:, v, 1], srv[:, v, 2] = n, rej + to + e, sl
         rej, to, e, ok, sl = rej.tolist(), to.tolist(), e.tolist(), ok.tolist(), sl.tolist()
         errors = [a + b for a, b in zip(errors, e)]
@@ -371,14 +378,6 @@ def block(led, t, k, offered, groups, p_rej, p_to, err, p_slow, rng, mean, pw, l
             rec["p50"][0, t + j], rec["p99"][0, t + j] = (np.nan if q is None else q
                                                           for q in led.model.quantiles(cdfs[j]))
     assert all(a + b == c for a, b, c in zip(ok, failed, off)), "every user request ends once"
-
-
-def _take_k(rng, n: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
-    """ledger._take of a replication's k seconds at one probability: the same draws."""
-    if not np.count_nonzero(n) or not p:
-        return np.zeros_like(n), n
-    x = rng.binomial(n, min(max(p, 0.0), 1.0))
-    return x, n - x
 
 
 def _block_latency_counts(led, t: int, k: int, ok_v: list[list[int]]) -> None:
