@@ -139,20 +139,21 @@ SMALL = {
 
 
 def test_predicted_false_rollbacks_lie_in_the_simulated_interval():
-    """A good release's canary at 50% meets a dependency failing 1% of requests at a 1% threshold: 960 fluid runs
-    (about 2 s) roll it back as often as the binomial computation predicts, within the Wilson 95% interval.
+    """A good release's canary at 50% meets a dependency failing 1% of requests at a 1% threshold: 3,840 fluid runs
+    (about 10 s) roll it back as often as the binomial computation predicts, within the Wilson 95% interval.
 
-    Over ten seeds of 160 runs the simulated rate averaged 0.272 (sd 0.023) against 0.255 predicted: the
-    computation is a point or two low, and 160 runs left one seed in twenty outside. 480 runs held it until the
-    Monte Carlo's blocks went from 512 to 384 runs, when seed 0's first 480 came out at 0.310 (a 2.7 sd draw);
-    960 runs (0.279 and 0.267 on seeds 0 and 1) hold it with a narrower interval than 480 had."""
+    Predicted 0.2553; eight seeds of 960 runs each averaged 0.2566 (sd 0.017, the binomial's 0.014 and a little),
+    once the data plane's draws became common random numbers (engines/fluid/common_draws.py). One of the eight, seed
+    0's, came out at 0.2875, outside its own 960-run interval: a 95% interval over one seed's runs misses one seed in
+    twenty by design, so the test pools four times as many runs. Before, ten seeds of 160 runs had averaged 0.272
+    (sd 0.023), and 480 or 960 runs of one seed had held it or not by the luck of that seed's draws."""
     from simlab.experiment.replication import replicate
 
     s = validate_scenario(SMALL)
     (finding,) = lint(s)
     predicted = finding.data["predicted_false_rollbacks"]
     assert 0.2 < predicted < 0.8
-    runs = replicate(s, runs=960, engine="fluid", executor="serial")
+    runs = replicate(s, runs=3840, engine="fluid", executor="serial")
     _, lo, hi = wilson(int((runs["outcome"] == "rolled_back").sum()), len(runs))
     assert lo <= predicted <= hi, (predicted, lo, hi)
 
