@@ -31,7 +31,9 @@ def load_quality(d: Path) -> QualityResults:
         raise ScenarioError(f"{d}: missing quality.csv")
     meta_path = d / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    # names stay text: variants called 0.010 and 0.015 would otherwise come back as the numbers 0.01 and 0.015
+    labels = {c: str for c in ("variant", "release", "defect", "causes", "triggers")}
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=labels)
     return QualityResults(table, meta, d)
 
 
@@ -84,7 +86,7 @@ def quality_rows(table: pd.DataFrame) -> Table:
 
 
 def quality_report(r: QualityResults) -> Report:
-    from simlab.report.quality_figures import quality_figure
+    from simlab.report.quality_figures import quality_alt, quality_figure
 
     from simlab.report.decision import answer, decision_section, scenario_section
 
@@ -93,8 +95,10 @@ def quality_report(r: QualityResults) -> Report:
     name = (lambda i: str(decision["variants"][i]["label"])) if decision else str
     title = (f"simlab analysis-quality: {meta.get('scenario', r.source.name)} — which analysis? "
              f"{answer(decision, name, 'analysis')}")
-    judged = (f"Judged: {', '.join(meta.get('variants', []))} against a good release and "
-              f"{', '.join(meta.get('severities', []))}, {meta.get('runs', '?')} runs each on the same seeds.")
+    severities = meta.get("severities", [])
+    judged = (f"Judged: {', '.join(meta.get('variants', []))} against a good release"
+              f"{' and ' + ', '.join(severities) if severities else ''}, {meta.get('runs', '?')} runs each on the "
+              "same seeds.")
     scenario = scenario_section(meta, [judged])
     opening = ([scenario] if scenario else []) + [decision_section(decision, name, "analysis", "analysis")]
     bits = [f"{meta['runs']} runs per variant and release" if "runs" in meta else "",
@@ -103,7 +107,7 @@ def quality_report(r: QualityResults) -> Report:
     findings = verdict_sentences(meta.get("verdicts", []), meta)
     figure = Figure("quality", "Left: probability that a bad release of each severity is rolled back, per variant, "
                     "with 95% intervals; right: rollbacks of good releases (false rollbacks), the dashed line the "
-                    "target's bound.", quality_figure(r.table, meta))
+                    "target's bound.", quality_figure(r.table, meta), alt=quality_alt(r.table))
     return Report(title, ", ".join(b for b in bits if b), [
         *opening,
         Section("Findings", findings),

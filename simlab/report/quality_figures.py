@@ -13,6 +13,12 @@ MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def quality_figure(table: pd.DataFrame, meta: dict[str, Any]) -> bytes:
+    return png(draw_quality(table, meta))
+
+
+def draw_quality(table: pd.DataFrame, meta: dict[str, Any]) -> Any:
+    """The matplotlib Figure: a detection panel per defect kind (a curve per variant, labelled with its name),
+    then the false-rollback bars (one per variant, its name on the y axis)."""
     variants = [str(v) for v in dict.fromkeys(table["variant"])]
     colors = colors_for(variants)
     bad = table[table["release"] != "good"]
@@ -55,4 +61,18 @@ def quality_figure(table: pd.DataFrame, meta: dict[str, Any]) -> bytes:
     ax.set_xlim(0, max(0.1, float(np.nanmax(good["p_rollback_hi"].to_numpy(float))) * 1.25 if len(good) else 1.0))
     ax.set_xlabel("false rollbacks (good releases)", fontsize=9)
     style(ax)
-    return png(fig)
+    return fig
+
+
+def quality_alt(table: pd.DataFrame) -> str:
+    """The figure in words, for a reader who cannot see it: per variant its detection at each severity and its
+    false rollbacks."""
+    parts = []
+    for variant, rows in table.groupby("variant", sort=False):
+        bad = rows[rows["release"] != "good"]
+        good = rows[rows["release"] == "good"]["p_rollback"]
+        caught = ", ".join(f"{r['release']} {pct(r['p_rollback'])}" for _, r in bad.iterrows())
+        parts.append(f"{variant} rolls back {pct(good.iloc[0]) if len(good) else '-'} of good releases"
+                     + (f" and detects {caught}" if caught else ""))
+    return ("Detection probability against severity, one curve per variant, and false rollbacks: "
+            + "; ".join(parts) + ".")
