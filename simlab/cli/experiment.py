@@ -102,6 +102,19 @@ def print_table(table, labels: list[str], title: str) -> None:
     console.print(view)
 
 
+def say_false_rollbacks(table, labels: list[str]) -> None:
+    """Under a compare's table, one line per row with false rollbacks: how many, by cause and by what made the
+    metric cross (the table's false_rollback_causes and false_rollback_triggers, as the report shows them)."""
+    for _, row in table.iterrows():
+        causes, triggers = row.get("false_rollback_causes"), row.get("false_rollback_triggers")
+        if not isinstance(causes, str) or not causes:
+            continue
+        rolled = round(row["p_false_rollback"] * row["good_runs"])
+        crossed = f"; what crossed: {triggers}" if isinstance(triggers, str) and triggers else ""
+        typer.echo(f"{' '.join(str(row[c]) for c in labels)}: {rolled} of {row['good_runs']} good releases rolled "
+                   f"back, by cause: {causes}{crossed}")
+
+
 def _say_engine(engine: str, runs, scenario=None) -> None:
     if engine == "auto":
         picked = ", ".join(sorted(str(e) for e in runs["engine"].dropna().unique()))
@@ -191,6 +204,7 @@ def compare_command(
                          executor=executor, scheduler=scheduler, progress=not quiet, out=out)
     _say_engine(engine, result.runs, s)
     print_table(result.table, ["variant"], f"simlab compare: {s.name}, {runs} runs each, engine {engine}, seed {seed}")
+    say_false_rollbacks(result.table, ["variant"])
     _say_decision(result.meta, lambda i: str(result.meta["decision"]["variants"][i]["label"]))
     _resumed(result, out)
     _write(out, report)

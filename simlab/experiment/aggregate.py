@@ -1,12 +1,14 @@
 """From a frame of runs to the numbers an SRE compares policies by, with 95% intervals.
 
 Columns used: bad_release, outcome, bad, detected_at_s, rollback_done_at_s,
-deploy_duration_s, error_budget_used, extra_instance_seconds.
+deploy_duration_s, error_budget_used, extra_instance_seconds, and where present
+rollback_cause and rollback_trigger.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections import Counter
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,7 @@ TABLE_COLUMNS = (
     "ttr_mean_s", "ttr_p95_s",
     "deploy_duration_good_mean_s", "deploy_duration_good_p95_s",
     "error_budget_mean", "extra_instance_seconds_mean",
+    "false_rollback_causes", "false_rollback_triggers",
 )
 """The aggregates of compare and sweep tables, after the label columns.
 
@@ -43,6 +46,11 @@ through), given a good one (the price of deploying) and over all runs. Means
 carry a Student-t 95% interval. ttd is the time to detect among
 bad releases that were detected, ttr the time until the rollback finished, both
 from release.at. Deploy duration is over good releases that were promoted.
+false_rollback_causes counts the good releases rolled back by rollback_cause
+("error_rate 20, alert 1"), false_rollback_triggers by what made the metric cross
+(rollback_trigger, simlab.attribution: "failure 20, crash 3, noise 2"), as
+analysis-quality's causes and triggers (`counted`); NaN when no good release was
+rolled back.
 """
 
 
@@ -72,7 +80,13 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def _mean(row: dict[str, float], name: str, values: pd.Series, count: bool) -> None:
+def counted(values: Iterable[Any]) -> str:
+    """"a 3, b 1": each value and how often, most common first (missing values left out)."""
+    counts = Counter(str(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)))
+    return ", ".join(f"{v} {n}" for v, n in counts.most_common())
+
+
+def _mean(row: dict[str, Any], name: str, values: pd.Series, count: bool) -> None:
     """row[name], row[name_lo], row[name_hi]: the mean and its interval; a count's interval stops at 0."""
     mean, low, high = mean_interval(pd.to_numeric(values, errors="coerce"))
     row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, (max(0.0, low) if count and not math.isnan(low) else low), high
@@ -85,13 +99,13 @@ def _stat(values: pd.Series, how: str) -> float:
     return float(x.mean()) if how == "mean" else float(np.percentile(x, float(how[1:])))
 
 
-def aggregate(runs: pd.DataFrame) -> dict[str, float]:
+def aggregate(runs: pd.DataFrame) -> dict[str, Any]:
     """The TABLE_COLUMNS of one policy's runs."""
     bad = runs["bad_release"].astype(bool)
     outcome = runs["outcome"]
     bad_runs, good_runs = int(bad.sum()), int((~bad).sum())
     rolled_back = outcome == "rolled_back"
-    row: dict[str, float] = {"runs": len(runs), "bad_runs": bad_runs, "good_runs": good_runs}
+    row: dict[str, Any] = {"runs": len(runs), "bad_runs": bad_runs, "good_runs": good_runs}
     for name, hits, among in (
         ("p_rollback_bad", rolled_back & bad, bad_runs),
         ("p_false_rollback", rolled_back & ~bad, good_runs),
@@ -118,6 +132,9 @@ def aggregate(runs: pd.DataFrame) -> dict[str, float]:
         error_budget_mean=_stat(runs["error_budget_used"], "mean"),
         extra_instance_seconds_mean=_stat(runs["extra_instance_seconds"], "mean"),
     )
+    for name, column in (("false_rollback_causes", "rollback_cause"), ("false_rollback_triggers", "rollback_trigger")):
+        # NaN, not "", when there are none: what compare.csv reads back as
+        row[name] = (counted(runs.loc[rolled_back & ~bad, column]) if column in runs else "") or math.nan
     return row
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from simlab.errors import ScenarioError
-from simlab.experiment.aggregate import mean_interval, wilson
+from simlab.experiment.aggregate import counted, mean_interval, wilson
 from simlab.experiment.decision import quality_decision
 from simlab.experiment.objectives import remaining
 from simlab.experiment.overrides import variant_scenarios
@@ -238,7 +237,6 @@ def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
         ttd = group.loc[rolled, "detected_at_s"].dropna().to_numpy(dtype=float)
         added = pd.to_numeric(group.get("added_bad", pd.Series(math.nan, index=group.index)), errors="coerce")
         mean, a_lo, a_hi = mean_interval(added)
-        causes = Counter(str(c) for c in group.loc[rolled, "rollback_cause"].dropna())
         rows.append({
             "variant": variant, "release": release, "defect": group["defect"].iloc[0],
             "severity": group["severity"].iloc[0], "runs": len(group), "rolled_back": int(rolled.sum()),
@@ -246,8 +244,8 @@ def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
             "ttd_p50_s": float(np.percentile(ttd, 50)) if len(ttd) else math.nan,
             "ttd_p90_s": float(np.percentile(ttd, 90)) if len(ttd) else math.nan,
             "added_bad_mean": mean, "added_bad_lo": a_lo, "added_bad_hi": a_hi,
-            "causes": _counted(causes.elements()),
-            "triggers": _counted(group.loc[rolled, "rollback_trigger"] if "rollback_trigger" in group else ()),
+            "causes": counted(group.loc[rolled, "rollback_cause"]),
+            "triggers": counted(group.loc[rolled, "rollback_trigger"] if "rollback_trigger" in group else ()),
         })
     return pd.DataFrame(rows, columns=list(QUALITY_COLUMNS))
 
@@ -258,12 +256,6 @@ def _share(successes: int, trials: int) -> tuple[float, float, float]:
     the share it bounds)."""
     p, lo, hi = wilson(successes, trials)
     return p, min(lo, p), max(hi, p)
-
-
-def _counted(values) -> str:
-    """"a 3, b 1": each value and how often, most common first (missing values left out)."""
-    counts = Counter(str(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)))
-    return ", ".join(f"{v} {n}" for v, n in counts.most_common())
 
 
 def verdicts(table: pd.DataFrame, max_false_rollback: float, min_detection: float,

@@ -122,11 +122,21 @@ def anchor(heading: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
 
 
+COUNTS = re.compile(r"[^\s,]+ \d+(?:, [^\s,]+ \d+)*")
+"""A cell that counts things ('failure 29, crash 3'): it wraps between its items, never inside one."""
+
+
+def _parts(value: str) -> tuple[str, list[str]]:
+    """What a numeric cell may wrap between, and how they are joined: '97%' and '[91–99%]', or a count's items."""
+    return (", ", value.split(", ")) if COUNTS.fullmatch(value) else (" ", value.split(" "))
+
+
 def _html_cell(value: str, text: bool) -> str:
-    """A numeric cell may wrap only between its parts ('97%' and '[91–99%]'), never inside one."""
+    """A numeric cell may wrap only between its parts, never inside one."""
     if text:
         return html.escape(value)
-    return " ".join(f"<span>{html.escape(part)}</span>" for part in value.split(" "))
+    joiner, parts = _parts(value)
+    return joiner.join(f"<span>{html.escape(part)}</span>" for part in parts)
 
 
 CHAR_PX, CELL_PX, PAGE_PX = 7.4, 16, 1080
@@ -136,7 +146,7 @@ CHAR_PX, CELL_PX, PAGE_PX = 7.4, 16, 1080
 def _column_px(t: Table, j: int) -> float:
     """The narrowest a column can get: its longest header word or its longest unbreakable cell part."""
     words = t.columns[j].split()
-    parts = [p for row in t.rows for p in (row[j].split() if not t.text else row[j].split()[:1])]
+    parts = [p for row in t.rows for p in (_parts(row[j])[1] if not t.text else row[j].split()[:1])]
     longest = max([len(w) for w in words + parts] or [1])
     return longest * CHAR_PX + CELL_PX
 

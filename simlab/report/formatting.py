@@ -73,6 +73,16 @@ def _get(row: pd.Series, key: str) -> Any:
 Column = tuple[str, Callable[[pd.Series], str], tuple[str, ...]]  # header, formatter, columns it needs
 
 
+def _false_rollbacks(name: str) -> Callable[[pd.Series], str]:
+    """A count list of the good releases rolled back ("error_rate 20, alert 1"); "none" when there were none."""
+    def cell(r: pd.Series) -> str:
+        value = _get(r, name)
+        if not missing(value) and str(value):
+            return str(value)
+        return "none" if _get(r, "p_false_rollback") == 0 else "-"
+    return cell
+
+
 def _mean_ci(name: str) -> Callable[[pd.Series], str]:
     return lambda r: count_ci(_get(r, name), _get(r, f"{name}_lo"), _get(r, f"{name}_hi"))
 
@@ -87,6 +97,8 @@ AGGREGATE_COLUMNS: list[Column] = [
      ("p_rollback_bad",)),
     ("false rollback", lambda r: pct_ci(_get(r, "p_false_rollback"), _get(r, "p_false_rollback_lo"), _get(r, "p_false_rollback_hi")),
      ("p_false_rollback",)),
+    ("false rollbacks by cause", _false_rollbacks("false_rollback_causes"), ("false_rollback_causes",)),
+    ("false rollbacks: what crossed", _false_rollbacks("false_rollback_triggers"), ("false_rollback_triggers",)),
     ("bad promoted", lambda r: pct_ci(_get(r, "p_bad_promoted"), _get(r, "p_bad_promoted_lo"), _get(r, "p_bad_promoted_hi")),
      ("p_bad_promoted",)),
     ("bad requests, mean", _mean_ci("bad_mean"), ("bad_mean",)),
@@ -111,6 +123,9 @@ TABLE_NOTE = (
     "back given a good one; detect and recover are measured from the start of the release; error budget is the "
     "share of the SLO window's budget one deploy uses."
 )
+CAUSES_NOTE = (" False rollbacks are counted by cause (the analysis metrics that failed, joined by +, or alert, deadline, "
+               "inconclusive) and by what made the metric cross: a scheduled failure in the analysis' view, an instance "
+               "crash, or noise.")
 SPLIT_NOTE = (
     " Bad requests are per deploy of a bad release (the figure's runs) and of a good one; 'with no release' is what "
     "the same seeds serve with no deploy at all (crashes, failures, traffic), and 'added' is a run's bad requests "
@@ -134,7 +149,9 @@ def aggregate_table(frame: pd.DataFrame, key_columns: list[str], key_headers: li
     for _, row in frame.iterrows():
         keys = [str(row[k]) for k in key_columns]
         rows.append(keys + [fmt(row) for _, fmt, _ in cols])
-    return Table(headers, rows, TABLE_NOTE + (SPLIT_NOTE if split else "") + (MIXED_NOTE if split and mixed else ""))
+    causes = any(c[2] == ("false_rollback_causes",) for c in cols)
+    return Table(headers, rows, TABLE_NOTE + (SPLIT_NOTE if split else "") + (MIXED_NOTE if split and mixed else "")
+                 + (CAUSES_NOTE if causes else ""))
 
 
 def short_param(name: str) -> str:
