@@ -232,7 +232,8 @@ def public(files):
 
 @pytest.fixture(scope="module")
 def command(files):
-    """`simlab analysis-quality --variants FILE --json --out DIR`: (its JSON, its results directory) (about 4 s)."""
+    """`simlab analysis-quality --variants FILE --json --out DIR --report`: (its JSON, its results directory) (about
+    6 s)."""
     import contextlib
     import io
 
@@ -242,7 +243,8 @@ def command(files):
     with contextlib.redirect_stdout(printed):
         code = main(["analysis-quality", str(files / "world.yaml"), "--variants", str(files / "variants.yaml"),
                      "--severity", *SEVERITIES, "--runs", str(N), "--engine", "fluid", "--executor", "serial",
-                     "--max-false-rollbacks", "0.1", "--catch", TARGET["catch"], "--out", str(out), "--json"])
+                     "--max-false-rollbacks", "0.1", "--catch", TARGET["catch"], "--out", str(out), "--json",
+                     "--report"])
     assert code == 0, printed.getvalue()
     return json.loads(printed.getvalue()), out
 
@@ -295,6 +297,7 @@ def test_false_rollbacks_name_the_metric_and_the_scheduled_failure(public):
 
 def test_the_command_with_a_variants_file_prints_the_public_functions_table(command, public):
     data, out = command
+    assert (out / "report.html").exists() and (out / "report.md").exists()  # --report with --json: written too
     expected = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
                 for row in public.to_dict("records")]
     assert data["table"] == expected

@@ -86,6 +86,10 @@ def quality_command(
     if json_out:
         rows = [{k: _plain(v) for k, v in row.items()} for row in result.table.to_dict("records")]
         typer.echo(json.dumps({"table": rows, "verdicts": result.verdicts, "meta": result.meta}, indent=2))
+        if out is not None and report:  # the report too, its path on stderr: standard output stays one JSON document
+            from simlab.cli.report import report_beside
+
+            typer.echo(f"report: {report_beside(out)}", err=True)
         return
     _show(result.table, f"simlab analysis-quality: {s.name}, {runs} runs per variant and release, engine {engine}, "
                         f"seed {seed}")

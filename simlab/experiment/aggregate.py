@@ -62,7 +62,9 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float, f
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return p, max(0.0, centre - half), min(1.0, centre + half)
+    # the ends are held to the share they bound: at n of n the arithmetic gives 1 - 2e-16 for the upper end, at
+    # 0 of n a low of 3e-17
+    return p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:

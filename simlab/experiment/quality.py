@@ -233,7 +233,7 @@ def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (variant, release), group in runs.groupby(["variant", "release"], sort=False):
         rolled = group["outcome"] == "rolled_back"
-        p, lo, hi = _share(int(rolled.sum()), len(group))
+        p, lo, hi = wilson(int(rolled.sum()), len(group))
         ttd = group.loc[rolled, "detected_at_s"].dropna().to_numpy(dtype=float)
         added = pd.to_numeric(group.get("added_bad", pd.Series(math.nan, index=group.index)), errors="coerce")
         mean, a_lo, a_hi = mean_interval(added)
@@ -248,14 +248,6 @@ def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
             "triggers": counted(group.loc[rolled, "rollback_trigger"] if "rollback_trigger" in group else ()),
         })
     return pd.DataFrame(rows, columns=list(QUALITY_COLUMNS))
-
-
-def _share(successes: int, trials: int) -> tuple[float, float, float]:
-    """`wilson`'s (share, low, high) with its ends held to the share: at n of n the upper end is exactly 1 and at
-    0 of n the lower exactly 0, which its arithmetic misses by a rounding error (60 of 60: high 1 - 2e-16, below
-    the share it bounds)."""
-    p, lo, hi = wilson(successes, trials)
-    return p, min(lo, p), max(hi, p)
 
 
 def verdicts(table: pd.DataFrame, max_false_rollback: float, min_detection: float,
