@@ -181,7 +181,7 @@ def summarize(scenario: "Scenario", *, engine: str, seed: int, controller, total
     window's at the run's mean rate. `events`: the run's (time, kind, detail) rows, of which the instance
     crashes go into `rollback_trigger` (simlab.attribution).
     """
-    from simlab.attribution import crash_times, decided_at, rollback_trigger
+    from simlab.attribution import capacity_taken, crash_times, decided_at, rollback_trigger
 
     s, c, n = scenario, controller, totals
     release_at = s.release.at if s.release else 0.0
@@ -221,7 +221,8 @@ def summarize(scenario: "Scenario", *, engine: str, seed: int, controller, total
         "analysis_inconclusive": c.inconclusive,
         "rollback_cause": c.rollback_cause,
         "rollback_by": c.rollback_by,
-        "rollback_trigger": rollback_trigger(s, decided_at(s, c), c.rollback_cause, bad_release, crash_times(events)),
+        "rollback_trigger": rollback_trigger(s, decided_at(s, c), c.rollback_cause, bad_release, crash_times(events),
+                                             capacity_taken(s, c.promoted_at, decided_at(s, c))),
         "dry_run_detected_at_s": rel(c.dry_run_detected_at),
     }
     if n.queued_attempts is not None:

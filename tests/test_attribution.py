@@ -88,3 +88,39 @@ def test_crashes_of_the_new_version_are_told_apart_from_noise(engine):
                and at - lookback(s, r.summary["rollback_cause"]) < t <= at]
         assert (trigger == "crash") == bool(new), (seed, trigger, new)
     assert "crash" in seen
+
+
+BIG_BANG = {**WORLD, "strategy": {"kind": "big_bang"}, "failures": [], "analysis": None,
+            "fleet": {"instances": 4, "service_time": "20ms", "startup": "60s"},
+            "rollback": {"automatic": True, "on_call": {"ack": "10s"}}}
+
+
+def test_the_capacity_a_deploy_takes_out_of_rotation():
+    from simlab.attribution import capacity_taken
+
+    big_bang = validate_scenario(BIG_BANG)
+    assert capacity_taken(big_bang, 95.0, None) == (60.0, 95.0)  # from the release until the new fleet serves
+    assert capacity_taken(big_bang, None, 80.0) == (60.0, 80.0)  # ... or until the rollback was decided
+    rolling = {**WORLD, "strategy": {"kind": "rolling", "batch": 1, "max_surge": 0, "max_unavailable": 1}}
+    assert capacity_taken(validate_scenario(rolling), 300.0, None) == (60.0, 300.0)
+    surge = {**WORLD, "strategy": {"kind": "rolling", "batch": 1, "max_surge": 1, "max_unavailable": 0}}
+    assert capacity_taken(validate_scenario(surge), 300.0, None) is None  # new instances come before old ones go
+    assert capacity_taken(validate_scenario(WORLD), 300.0, None) is None  # a canary adds instances
+    s = validate_scenario(WORLD)
+    assert rollback_trigger(s, 700.0, "error_rate", False, [], (60.0, 650.0)) == "rollout"
+    assert rollback_trigger(s, 700.0, "error_rate", False, [], (60.0, 580.0)) == "noise"  # over before the look-back
+    assert rollback_trigger(s, 700.0, "error_rate", False, [(650.0, NEW)], (60.0, 650.0)) == "crash"  # a crash first
+    assert rollback_trigger(s, 330.0, "error_rate", False, [], (60.0, 650.0)) == "failure"  # a scheduled failure first
+
+
+@pytest.mark.parametrize("engine", ["fluid", "request"])
+def test_a_big_bang_that_trips_the_alert_by_its_restart_names_the_rollout(engine):
+    """A good big_bang stops the whole fleet and waits a minute for the new one: every request in between fails,
+    the SLO burn-rate alert fires, and the on-call, acknowledging in 10 s, rolls back. Nothing else happens in this world: before the rollout
+    trigger existed, this read "noise"."""
+    from simlab import simulate
+
+    s = validate_scenario(BIG_BANG)
+    r = simulate(s, seed=1, engine=engine)
+    assert r.summary["rollback_cause"] == "alert", r.summary
+    assert r.summary["rollback_trigger"] == "rollout"

@@ -33,7 +33,8 @@ NO_DECISION = ("These results carry no decision (written before reports decided 
                "by hand): run the experiment again with --out, which resumes from its stored runs and decides.")
 
 
-TRIGGER_WORDS = {"failure": "during a scheduled failure", "crash": "after an instance crash", "noise": "on noise alone"}
+TRIGGER_WORDS = {"failure": "during a scheduled failure", "crash": "after an instance crash",
+                 "rollout": "while the deploy held capacity out of rotation", "noise": "on noise alone"}
 """How a sentence says what made a good release's metric cross (rollback_trigger, simlab.attribution)."""
 
 
