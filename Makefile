@@ -64,6 +64,7 @@ bench: setup
 	$(PY) benchmarks/reference_monte_carlo.py
 	$(PY) benchmarks/fluid_scale.py
 	$(PY) benchmarks/monte_carlo_scale.py
+	$(PY) benchmarks/dask_scaling.py --runs 32
 	$(PY) benchmarks/fidelity.py
 	$(PY) benchmarks/low_rate.py
 	$(PY) benchmarks/analysis_quality.py

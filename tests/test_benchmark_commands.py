@@ -33,3 +33,14 @@ def test_the_optimize_benchmark_runs_as_the_readme_says():
         simulated = r["runs_per_s"] * r["wall_s"]
         assert (r["distinct_policies"] + 1) * 4 + 2 * 4 <= simulated * 1.1 + 1, r
     assert len({r["distinct_policies"] for r in rows}) == 1
+
+
+def test_the_dask_scaling_benchmark_runs_as_the_readme_says():
+    """benchmarks/dask_scaling.py as a command (a real `dask scheduler` and `dask worker` processes on loopback per
+    worker count), at 4 runs: every worker count gives the very same runs (about 20 s)."""
+    done = subprocess.run([sys.executable, "benchmarks/dask_scaling.py", "--runs", "4", "--workers", "1", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    out = json.loads(done.stdout)
+    assert out["runs"] == 4 and out["identical_runs"] is True
+    assert set(out["wall_s"]) == {"1", "2"} and all(w > 0 for w in out["wall_s"].values())
+    assert out["speedup_vs_1"]["1"] == 1.0
