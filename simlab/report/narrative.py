@@ -27,10 +27,13 @@ def run_narrative(summary: dict[str, Any], events: pd.DataFrame) -> list[str]:
         out.append("This run has no release: it shows the stable fleet alone.")
     else:
         out.append(f"The run ended before the rollout finished (outcome {outcome}).")
-    analyses = [d for k, d in zip(kinds, details) if k == "analysis" and isinstance(d, dict)]
+    analyses = [d for k, d in zip(kinds, details)
+                if k == "analysis" and isinstance(d, dict) and d.get("status") != "dry_run_only"]
     if analyses:
         failed = sum(1 for d in analyses if d.get("status") == "failed")
         out.append(f"{len(analyses)} analyses ran; {failed} failed.")
+    if kinds:
+        out.extend(_dry_run_sentence(s, events))
     if not missing(s.get("bad")):
         text = (f"{count(s['bad'])} user requests were bad ({pct(s.get('bad_fraction'))} of {count(s.get('requests'))}): "
                 f"{count(s.get('failed'))} failed and {count(s.get('slow'))} were slow")
@@ -43,6 +46,24 @@ def run_narrative(summary: dict[str, Any], events: pd.DataFrame) -> list[str]:
             text += f"; ready capacity never fell below {pct(s['min_capacity'])} of the fleet"
         out.append(text + ".")
     return out
+
+
+def _dry_run_sentence(s: dict[str, Any], events: pd.DataFrame) -> list[str]:
+    """What the dry-run metrics saw, and set against what the run did: they never act."""
+    from simlab.console import dry_run_seen
+
+    seen = dry_run_seen(s, events)
+    if seen is None:
+        return []
+    text = "Dry-run metrics (never acting): " + seen.text()
+    at, detected = seen.would_roll_back_s, s.get("detected_at_s")
+    if at is not None and s.get("outcome") == "promoted":
+        text += "; the release was promoted all the same"
+    elif at is not None and not missing(detected):
+        gap = at - float(detected)
+        text += (", when the release was detected" if abs(gap) < 0.5 else
+                 f", {duration(abs(gap))} {'before' if gap < 0 else 'after'} the release was detected")
+    return [text + "."]
 
 
 def _finite(table: pd.DataFrame, column: str) -> pd.DataFrame:
