@@ -18,14 +18,21 @@ Past a limit it calls `chaoslib.exit.exit_gracefully()`: chaos's SIGUSR1
 handler raises SystemExit in the main thread wherever it is (an action, a
 pause), the journal's status becomes `interrupted`, and the rollbacks run
 (with `runtime.rollbacks.strategy: always`, which `simlab validate` and the
-suite pass). An activity that starts after the breach is refused with
-`InterruptExecution`. The limit, what passed it and by how much are written
-to the journal under `extensions` (`simlab-blast-radius`) and chaos's log.
+suite pass). chaoslib (1.44) sleeps an activity's `pauses.after` in a
+`finally`, so a SystemExit raised inside the action itself waits out that
+whole pause first; while chaos's main thread sleeps there, the signal is sent
+again, which ends the sleep. An activity that starts after the breach is
+refused with `InterruptExecution`. The limit, what passed it and by how much
+are written to the journal under `extensions` (`simlab-blast-radius`) and
+chaos's log.
 """
 from __future__ import annotations
 
+import datetime
+import linecache
 import logging
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -36,6 +43,8 @@ from simlab.errors import ScenarioError
 logger = logging.getLogger("chaostoolkit")
 
 NAME = "simlab-blast-radius"
+REPEAT = 1.0
+"""Seconds after the interrupt before it is sent again, if chaos still sleeps in an activity's pause."""
 _watch: "Watch | None" = None
 
 
@@ -109,8 +118,37 @@ class Watch:
 
         logger.critical(f"blast radius: {self.breach}; interrupting the experiment, rollbacks follow")
         with self._lock:
-            if self.in_method:  # after the method, the hypothesis and rollbacks are left to run
-                exit_gracefully()
+            if not self.in_method:  # after the method, the hypothesis and rollbacks are left to run
+                return
+            exit_gracefully()
+        while not self._stop.wait(REPEAT):  # stop(): the method is over, the interrupt reached the run
+            with self._lock:
+                left = pause_left()
+                if self.in_method and left > REPEAT / 2:  # never near the pause's end, where chaos moves on
+                    logger.warning(f"blast radius: chaos waits out an activity's pause ({left:.0f}s left) before "
+                                   f"it stops; interrupting it again")
+                    exit_gracefully()
+
+
+def pause_left() -> float:
+    """Seconds left of the `pauses.after` sleep chaos's main thread is in, or 0 when it is in none.
+
+    Read from that thread's frame: chaoslib.activity.execute_activity sleeping on its `time.sleep(pause_after)`
+    line (any other chaoslib reads as 0, and the interrupt is then never repeated).
+    """
+    from chaoslib import activity
+
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    if frame is None or frame.f_code is not activity.execute_activity.__code__:
+        return 0.0
+    if "time.sleep(pause_after)" not in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        return 0.0
+    values = frame.f_locals  # the main thread sleeps in C without the GIL: its locals stand still
+    try:
+        ended = datetime.datetime.fromisoformat(values["run"]["end"]).timestamp()
+        return ended + float(values["pause_after"]) - time.time()
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def configure_control(configuration: dict | None = None, max_error_rate: float | None = None,
