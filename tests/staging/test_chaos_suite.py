@@ -1,13 +1,16 @@
 """`simlab chaos suite` on the shipped experiments/suite, as CI runs it: the real staging, real `chaos run`, JUnit read back.
 
 The suite runs once for the module (about 2 minutes: five deploys of 12-18 s, each from a stable fleet, on a
-staging the suite starts and stops itself); every test reads what it left. `simlab validate --journal` then
-judges one of its journals against right and deliberately wrong scenarios, with no second staging run.
+staging the suite starts and stops itself), as a user runs it: each scenario's pair report written (the default
+`--report`) and `--runs 8` replications per scenario's prediction (for these scenarios the same intervals as their
+`validate.runs: 10`, so no less room); every test reads what it left. `simlab validate --journal` then judges one
+of its journals against right and deliberately wrong scenarios, with no second staging run. Last, the blast-radius
+control's p99 limit stops a run on the session's shared staging (about 5 s, and 6 s more to start that staging
+when no earlier test did).
 """
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "experiments" / "suite"
 ITEMS = ["canary-bad.yaml", "canary-good.yaml", "latency-regression.yaml", "rolling-kill.json",
          "zone-outage-blue-green.json"]
+SCENARIOS = {"canary-bad": "suite-canary-bad", "canary-good": "suite-canary-good",
+             "latency-regression": "suite-latency-regression"}  # the items that are scenarios, and their names
+RUNS = 8
 
 
 def _simlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -35,7 +41,7 @@ def suite_run(tmp_path_factory):
     t0 = time.monotonic()
     try:
         done = _simlab("chaos", "suite", "experiments/suite", "--junit", str(junit), "--out", str(out),
-                       "--dir", str(state), "--no-report", timeout=600)
+                       "--dir", str(state), "--runs", str(RUNS), timeout=600)
     finally:
         if (state / "state.json").exists():  # only if the suite failed to stop what it started
             from simlab.staging.supervisor import Staging
@@ -77,6 +83,26 @@ def test_the_junit_file_has_a_testcase_per_item_with_its_time_and_journal(suite_
     assert "ok   outcome: observed promoted, predicted promoted in 10 of 10" in by_name["zone-outage-blue-green.json"]
     assert "ok   outcome: observed promoted" in by_name["rolling-kill.json"]
     assert "ok   slo: observed" in by_name["rolling-kill.json"]
+
+
+def test_each_scenario_has_its_pair_report_and_a_prediction_of_the_runs_asked_for(suite_run):
+    out = suite_run.out.resolve()
+    said = {c.get("name"): c.find("system-out").text for c in ET.parse(suite_run.junit).getroot().iter("testcase")}
+    for stem, name in SCENARIOS.items():
+        report = out / stem / "report"
+        md = (report / "report.md").read_text()
+        assert md.startswith(f"# simlab pair: {name}, predicted vs observed\n"), md[:300]
+        assert "observed: staging, seed " in md and f"from {out / stem / 'deploy'}_" in md, md[:300]
+        assert name in (report / "report.html").read_text()
+        assert f"; report: {report / 'report.html'}\n" in said[stem + ".yaml"]
+        prediction = json.loads((out / stem / "prediction.json").read_text())["prediction"]
+        assert (prediction["scenario"], prediction["runs"]) == (name, RUNS)
+        outcome = "promoted" if stem == "canary-good" else "rolled_back"
+        assert f"ok   outcome: observed {outcome}, predicted {outcome} in {RUNS} of {RUNS}\n" in said[stem + ".yaml"]
+    for stem in ("rolling-kill", "zone-outage-blue-green"):  # experiments are judged by their journal, no report
+        assert not (out / stem / "report").exists() and "; report: " not in said[stem + ".json"]
+    # --runs is for scenarios: the generated experiment is judged against the prediction it carries.
+    assert json.loads((out / "zone-outage-blue-green" / "prediction.json").read_text())["prediction"]["runs"] == 10
 
 
 def test_every_item_started_from_a_stable_fleet_and_did_what_it_says(suite_run):
@@ -151,3 +177,64 @@ def test_the_ci_job_runs_the_suite_and_publishes_its_junit_file_whatever_the_res
     assert any(s.get("run", "").startswith("pip install -e '.[staging]'") for s in steps)
     publish = next(s for s in steps if "junit-report" in s.get("uses", ""))
     assert publish["with"]["report_paths"] == "reports/chaos-suite.xml" and publish["if"] == "success() || failure()"
+
+
+# --- the blast-radius control's p99 limit -------------------------------------------------------------------
+
+SLOW_DEPENDENCY = {
+    "title": "The dependency answers 500 ms later: the blast-radius control stops the run on p99",
+    "description": "No request fails, so only the p99 limit can stop it: the shared staging's SLO latency "
+                   "threshold 150 ms x factor 2 = 300 ms, under the 500 ms every request now waits. The action "
+                   "itself waits 4 s, so the breach comes during it, and chaos would wait out the 20 s pause "
+                   "after it before stopping if the control did not interrupt it again there.",
+    "configuration": {"simlab_state_dir": {"type": "env", "key": "SIMLAB_STATE_DIR"}},
+    "controls": [{"name": "blast-radius", "provider": {
+        "type": "python", "module": "simlab.chaos.controls.blast_radius",
+        "arguments": {"factor": 2, "window": "3s", "min_requests": 5}}}],
+    "steady-state-hypothesis": {"title": "requests succeed", "probes": [
+        {"type": "probe", "name": "requests-succeed", "tolerance": [0.99, 1.0], "provider": {
+            "type": "python", "module": "simlab.chaos.probes", "func": "success_ratio", "arguments": {"requests": 20}}}]},
+    "method": [{"type": "action", "name": "dependency-500ms-slower-for-20s", "pauses": {"after": 20}, "provider": {
+        "type": "python", "module": "simlab.chaos.actions", "func": "dependency_fault",
+        "arguments": {"add_latency": "500ms", "wait": 4}}}],
+    "rollbacks": [{"type": "action", "name": "restore-every-fault", "provider": {
+        "type": "python", "module": "simlab.chaos.actions", "func": "restore", "arguments": {"settle": 10}}}],
+    "runtime": {"rollbacks": {"strategy": "always"}},
+}
+
+
+def test_the_blast_radius_control_stops_a_run_whose_p99_passes_its_limit_and_the_junit_says_by_how_much(
+        shared_staging, tmp_path):
+    import re
+
+    from simlab.staging.faults import dependency_fault
+    from simlab.staging.supervisor import Staging
+
+    st, _ = shared_staging
+    items = tmp_path / "items"
+    items.mkdir()
+    (items / "slow-dependency.json").write_text(json.dumps(SLOW_DEPENDENCY))
+    junit, out = tmp_path / "report.xml", tmp_path / "out"
+    done = _simlab("chaos", "suite", str(items), "--dir", str(st.dir), "--out", str(out), "--junit", str(junit))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"using the running staging in {st.dir}" in done.stdout and "0 of 1 passed" in done.stdout
+    root = ET.parse(junit).getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "1", "0")
+    message = root.find("testsuite/testcase/failure").get("message")
+    said = re.fullmatch(r"failed: the run ended interrupted: the blast-radius control stopped it: p99 latency "
+                        r"(\d+) ms of (\d+) requests over the last 3s passed the limit 300 ms by (\d+) ms", message)
+    assert said, message
+    p99, by = int(said[1]), int(said[3])
+    assert p99 > 300 and abs(by - (p99 - 300)) <= 1 and int(said[2]) >= 5, message  # at least min_requests
+    journal = json.loads((out / "slow-dependency" / "journal.json").read_text())
+    (action,) = journal["run"]
+    assert "status" not in action and action["duration"] < 4, action  # stopped inside the action's 4 s wait
+    assert journal["status"] == "interrupted" and journal["duration"] < 12, journal["duration"]  # not the 20 s pause
+    assert "waits out an activity's pause" in (out / "slow-dependency" / "chaos.log").read_text()
+    assert [(r["activity"]["name"], r["status"]) for r in journal["rollbacks"]] == [("restore-every-fault", "succeeded")]
+    (ext,) = journal["extensions"]
+    assert ext["interrupted"] and ext["limits"] == {"error_rate": pytest.approx(0.02), "p99_ms": pytest.approx(300),
+                                                    "window_s": 3.0}
+    # Users were slow, not failed: the error rate stayed within its limit, so p99 alone stopped the run.
+    assert ext["worst"]["error_rate"] <= 0.02 and ext["worst"]["p99_ms"] == pytest.approx(p99, abs=0.5), ext
+    assert dependency_fault(st.dir) is None and Staging.open(st.dir).running()
