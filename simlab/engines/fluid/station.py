@@ -140,7 +140,8 @@ def stationary(c: float, K: float, mu: float, ca2: float, cs2: float, deadline: 
         pw = np.where(free, np.clip(pw * share, 0.0, 1.0), pw)
         wait_mean = np.where(free, wait_mean * longer, wait_mean)
         th = np.where(free, 1.0 / np.maximum(wait_mean, 1.0 / BIG), th)
-        lq = np.where(free, admitted * pw * wait_mean, lq)
+        with np.errstate(invalid="ignore"):  # no one waits (pw 0, the mean overflowed above): 0 · inf, none queued
+            lq = np.where(free, np.where(pw > 0, admitted * pw * wait_mean, 0.0), lq)
     # the conditional wait's shape: M/G/1's squared coefficient of variation (Takács' second moment),
     # 2ρ + 4·m3·(1 − ρ)/(3(1 + cs²)²) − 1 (1 for exponential service), pulled toward 1 as workers pool
     r = np.clip(rho, 0.0, 1.0)
