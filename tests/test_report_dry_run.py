@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from simlab.cli.main import main
-from simlab.console import dry_run_seen, summary_lines
+from simlab.console import summary_lines
+from simlab.dry_run import dry_run_seen
 from simlab.report import write_report
 from simlab.report.narrative import run_narrative
 from simlab.simulation import simulate

@@ -50,7 +50,7 @@ def run_narrative(summary: dict[str, Any], events: pd.DataFrame) -> list[str]:
 
 def _dry_run_sentence(s: dict[str, Any], events: pd.DataFrame) -> list[str]:
     """What the dry-run metrics saw, and set against what the run did: they never act."""
-    from simlab.console import dry_run_seen
+    from simlab.dry_run import dry_run_seen
 
     seen = dry_run_seen(s, events)
     if seen is None:
