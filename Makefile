@@ -20,7 +20,7 @@ setup: $(STAMP)
 # Debian binaries the tests run for real (HAProxy, Prometheus; Chromium for the report's browser test).
 system-deps:
 	@missing=""; \
-	for bin in haproxy prometheus chromium; do command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; done; \
+	for bin in haproxy prometheus chromium wrk; do command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing from Debian's packages"; \

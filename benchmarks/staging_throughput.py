@@ -23,8 +23,8 @@ Target: >= 1,000 rps with < 5 ms added p99.
     apt-get install -y wrk haproxy prometheus
     .venv/bin/python benchmarks/staging_throughput.py [--seconds 10] [--rates 250,500,1000] [--connections 20] [--service-ms 10] [--per-process 1,5] [--instances 10] [--no-wrk]
 
-`--no-wrk` skips the closed loop (`make test` installs no wrk; tests/staging/test_staging_benchmarks.py runs
-it that way, at 4 instances for 1 s).
+`--no-wrk` skips the closed loop (tests/staging/test_staging_benchmarks.py runs the command both ways, at 4
+instances for 1 s; `make test` installs wrk from Debian's packages).
 """
 from __future__ import annotations
 

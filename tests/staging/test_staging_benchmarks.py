@@ -1,5 +1,6 @@
 """The README's staging benchmark commands, run as commands with small arguments: benchmarks/staging_throughput.py
-(open loop through HAProxy; `--no-wrk`, since `make system-deps` installs no wrk) and benchmarks/calibration_value.py
+(open loop through HAProxy with `--no-wrk`, and its closed loop through wrk, which `make system-deps` installs) and
+benchmarks/calibration_value.py
 (on a 12-second bad canary instead of the shipped 90-second scenarios). What is checked is that each runs, prints
 what it says with figures that add up, and stops every process it started; the recorded figures are the
 benchmarks' business."""
@@ -94,6 +95,24 @@ def test_the_staging_throughput_benchmark_runs_as_the_readme_says(scratch):
         assert row["added_p99_ms"] == pytest.approx(via["p99_ms"] - 10.0, abs=0.002)
         assert row["direct_added_p99_ms"] == pytest.approx(direct["p99_ms"] - 10.0, abs=0.002)
         assert row["haproxy_added_p99_ms"] == pytest.approx(via["p99_ms"] - direct["p99_ms"], abs=0.002)
+
+
+def test_the_staging_throughput_benchmarks_closed_loop_runs_through_wrk(scratch):
+    """The same command without `--no-wrk`, at one rate: wrk's closed loop through HAProxy and straight at one
+    instance (20 connections for 1 s, after a 2 s warm-up), the figures the README's closed-loop column quotes."""
+    assert shutil.which("wrk"), "make system-deps installs wrk"
+    out = json.loads(bench(scratch, ["benchmarks/staging_throughput.py", "--seconds", "1", "--rates", "100",
+                                     "--per-process", "2", "--instances", "4"], timeout=180))
+    config = out["per_process_2"]
+    assert config["connections"] == 20 and [r["offered_rps"] for r in config["open_loop"]] == [100.0]
+    via, direct = config["via_haproxy"], config["direct_one_instance"]
+    for shots in (via, direct):
+        assert shots["errors"] == 0 and shots["rps"] > 50, shots  # 20 connections at 10 ms each: hundreds a second
+        assert 10.0 <= shots["p50_ms"] <= shots["p90_ms"] <= shots["p99_ms"] < 5000, shots
+    assert config["rps"] == via["rps"] and via["haproxy_cpu_us_per_request"] > 0
+    assert config["added_p99_ms"] == pytest.approx(via["p99_ms"] - 10.0, abs=0.002)
+    assert config["haproxy_added_p99_ms"] == pytest.approx(via["p99_ms"] - direct["p99_ms"], abs=0.002)
+    assert config["target_met"] == (via["rps"] >= 1000 and via["p99_ms"] - 10.0 < 5.0)
 
 
 # A bad release (30% errors) on a canary of 2 instances: rolled back a few seconds after the release, every time.
