@@ -1,4 +1,4 @@
-"""What made a rollback happen: the release's defect, a scheduled failure, an instance crash, or noise.
+"""What made a rollback happen: the release's defect, a scheduled failure, an instance crash, the rollout, or noise.
 
 A good release rolled back is a false rollback, and the question a policy review asks next is what made the
 metric cross. The deciding measurements saw data from `lookback` before the decision: the monitoring delay,

@@ -125,7 +125,7 @@ TABLE_NOTE = (
 )
 CAUSES_NOTE = (" False rollbacks are counted by cause (the analysis metrics that failed, joined by +, or alert, deadline, "
                "inconclusive) and by what made the metric cross: a scheduled failure in the analysis' view, an instance "
-               "crash, or noise.")
+               "crash, the capacity the deploy held out of rotation, or noise.")
 SPLIT_NOTE = (
     " Bad requests are per deploy of a bad release (the figure's runs) and of a good one; 'with no release' is what "
     "the same seeds serve with no deploy at all (crashes, failures, traffic), and 'added' is a run's bad requests "

@@ -82,7 +82,8 @@ def quality_rows(table: pd.DataFrame) -> Table:
              "bad reqs added [95% CI]", "rollbacks by cause", "false rollbacks: what crossed"]
     return Table(heads, rows, note="detect p50/p90: time from the release's start to detection, among runs rolled "
                  "back; bad requests added: minus the same seed with no release, over all runs; what crossed: a scheduled "
-                 "failure in the analysis' view, an instance crash, or noise", text=False)
+                 "failure in the analysis' view, an instance crash, the capacity the deploy held out of rotation, or noise",
+                 text=False)
 
 
 def quality_report(r: QualityResults) -> Report:

@@ -1,9 +1,8 @@
 """The README's staging benchmark commands, run as commands with small arguments: benchmarks/staging_throughput.py
 (open loop through HAProxy with `--no-wrk`, and its closed loop through wrk, which `make system-deps` installs) and
-benchmarks/calibration_value.py
-(on a 12-second bad canary instead of the shipped 90-second scenarios). What is checked is that each runs, prints
-what it says with figures that add up, and stops every process it started; the recorded figures are the
-benchmarks' business."""
+benchmarks/calibration_value.py (on a 12-second bad canary instead of the shipped 90-second scenarios). What is
+checked is that each runs, prints what it says with figures that add up, and stops every process it started; the
+recorded figures are the benchmarks' business."""
 from __future__ import annotations
 
 import json
