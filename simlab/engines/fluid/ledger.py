@@ -121,11 +121,11 @@ class Ledger:
     def final(self, failed) -> None:
         self.tick_failed += failed
 
-    def crash_failures(self, held, rng, retry_tokens=None) -> np.ndarray:
+    def crash_failures(self, held, retry_tokens=None) -> np.ndarray:
         """In-flight work of crashed instances: resets on the server side instead of the successes they would
         have been; as on the request engine, the client retries them while `retry_tokens` (R,) last (None: no
-        retries), and a retried request is counted as the success its retry most likely is. Returns the
-        retries sent per replication."""
+        retries), and a retried request is counted as the success its retry most likely is; a pool's fractional
+        share rounds at its CRASH uniform (common_draws). Returns the retries sent per replication."""
         if not np.count_nonzero(held):
             return np.zeros(self.R, dtype=np.int64)
         u = np.stack([self.uniforms.tick(self.t, self.ranks[:, v], CRASH) for v in range(self.V)], axis=1)

@@ -207,7 +207,7 @@ class Plane:
                     break
             else:
                 led.final(failed)
-        retried = led.crash_failures(self.held_reset, rng, self.tokens if self.retries.max else None)
+        retried = led.crash_failures(self.held_reset, self.tokens if self.retries.max else None)
         self.tokens = self.tokens - retried
         self.held_reset[:] = 0.0
         self.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(R))

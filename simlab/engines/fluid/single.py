@@ -261,7 +261,7 @@ def tick(plane, t: int, fleets) -> None:
             attempts = int(retried[0])
         else:
             led.final(failed)
-    retried = led.crash_failures(plane.held_reset, rng, plane.tokens if plane.retries.max else None)
+    retried = led.crash_failures(plane.held_reset, plane.tokens if plane.retries.max else None)
     plane.tokens = plane.tokens - retried
     plane.held_reset[:] = 0.0
     plane.retry_factor = np.divide(led.tick_attempts - A, np.maximum(A, 1), out=np.zeros(1))
